@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Everything `make test` runs. Each step prints a banner so a failure is easy to place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "formatting"
+cargo fmt --all --check
+
+step "versions"
+bash ci/versions.sh
+
+step "C header"
+bash ci/header.sh
+
+step "clippy"
+cargo clippy --locked --workspace --all-targets --quiet -- -D warnings
+
+step "rust tests"
+cargo test --locked --quiet
+
+step "docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p channel-messaging --quiet
+
+if [[ -x ci/loom.sh ]]; then
+  step "loom models"
+  bash ci/loom.sh
+fi

@@ -1,0 +1,1 @@
+//! The wire format of messages (docs/wire-format.md).
