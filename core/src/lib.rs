@@ -13,3 +13,9 @@ pub mod wire;
 pub use buffer::Buffer;
 pub use error::DataCloneError;
 pub use value::{BigInt, ErrorName, ErrorValue, Value, View, ViewKind};
+
+// --- wire layer exports (owned by the wire-format work; add re-exports here) ---
+// --- end wire layer exports ---
+
+// --- port layer (owned by the port work) ---
+// --- end port layer ---
