@@ -1,0 +1,935 @@
+//! [`Reader`]: a streaming, validating pull decoder.
+
+use std::borrow::Cow;
+
+use super::MAX_DEPTH;
+use super::cbor::{self, Stack, tag};
+use super::error::{DecodeError, DecodeErrorKind as K};
+use crate::{Buffer, ErrorName, ViewKind};
+
+/// The bytes of an `ArrayBuffer` as the reader found them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BufferData<'a> {
+    /// Bytes inside the encoded stream.
+    Inline(&'a [u8]),
+    /// A buffer of the message's side table: the very same bytes the sender
+    /// posted, shared without a copy.
+    Side {
+        /// Its index in the side table.
+        index: u32,
+        /// The buffer.
+        buffer: &'a Buffer,
+    },
+}
+
+impl<'a> BufferData<'a> {
+    /// The bytes.
+    pub fn as_slice(&self) -> &'a [u8] {
+        match *self {
+            BufferData::Inline(b) => b,
+            BufferData::Side { buffer, .. } => buffer.as_slice(),
+        }
+    }
+
+    /// The bytes as a [`Buffer`]: a copy of inline bytes, a shared handle (no copy)
+    /// of a side-table buffer.
+    pub fn to_buffer(&self) -> Buffer {
+        match *self {
+            BufferData::Inline(b) => Buffer::copy_from_slice(b),
+            BufferData::Side { buffer, .. } => buffer.clone(),
+        }
+    }
+}
+
+/// The UTF-16 code units of a string with lone surrogates, as stored in the message
+/// (little-endian byte pairs); borrowed, not copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Utf16Units<'a>(&'a [u8]);
+
+impl<'a> Utf16Units<'a> {
+    /// The number of code units.
+    pub fn len(&self) -> usize {
+        self.0.len() / 2
+    }
+
+    /// Whether there are no code units.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The code units.
+    pub fn iter(&self) -> impl Iterator<Item = u16> + 'a {
+        self.0
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+    }
+
+    /// The code units in a new vector.
+    pub fn to_vec(&self) -> Vec<u16> {
+        self.iter().collect()
+    }
+}
+
+/// One step of a message, as [`Reader::next`] yields them.
+///
+/// Containers announce their item count; their items are the following values (an
+/// object's items are `Key` then value, `count` times; a map's are key value then
+/// value). [`Event::Error`] with a cause, [`Event::View`], [`Event::Boxed`] and
+/// [`Event::Shareable`] are followed by exactly one value (the cause, the buffer, the
+/// primitive, the shared value).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event<'a> {
+    /// `undefined`.
+    Undefined,
+    /// `null`.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A double.
+    Float(f64),
+    /// A BigInt: sign and big-endian magnitude without leading zeros (empty for 0).
+    BigInt {
+        /// Whether it is below zero.
+        negative: bool,
+        /// The magnitude (borrowed from the input when possible).
+        magnitude: Cow<'a, [u8]>,
+    },
+    /// A string.
+    Str(&'a str),
+    /// A string with lone surrogates.
+    Utf16(Utf16Units<'a>),
+    /// An `ArrayBuffer`.
+    Buffer(BufferData<'a>),
+    /// An array of this many elements (values or [`Event::Hole`]s) follows.
+    ArrayStart(usize),
+    /// A missing array element.
+    Hole,
+    /// A plain object of this many entries: `Key`, value, `Key`, value, ...
+    ObjectStart(usize),
+    /// An object key.
+    Key(&'a str),
+    /// A `Map` of this many entries: key value, value, ...
+    MapStart(usize),
+    /// A `Set` of this many elements.
+    SetStart(usize),
+    /// A `Date` (milliseconds since the epoch).
+    Date(f64),
+    /// A `RegExp`.
+    RegExp {
+        /// The pattern.
+        source: &'a str,
+        /// The flags.
+        flags: &'a str,
+    },
+    /// An `Error`; when `has_cause` is true the next value is its cause.
+    Error {
+        /// The constructor name.
+        name: ErrorName,
+        /// `message`, if the error had one.
+        message: Option<&'a str>,
+        /// `stack`, if the sender had one.
+        stack: Option<&'a str>,
+        /// Whether a cause value follows.
+        has_cause: bool,
+    },
+    /// A typed array or DataView; its buffer follows (an [`Event::Buffer`], an
+    /// [`Event::Shareable`] then an `Event::Buffer`, or an [`Event::SharedRef`] to a
+    /// buffer). The reader has checked that the view fits that buffer.
+    View {
+        /// The element type.
+        kind: ViewKind,
+        /// Where the view starts, in bytes.
+        byte_offset: u64,
+        /// Its length in elements (bytes for a DataView).
+        length: u64,
+    },
+    /// A boxed primitive; the primitive follows.
+    Boxed,
+    /// The next value is shared value number `id` (ids count up from 0 in the order
+    /// their marks appear).
+    Shareable(u32),
+    /// Another reference to shared value `id` (possibly one still being read: a cycle).
+    SharedRef(u32),
+    /// The `i`-th port of the message.
+    Port(u32),
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Frame {
+    #[default]
+    None,
+    Array(u64),
+    Object(u64),
+    Map(u64),
+    Set(u64),
+    Cause,
+    Boxed,
+    ViewBuffer(u64),
+}
+
+/// Per shared id: where its value starts, and the buffer length (if a buffer).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SharedSlot {
+    pub(crate) offset: usize,
+    buffer_len: u64,
+}
+
+const NOT_BUFFER: u64 = u64::MAX;
+
+/// A streaming decoder: reads a message as a sequence of [`Event`]s without building
+/// a tree, checking bounds, structure, references, port and side-table indices and
+/// the depth limit as it goes. Lengths it reports are never larger than the input
+/// left, so a caller may reserve them.
+///
+/// # Examples
+///
+/// ```
+/// use channel_messaging::wire::{Event, Reader};
+/// use channel_messaging::Value;
+///
+/// let bytes = Value::Array(vec![Value::Int(1), Value::from("a")]).to_bytes()?;
+/// let mut r = Reader::new(&bytes, &[], 0)?;
+/// assert_eq!(r.next()?, Event::ArrayStart(2));
+/// assert_eq!(r.next()?, Event::Int(1));
+/// assert_eq!(r.next()?, Event::Str("a"));
+/// r.finish()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Reader<'a> {
+    input: &'a [u8],
+    pos: usize,
+    buffers: &'a [Buffer],
+    port_count: u32,
+    stack: Stack<Frame>,
+    base_depth: usize,
+    shared: Vec<SharedSlot>,
+    pending_share: Option<u32>,
+    done: bool,
+}
+
+type R<T> = Result<T, DecodeError>;
+
+impl<'a> Reader<'a> {
+    /// A reader over the message `bytes`, whose side table is `buffers` and which
+    /// carries `port_count` ports. Checks the format header.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeErrorKind::UnsupportedVersion`](super::DecodeErrorKind::UnsupportedVersion)
+    /// for a message of another format version,
+    /// [`Malformed`](super::DecodeErrorKind::Malformed) when the bytes do not start with
+    /// a message header, [`Truncated`](super::DecodeErrorKind::Truncated) when they end first.
+    pub fn new(bytes: &'a [u8], buffers: &'a [Buffer], port_count: u32) -> R<Self> {
+        let mut r = Reader {
+            input: bytes,
+            pos: 0,
+            buffers,
+            port_count,
+            stack: Stack::new(),
+            base_depth: 0,
+            shared: Vec::new(),
+            pending_share: None,
+            done: false,
+        };
+        if bytes.len() >= 3 && bytes[..3] == cbor::HEADER_V1 {
+            r.pos = 3;
+            return Ok(r);
+        }
+        let (major, arg) = r.head()?;
+        if major == cbor::MAJOR_TAG && (tag::PRIVATE_BASE..=tag::ENVELOPE_LAST).contains(&arg) {
+            if arg == tag::ENVELOPE_V1 {
+                return Ok(r); // non-shortest header: accepted
+            }
+            return Err(DecodeError::new(
+                K::UnsupportedVersion,
+                0,
+                format!(
+                    "format version {} (this decoder reads version 1)",
+                    arg - tag::PRIVATE_BASE
+                ),
+            ));
+        }
+        Err(DecodeError::new(
+            K::Malformed,
+            0,
+            "not a message: missing the format header tag",
+        ))
+    }
+
+    /// A reader for the shared value `id` alone, starting where its mark's content
+    /// begins, at the current depth (serde uses it to read a reference again).
+    pub(crate) fn replay(&self, id: u32) -> R<Reader<'a>> {
+        let slot = self
+            .shared
+            .get(id as usize)
+            .ok_or_else(|| self.error(K::BadReference, "no such shared value"))?;
+        let mut shared = self.shared[..id as usize].to_vec();
+        shared.push(*slot);
+        Ok(Reader {
+            input: self.input,
+            pos: slot.offset,
+            buffers: self.buffers,
+            port_count: self.port_count,
+            stack: Stack::new(),
+            base_depth: self.depth(),
+            shared,
+            pending_share: Some(id),
+            done: false,
+        })
+    }
+
+    /// How many containers are open.
+    pub fn depth(&self) -> usize {
+        self.base_depth + self.stack.len()
+    }
+
+    /// The byte offset of the next item.
+    pub fn offset(&self) -> usize {
+        self.pos
+    }
+
+    /// Whether the message's value has been read completely.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    fn error(&self, kind: K, detail: &'static str) -> DecodeError {
+        DecodeError::new(kind, self.pos, detail)
+    }
+
+    #[inline]
+    fn byte(&mut self) -> R<u8> {
+        match self.input.get(self.pos) {
+            Some(&b) => {
+                self.pos += 1;
+                Ok(b)
+            }
+            None => Err(self.error(K::Truncated, "input ends inside an item")),
+        }
+    }
+
+    #[inline]
+    fn take(&mut self, n: u64) -> R<&'a [u8]> {
+        let left = (self.input.len() - self.pos) as u64;
+        if n > left {
+            self.pos = self.input.len();
+            return Err(self.error(K::Truncated, "input ends inside an item"));
+        }
+        let s = &self.input[self.pos..self.pos + n as usize];
+        self.pos += n as usize;
+        Ok(s)
+    }
+
+    fn remaining(&self) -> u64 {
+        (self.input.len() - self.pos) as u64
+    }
+
+    /// Reads a head: major type and argument (for major type 7: the simple value, or
+    /// the raw bits of a float, whose width the caller reads from the initial byte).
+    #[inline]
+    fn head(&mut self) -> R<(u8, u64)> {
+        let b = self.byte()?;
+        let major = b >> 5;
+        let info = b & 0x1f;
+        let arg = match info {
+            0..=23 => u64::from(info),
+            24 => u64::from(self.byte()?),
+            25 => {
+                let s = self.take(2)?;
+                u64::from(u16::from_be_bytes([s[0], s[1]]))
+            }
+            26 => {
+                let s = self.take(4)?;
+                u64::from(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+            }
+            27 => {
+                let s = self.take(8)?;
+                u64::from_be_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]])
+            }
+            31 => {
+                self.pos -= 1;
+                return Err(self.error(
+                    K::Malformed,
+                    "indefinite-length items are not used by this format",
+                ));
+            }
+            _ => {
+                self.pos -= 1;
+                return Err(self.error(K::Malformed, "reserved additional information (28..30)"));
+            }
+        };
+        Ok((major, arg))
+    }
+
+    fn uint(&mut self, what: &'static str) -> R<u64> {
+        let at = self.pos;
+        let b = *self
+            .input
+            .get(self.pos)
+            .ok_or_else(|| self.error(K::Truncated, "input ends inside an item"))?;
+        if b >> 5 != cbor::MAJOR_UINT {
+            return Err(DecodeError::new(K::Malformed, at, what));
+        }
+        Ok(self.head()?.1)
+    }
+
+    fn text(&mut self, what: &'static str) -> R<&'a str> {
+        let at = self.pos;
+        let b = *self
+            .input
+            .get(self.pos)
+            .ok_or_else(|| self.error(K::Truncated, "input ends inside an item"))?;
+        if b >> 5 != cbor::MAJOR_TEXT {
+            return Err(DecodeError::new(K::Malformed, at, what));
+        }
+        let (_, len) = self.head()?;
+        let bytes = self.take(len)?;
+        std::str::from_utf8(bytes)
+            .map_err(|_| DecodeError::new(K::InvalidUtf8, at, "text string is not valid UTF-8"))
+    }
+
+    fn push(&mut self, frame: Frame) -> R<()> {
+        if self.depth() >= MAX_DEPTH {
+            return Err(self.error(K::DepthLimit, "more than 256 nested containers"));
+        }
+        self.stack.push(frame);
+        Ok(())
+    }
+
+    fn open(&mut self, frame: Frame, items: u64) -> R<()> {
+        if self.depth() >= MAX_DEPTH {
+            return Err(self.error(K::DepthLimit, "more than 256 nested containers"));
+        }
+        if items == 0 {
+            self.complete()
+        } else {
+            self.stack.push(frame)
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn complete(&mut self) {
+        loop {
+            match self.stack.last_mut() {
+                None => {
+                    self.done = true;
+                    return;
+                }
+                Some(Frame::Array(n) | Frame::Object(n) | Frame::Map(n) | Frame::Set(n)) => {
+                    *n -= 1;
+                    if *n > 0 {
+                        return;
+                    }
+                }
+                Some(_) => {}
+            }
+            self.stack.pop();
+        }
+    }
+
+    /// Checks that `count` items of at least one byte each can still follow.
+    fn count(&self, count: u64, per_item: u64, at: usize) -> R<usize> {
+        match count.checked_mul(per_item) {
+            Some(n) if n <= self.remaining() => Ok(count as usize),
+            _ => Err(DecodeError::new(
+                K::Truncated,
+                at,
+                "container longer than the input left",
+            )),
+        }
+    }
+
+    /// Reads the next event.
+    ///
+    /// # Errors
+    ///
+    /// A [`DecodeError`] for anything malformed, truncated or out of bounds; and when
+    /// called after the message's value has been read completely.
+    pub fn next(&mut self) -> R<Event<'a>> {
+        if self.done {
+            return Err(self.error(K::TrailingBytes, "read past the end of the message's value"));
+        }
+        let at = self.pos;
+        let frame = self.stack.last().copied().unwrap_or_default();
+        if let Frame::Object(n) = frame {
+            if n % 2 == 0 {
+                let key = self.text("object keys must be text strings")?;
+                if let Some(Frame::Object(n)) = self.stack.last_mut() {
+                    *n -= 1;
+                }
+                return Ok(Event::Key(key));
+            }
+        }
+        let (major, arg) = self.head()?;
+        let ev = match major {
+            cbor::MAJOR_UINT => match i64::try_from(arg) {
+                Ok(i) => Event::Int(i),
+                Err(_) => Event::BigInt {
+                    negative: false,
+                    magnitude: Cow::Owned(arg.to_be_bytes().to_vec()),
+                },
+            },
+            cbor::MAJOR_NINT => match i64::try_from(arg) {
+                Ok(i) => Event::Int(-1 - i),
+                Err(_) => {
+                    let m = (u128::from(arg) + 1).to_be_bytes();
+                    let first = m.iter().position(|&b| b != 0).unwrap_or(m.len());
+                    Event::BigInt {
+                        negative: true,
+                        magnitude: Cow::Owned(m[first..].to_vec()),
+                    }
+                }
+            },
+            cbor::MAJOR_BYTES => Event::Buffer(BufferData::Inline(self.take(arg)?)),
+            cbor::MAJOR_TEXT => {
+                let bytes = self.take(arg)?;
+                Event::Str(std::str::from_utf8(bytes).map_err(|_| {
+                    DecodeError::new(K::InvalidUtf8, at, "text string is not valid UTF-8")
+                })?)
+            }
+            cbor::MAJOR_ARRAY => Event::ArrayStart(self.count(arg, 1, at)?),
+            cbor::MAJOR_MAP => Event::ObjectStart(self.count(arg, 2, at)?),
+            cbor::MAJOR_TAG => self.tagged(arg, at, frame)?,
+            _ => self.simple(arg, at)?,
+        };
+        self.check_and_track(&ev, frame, at)?;
+        Ok(ev)
+    }
+
+    fn simple(&mut self, arg: u64, at: usize) -> R<Event<'a>> {
+        let b = self.input[at];
+        Ok(match b {
+            cbor::FALSE => Event::Bool(false),
+            cbor::TRUE => Event::Bool(true),
+            cbor::NULL => Event::Null,
+            cbor::UNDEFINED => Event::Undefined,
+            0xf9 => Event::Float(cbor::f16_to_f64(arg as u16)),
+            0xfa => Event::Float(cbor::f32_to_f64(arg as u32)),
+            0xfb => Event::Float(f64::from_bits(arg)),
+            _ => {
+                return Err(DecodeError::new(
+                    K::Malformed,
+                    at,
+                    "a simple value this format does not use",
+                ));
+            }
+        })
+    }
+
+    fn number(&mut self, what: &'static str) -> R<f64> {
+        let at = self.pos;
+        let (major, arg) = self.head()?;
+        match major {
+            cbor::MAJOR_UINT => Ok(arg as f64),
+            cbor::MAJOR_NINT => Ok(-1.0 - arg as f64),
+            7 => match self.input[at] {
+                0xf9 => Ok(cbor::f16_to_f64(arg as u16)),
+                0xfa => Ok(cbor::f32_to_f64(arg as u32)),
+                0xfb => Ok(f64::from_bits(arg)),
+                _ => Err(DecodeError::new(K::Malformed, at, what)),
+            },
+            _ => Err(DecodeError::new(K::Malformed, at, what)),
+        }
+    }
+
+    fn tagged(&mut self, t: u64, at: usize, frame: Frame) -> R<Event<'a>> {
+        Ok(match t {
+            tag::SHAREABLE => {
+                if self.pending_share.is_some() {
+                    return Err(DecodeError::new(
+                        K::BadTag,
+                        at,
+                        "a shareable mark on a shareable mark",
+                    ));
+                }
+                if frame == Frame::Boxed {
+                    return Err(DecodeError::new(
+                        K::BadTag,
+                        at,
+                        "a shareable mark inside a boxed primitive",
+                    ));
+                }
+                let id = u32::try_from(self.shared.len())
+                    .map_err(|_| DecodeError::new(K::BadReference, at, "too many shared values"))?;
+                self.shared.push(SharedSlot {
+                    offset: self.pos,
+                    buffer_len: NOT_BUFFER,
+                });
+                self.pending_share = Some(id);
+                return Ok(Event::Shareable(id));
+            }
+            tag::SHARED_REF => {
+                let n = self.uint("tag 29 must hold an unsigned integer")?;
+                if n >= self.shared.len() as u64 {
+                    return Err(DecodeError::new(
+                        K::BadReference,
+                        at,
+                        "a reference to a value not marked shareable (yet)",
+                    ));
+                }
+                Event::SharedRef(n as u32)
+            }
+            tag::ABSENT => {
+                if self.byte()? != cbor::UNDEFINED {
+                    return Err(DecodeError::new(
+                        K::Malformed,
+                        at,
+                        "tag 31 must hold undefined",
+                    ));
+                }
+                Event::Hole
+            }
+            tag::EPOCH_DATE => Event::Date(self.number("tag 1 must hold a number")? * 1000.0),
+            tag::DATE_MS => Event::Date(self.number("a date must hold a number")?),
+            tag::POS_BIGNUM | tag::NEG_BIGNUM => {
+                let b = *self
+                    .input
+                    .get(self.pos)
+                    .ok_or_else(|| self.error(K::Truncated, "input ends inside an item"))?;
+                if b >> 5 != cbor::MAJOR_BYTES {
+                    return Err(DecodeError::new(
+                        K::Malformed,
+                        at,
+                        "a bignum must hold a byte string",
+                    ));
+                }
+                let (_, len) = self.head()?;
+                let bytes = self.take(len)?;
+                let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+                let n = &bytes[first..];
+                if t == tag::POS_BIGNUM {
+                    Event::BigInt {
+                        negative: false,
+                        magnitude: Cow::Borrowed(n),
+                    }
+                } else {
+                    let mut m = Vec::with_capacity(n.len() + 1);
+                    m.push(0);
+                    m.extend_from_slice(n);
+                    for b in m.iter_mut().rev() {
+                        if *b == 0xff {
+                            *b = 0;
+                        } else {
+                            *b += 1;
+                            break;
+                        }
+                    }
+                    if m[0] == 0 {
+                        m.remove(0);
+                    }
+                    Event::BigInt {
+                        negative: true,
+                        magnitude: Cow::Owned(m),
+                    }
+                }
+            }
+            tag::SET => {
+                let (major, len) = self.head()?;
+                if major != cbor::MAJOR_ARRAY {
+                    return Err(DecodeError::new(
+                        K::Malformed,
+                        at,
+                        "tag 258 must hold an array",
+                    ));
+                }
+                Event::SetStart(self.count(len, 1, at)?)
+            }
+            tag::MAP => {
+                let (major, len) = self.head()?;
+                if major != cbor::MAJOR_MAP {
+                    return Err(DecodeError::new(
+                        K::Malformed,
+                        at,
+                        "tag 259 must hold a map",
+                    ));
+                }
+                Event::MapStart(self.count(len, 2, at)?)
+            }
+            tag::PORT => {
+                let i = self.uint("a port must hold an unsigned integer")?;
+                if i >= u64::from(self.port_count) {
+                    return Err(DecodeError::new(
+                        K::PortIndex,
+                        at,
+                        "port index beyond the message's ports",
+                    ));
+                }
+                Event::Port(i as u32)
+            }
+            tag::SIDE_BUFFER => {
+                let i = self.uint("a side-table buffer must hold an unsigned integer")?;
+                let buffers: &'a [Buffer] = self.buffers;
+                match buffers.get(i as usize) {
+                    Some(buffer) if i <= u64::from(u32::MAX) => Event::Buffer(BufferData::Side {
+                        index: i as u32,
+                        buffer,
+                    }),
+                    _ => {
+                        return Err(DecodeError::new(
+                            K::BufferIndex,
+                            at,
+                            "buffer index beyond the side table",
+                        ));
+                    }
+                }
+            }
+            tag::UTF16 => {
+                let b = *self
+                    .input
+                    .get(self.pos)
+                    .ok_or_else(|| self.error(K::Truncated, "input ends inside an item"))?;
+                if b >> 5 != cbor::MAJOR_BYTES {
+                    return Err(DecodeError::new(
+                        K::Malformed,
+                        at,
+                        "a UTF-16 string must hold a byte string",
+                    ));
+                }
+                let (_, len) = self.head()?;
+                let bytes = self.take(len)?;
+                if bytes.len() % 2 != 0 {
+                    return Err(DecodeError::new(
+                        K::Malformed,
+                        at,
+                        "a UTF-16 string must hold an even number of bytes",
+                    ));
+                }
+                Event::Utf16(Utf16Units(bytes))
+            }
+            tag::REGEXP => {
+                if self.byte()? != 0x82 {
+                    return Err(DecodeError::new(
+                        K::Malformed,
+                        at,
+                        "a RegExp must hold [source, flags]",
+                    ));
+                }
+                let source = self.text("a RegExp source must be a text string")?;
+                let flags = self.text("RegExp flags must be a text string")?;
+                Event::RegExp { source, flags }
+            }
+            tag::ERROR => self.error_fields(at)?,
+            tag::BOXED => Event::Boxed,
+            tag::VIEW => {
+                if self.byte()? != 0x83 {
+                    return Err(DecodeError::new(
+                        K::Malformed,
+                        at,
+                        "a view must hold [byte_offset, length, buffer]",
+                    ));
+                }
+                let byte_offset = self.uint("a view's byte offset must be an unsigned integer")?;
+                let length = self.uint("a view's length must be an unsigned integer")?;
+                let mut kind = ViewKind::DataView;
+                let save = self.pos;
+                if let Ok((cbor::MAJOR_TAG, t)) = self.head() {
+                    match super::view_kind_from_tag(t) {
+                        Some(k) => kind = k,
+                        None => self.pos = save,
+                    }
+                } else {
+                    self.pos = save;
+                }
+                Event::View {
+                    kind,
+                    byte_offset,
+                    length,
+                }
+            }
+            _ => {
+                return Err(DecodeError::new(
+                    K::BadTag,
+                    at,
+                    "a tag this format does not use here",
+                ));
+            }
+        })
+    }
+
+    fn error_fields(&mut self, at: usize) -> R<Event<'a>> {
+        let (major, n) = self.head()?;
+        if major != cbor::MAJOR_MAP || !(1..=4).contains(&n) {
+            return Err(DecodeError::new(
+                K::Malformed,
+                at,
+                "an Error must hold a map of 1 to 4 entries",
+            ));
+        }
+        if self.text("Error fields are text keys")? != "name" {
+            return Err(DecodeError::new(
+                K::Malformed,
+                at,
+                "an Error's first key must be \"name\"",
+            ));
+        }
+        let name = ErrorName::from_name(self.text("an Error's name must be a text string")?);
+        let last = n - 1;
+        let (mut message, mut stack, mut has_cause) = (None, None, false);
+        let mut order = 0;
+        for i in 1..n {
+            let key_at = self.pos;
+            let key = self.text("Error fields are text keys")?;
+            let rank = match key {
+                "message" => 1,
+                "stack" => 2,
+                "cause" => 3,
+                _ => 0,
+            };
+            if rank <= order {
+                return Err(DecodeError::new(
+                    K::Malformed,
+                    key_at,
+                    "Error keys must be name, message, stack, cause, in this order",
+                ));
+            }
+            order = rank;
+            match rank {
+                1 => message = Some(self.text("an Error's message must be a text string")?),
+                2 => stack = Some(self.text("an Error's stack must be a text string")?),
+                _ if i == last => has_cause = true,
+                _ => {
+                    return Err(DecodeError::new(
+                        K::Malformed,
+                        key_at,
+                        "an Error's cause must be its last entry",
+                    ));
+                }
+            }
+        }
+        Ok(Event::Error {
+            name,
+            message,
+            stack,
+            has_cause,
+        })
+    }
+
+    /// Checks that `ev` may stand where it is, then does the bookkeeping: shared slots,
+    /// containers opened or completed.
+    fn check_and_track(&mut self, ev: &Event<'a>, frame: Frame, at: usize) -> R<()> {
+        if matches!(ev, Event::Shareable(_)) {
+            return Ok(());
+        }
+        // What kind of value starts here?
+        let buffer_len = match ev {
+            Event::Buffer(b) => b.as_slice().len() as u64,
+            Event::SharedRef(id) => self.shared[*id as usize].buffer_len,
+            _ => NOT_BUFFER,
+        };
+        match frame {
+            Frame::Boxed => {
+                if !matches!(
+                    ev,
+                    Event::Bool(_)
+                        | Event::Int(_)
+                        | Event::Float(_)
+                        | Event::BigInt { .. }
+                        | Event::Str(_)
+                        | Event::Utf16(_)
+                ) {
+                    return Err(DecodeError::new(
+                        K::Malformed,
+                        at,
+                        "a boxed primitive must hold a boolean, number, bigint or string",
+                    ));
+                }
+            }
+            Frame::ViewBuffer(needed) => {
+                if buffer_len == NOT_BUFFER {
+                    return Err(DecodeError::new(
+                        if matches!(ev, Event::SharedRef(_)) {
+                            K::BadReference
+                        } else {
+                            K::BadView
+                        },
+                        at,
+                        "the buffer of a view is not an ArrayBuffer",
+                    ));
+                }
+                if buffer_len < needed {
+                    return Err(DecodeError::new(
+                        K::BadView,
+                        at,
+                        "a view out of bounds of its buffer",
+                    ));
+                }
+            }
+            Frame::Array(_) => {}
+            _ if *ev == Event::Hole => {
+                return Err(DecodeError::new(
+                    K::BadTag,
+                    at,
+                    "an array hole outside an array",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(id) = self.pending_share.take() {
+            if matches!(ev, Event::SharedRef(_) | Event::Hole) {
+                return Err(DecodeError::new(
+                    K::BadTag,
+                    at,
+                    "a shareable mark on a reference or a hole",
+                ));
+            }
+            self.shared[id as usize].buffer_len = match ev {
+                Event::Buffer(_) => buffer_len,
+                _ => NOT_BUFFER,
+            };
+        }
+        match *ev {
+            Event::ArrayStart(n) => self.open(Frame::Array(n as u64), n as u64),
+            Event::ObjectStart(n) => self.open(Frame::Object(n as u64 * 2), n as u64),
+            Event::MapStart(n) => self.open(Frame::Map(n as u64 * 2), n as u64),
+            Event::SetStart(n) => self.open(Frame::Set(n as u64), n as u64),
+            Event::Error {
+                has_cause: true, ..
+            } => self.push(Frame::Cause),
+            Event::Boxed => self.push(Frame::Boxed),
+            Event::View {
+                kind,
+                byte_offset,
+                length,
+            } => {
+                let needed = (kind.element_size() as u64)
+                    .checked_mul(length)
+                    .and_then(|n| n.checked_add(byte_offset))
+                    .ok_or_else(|| {
+                        DecodeError::new(K::BadView, at, "a view out of bounds of its buffer")
+                    })?;
+                self.push(Frame::ViewBuffer(needed))
+            }
+            _ => {
+                self.complete();
+                Ok(())
+            }
+        }
+    }
+
+    /// Reads and discards one complete value (with everything inside it).
+    pub fn skip_value(&mut self) -> R<()> {
+        let start = self.depth();
+        loop {
+            let ev = self.next()?;
+            if !matches!(ev, Event::Shareable(_)) && (self.done || self.depth() <= start) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Checks that the message's value has been read completely and that no bytes
+    /// follow it.
+    pub fn finish(self) -> R<()> {
+        if !self.done {
+            return Err(self.error(K::Truncated, "the message ends inside its value"));
+        }
+        if self.pos != self.input.len() {
+            return Err(self.error(K::TrailingBytes, "bytes after the message's value"));
+        }
+        Ok(())
+    }
+}
