@@ -1,0 +1,205 @@
+//! The receiving side shared by [`MessagePort`](crate::MessagePort) and
+//! [`BroadcastChannel`](crate::BroadcastChannel): every way to receive, over one queue.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use super::error::{RecvError, RecvTimeoutError, TryRecvError};
+use super::inbox::Inbox;
+use super::message::{Envelope, Message, MessageEvent};
+use crate::sync::{Arc, Mutex, lock};
+
+/// How a port's queue ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// This side called `close()` (or was dropped).
+    SelfClosed,
+    /// The partner closed or went away.
+    PartnerClosed,
+}
+
+pub(crate) struct Consumer {
+    /// `None` once the port was transferred away.
+    pub(crate) inbox: Option<Arc<Inbox>>,
+    /// `Some` once the queue's close marker has been received.
+    pub(crate) ended: Option<End>,
+}
+
+/// One pop, as seen by the endpoint's owner.
+pub(crate) enum Popped {
+    Message(Message),
+    Empty,
+    /// The queue has ended; `true` the first time this endpoint sees it.
+    Ended(End, bool),
+    Detached,
+}
+
+pub(crate) struct Endpoint {
+    pub(crate) consumer: Mutex<Consumer>,
+}
+
+impl Endpoint {
+    pub(crate) fn new(inbox: Arc<Inbox>) -> Self {
+        Endpoint {
+            consumer: Mutex::new(Consumer {
+                inbox: Some(inbox),
+                ended: None,
+            }),
+        }
+    }
+
+    /// The inbox, while this endpoint owns one.
+    pub(crate) fn inbox(&self) -> Option<Arc<Inbox>> {
+        lock(&self.consumer).inbox.clone()
+    }
+
+    /// Pops one envelope. Nothing that can run user code (dropping messages, firing the
+    /// hook) happens while the consumer lock is held.
+    pub(crate) fn try_pop(&self) -> Popped {
+        let mut garbage = Vec::new();
+        let mut rearm = None;
+        let popped = {
+            let mut c = lock(&self.consumer);
+            let c = &mut *c;
+            match &c.inbox {
+                None => Popped::Detached,
+                Some(inbox) => match c.ended {
+                    Some(end) => {
+                        garbage = inbox.drain();
+                        Popped::Ended(end, false)
+                    }
+                    None => match inbox.pop() {
+                        Some(Envelope::Message(m)) => Popped::Message(m),
+                        Some(Envelope::PartnerClosed) => {
+                            c.ended = Some(End::PartnerClosed);
+                            inbox.stop_accepting();
+                            inbox.wake_space_waiters();
+                            garbage = inbox.drain();
+                            Popped::Ended(End::PartnerClosed, true)
+                        }
+                        Some(Envelope::SelfClosed) => {
+                            c.ended = Some(End::SelfClosed);
+                            inbox.wake_space_waiters();
+                            garbage = inbox.drain();
+                            Popped::Ended(End::SelfClosed, true)
+                        }
+                        None => {
+                            if inbox.hook_needs_rearm() {
+                                rearm = Some(Arc::clone(inbox));
+                            }
+                            Popped::Empty
+                        }
+                    },
+                },
+            }
+        };
+        drop(garbage);
+        if let Some(inbox) = rearm {
+            inbox.rearm_hook();
+        }
+        popped
+    }
+
+    /// Blocks until a pop gives something other than `Empty`, or `deadline` passes:
+    /// spins briefly, then parks until a push wakes it. `pop` is the owner's `try_pop`
+    /// (which also applies the owner's side effects, such as cutting a port's link).
+    pub(crate) fn wait<T>(
+        &self,
+        deadline: Option<Instant>,
+        mut pop: impl FnMut() -> Result<T, TryRecvError>,
+    ) -> Result<T, RecvTimeoutError> {
+        #[cfg(not(loom))]
+        let backoff = crossbeam_utils::Backoff::new();
+        loop {
+            match pop() {
+                Ok(v) => return Ok(v),
+                Err(TryRecvError::Closed) => return Err(RecvTimeoutError::Closed),
+                Err(TryRecvError::MessageError(e)) => {
+                    return Err(RecvTimeoutError::MessageError(e));
+                }
+                Err(TryRecvError::Empty) => {}
+            }
+            #[cfg(not(loom))]
+            if !backoff.is_completed() {
+                backoff.snooze();
+                continue;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(RecvTimeoutError::Timeout);
+            }
+            let Some(inbox) = self.inbox() else {
+                return Err(RecvTimeoutError::Closed);
+            };
+            inbox.register_sleeper();
+            if inbox.is_empty() && self.owns(&inbox) {
+                crate::sync::park(deadline);
+            }
+            if deadline.is_some() {
+                inbox.unregister_sleeper();
+            }
+        }
+    }
+
+    fn owns(&self, inbox: &Arc<Inbox>) -> bool {
+        lock(&self.consumer)
+            .inbox
+            .as_ref()
+            .is_some_and(|i| Arc::ptr_eq(i, inbox))
+    }
+
+    /// One poll of an async receive: `pop`, and when it is empty, register the task's
+    /// waker and pop once more (so a push between the two is never missed).
+    pub(crate) fn poll_pop<T>(
+        &self,
+        cx: &mut Context<'_>,
+        mut pop: impl FnMut() -> Result<T, TryRecvError>,
+    ) -> Poll<Result<T, TryRecvError>> {
+        match pop() {
+            Err(TryRecvError::Empty) => {}
+            other => return Poll::Ready(other),
+        }
+        let Some(inbox) = self.inbox() else {
+            return Poll::Ready(Err(TryRecvError::Closed));
+        };
+        inbox.register_waker(cx.waker());
+        match pop() {
+            Err(TryRecvError::Empty) => Poll::Pending,
+            other => Poll::Ready(other),
+        }
+    }
+}
+
+/// Something that can be polled for its next message (a port or a broadcast channel).
+pub(crate) trait PollRecv: Sync {
+    fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<MessageEvent, TryRecvError>>;
+}
+
+/// The future of `recv_async`: resolves with the next message.
+///
+/// Cancel safety: dropping it before it resolves loses nothing; the message stays
+/// queued for the next receive.
+#[must_use = "futures do nothing unless polled"]
+pub struct Recv<'a> {
+    pub(crate) src: &'a dyn PollRecv,
+}
+
+impl std::fmt::Debug for Recv<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Recv")
+    }
+}
+
+impl Future for Recv<'_> {
+    type Output = Result<MessageEvent, RecvError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.src.poll_recv(cx).map(|r| {
+            r.map_err(|e| match e {
+                TryRecvError::MessageError(e) => RecvError::MessageError(e),
+                TryRecvError::Empty | TryRecvError::Closed => RecvError::Closed,
+            })
+        })
+    }
+}

@@ -1,0 +1,235 @@
+//! What travels between ports: an encoded message with its side tables, and the close
+//! markers that share its queue.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+use super::MessagePort;
+use super::inbox::Inbox;
+use crate::sync::Arc;
+use crate::wire::{self, DecodeError};
+use crate::{Buffer, DataCloneError, Value};
+
+/// What a queue holds: messages, and the in-band close markers behind them.
+pub(crate) enum Envelope {
+    Message(Message),
+    /// The partner closed or went away (everything it sent before is ahead of this).
+    PartnerClosed,
+    /// The owning port itself closed.
+    SelfClosed,
+}
+
+/// How many encoded bytes a message keeps inline, without a heap allocation.
+const INLINE: usize = 46;
+
+/// The encoded bytes of a message: inline when small, else shared (a broadcast shares one
+/// allocation among every receiver).
+#[derive(Clone)]
+pub(crate) enum Payload {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Shared(Bytes),
+}
+
+impl Payload {
+    pub(crate) fn copy_from(bytes: &[u8]) -> Self {
+        if bytes.len() <= INLINE {
+            let mut inline = [0u8; INLINE];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            Payload::Inline {
+                len: bytes.len() as u8,
+                bytes: inline,
+            }
+        } else {
+            Payload::Shared(Bytes::copy_from_slice(bytes))
+        }
+    }
+
+    /// Takes the bytes of `scratch`: copied inline when small, moved when large.
+    pub(crate) fn from_scratch(scratch: &mut Vec<u8>) -> Self {
+        const MOVE_ABOVE: usize = 4096;
+        if scratch.len() > MOVE_ABOVE {
+            Payload::Shared(Bytes::from(std::mem::take(scratch)))
+        } else {
+            Payload::copy_from(scratch)
+        }
+    }
+
+    #[inline]
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Payload::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Payload::Shared(b) => b,
+        }
+    }
+}
+
+/// Runs `encode` into a reusable per-thread buffer and returns the encoded payload.
+pub(crate) fn encode_payload(
+    encode: impl FnOnce(&mut Vec<u8>, &mut Vec<Buffer>) -> Result<(), DataCloneError>,
+) -> Result<(Payload, Vec<Buffer>), DataCloneError> {
+    let mut buffers = Vec::new();
+    let mut encode = Some(encode);
+    #[cfg(not(loom))]
+    {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        // The buffer is busy when a Serialize impl posts from inside serialization, and
+        // gone while the thread exits: both fall back to a fresh buffer below.
+        let reused = SCRATCH
+            .try_with(|cell| {
+                let mut scratch = cell.try_borrow_mut().ok()?;
+                let encode = encode.take()?;
+                scratch.clear();
+                let result = encode(&mut scratch, &mut buffers)
+                    .map(|()| Payload::from_scratch(&mut scratch));
+                if scratch.capacity() > 1 << 20 {
+                    *scratch = Vec::new();
+                }
+                Some(result)
+            })
+            .ok()
+            .flatten();
+        if let Some(result) = reused {
+            return result.map(|p| (p, buffers));
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(encode) = encode.take() {
+        encode(&mut out, &mut buffers)?;
+    }
+    Ok((Payload::from_scratch(&mut out), buffers))
+}
+
+/// A port travelling inside a message: its inbox (with everything queued in it) and its
+/// link to its partner. Dropping one that was never adopted closes the port, so its
+/// partner learns of it (DESIGN.md §7.6) and nothing leaks.
+pub(crate) struct PortTransfer {
+    pub(crate) inbox: Option<Arc<Inbox>>,
+    pub(crate) link: Option<Arc<Inbox>>,
+}
+
+impl Drop for PortTransfer {
+    fn drop(&mut self) {
+        if let Some(inbox) = self.inbox.take() {
+            super::disentangle(&inbox, self.link.take());
+        }
+    }
+}
+
+struct SideTable {
+    buffers: Vec<Buffer>,
+    ports: Vec<PortTransfer>,
+}
+
+/// A received message, still encoded: the bytes of docs/wire-format.md plus its side
+/// tables (out-of-band buffers and transferred ports).
+///
+/// Most code calls [`MessagePort::recv`], which decodes for you. A language binding
+/// receives a `Message` with [`MessagePort::try_recv_message`] and decodes it straight
+/// into its own objects with [`wire::Reader`](crate::wire), adopting the ports with
+/// [`Message::take_ports`].
+///
+/// Dropping a message closes the ports it carries that were not taken.
+pub struct Message {
+    payload: Payload,
+    side: Option<Box<SideTable>>,
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message")
+            .field("bytes", &self.bytes().len())
+            .field("buffers", &self.buffers().len())
+            .field("ports", &self.port_count())
+            .finish()
+    }
+}
+
+impl Message {
+    pub(crate) fn new(payload: Payload, buffers: Vec<Buffer>, ports: Vec<PortTransfer>) -> Self {
+        let side = if buffers.is_empty() && ports.is_empty() {
+            None
+        } else {
+            Some(Box::new(SideTable { buffers, ports }))
+        };
+        Message { payload, side }
+    }
+
+    /// A copy sharing the payload and buffers (broadcasts; never used with ports).
+    pub(crate) fn share(&self) -> Self {
+        debug_assert_eq!(self.port_count(), 0);
+        Message {
+            payload: self.payload.clone(),
+            side: self.side.as_ref().map(|s| {
+                Box::new(SideTable {
+                    buffers: s.buffers.clone(),
+                    ports: Vec::new(),
+                })
+            }),
+        }
+    }
+
+    /// The encoded bytes (docs/wire-format.md).
+    pub fn bytes(&self) -> &[u8] {
+        self.payload.as_slice()
+    }
+
+    /// The out-of-band buffers the bytes refer to by index.
+    pub fn buffers(&self) -> &[Buffer] {
+        self.side.as_ref().map_or(&[], |s| &s.buffers)
+    }
+
+    /// How many ports the message carries (those not taken yet).
+    pub fn port_count(&self) -> usize {
+        self.side.as_ref().map_or(0, |s| s.ports.len())
+    }
+
+    /// The bytes this message counts for in flow control: encoded bytes plus buffers.
+    pub fn byte_size(&self) -> usize {
+        self.bytes().len() + self.buffers().iter().map(|b| b.len()).sum::<usize>()
+    }
+
+    /// Adopts the transferred ports, in transfer-list order: the `i`-th is what
+    /// `Value::Port(i)` in the data refers to. Each starts with its queue disabled
+    /// (spec B9) and receives every message that was queued or in flight for it.
+    pub fn take_ports(&mut self) -> Vec<MessagePort> {
+        match self.side.as_mut() {
+            Some(s) => s.ports.drain(..).map(MessagePort::adopt).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Decodes the data and adopts the ports.
+    ///
+    /// # Errors
+    ///
+    /// A [`DecodeError`] when the bytes are not a valid message (the web's
+    /// `messageerror`); the ports the message carried are then closed.
+    pub fn decode(mut self) -> Result<MessageEvent, DecodeError> {
+        let data = wire::decode_value(self.bytes(), self.buffers(), self.port_count() as u32)?;
+        let ports = self.take_ports();
+        Ok(MessageEvent { data, ports })
+    }
+
+    /// Decodes the data into any `T: Deserialize`. Ports the message carried are closed
+    /// (a serde type cannot hold them; use [`Message::take_ports`] first to keep them).
+    ///
+    /// # Errors
+    ///
+    /// A [`DecodeError`] when the bytes do not decode as a `T`.
+    pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, DecodeError> {
+        wire::decode_serde(self.bytes(), self.buffers())
+    }
+}
+
+/// A decoded message: the web's `MessageEvent` for a port (`data` and `ports`).
+#[derive(Debug)]
+pub struct MessageEvent {
+    /// The structured clone of what was posted.
+    pub data: Value,
+    /// The transferred ports, in transfer-list order; `Value::Port(i)` in `data` is
+    /// `ports[i]`.
+    pub ports: Vec<MessagePort>,
+}
