@@ -325,6 +325,12 @@ def git_commit() -> str:
         rev = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
         ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=normal", "--", "core", "bench"],
+            cwd=ROOT, capture_output=True, text=True,
+        ).stdout.strip()
+        if rev and dirty:
+            rev += " plus uncommitted changes in core/ or bench/ (the working tree was measured)"
         return rev or "unknown"
     except OSError:
         return "unknown"
@@ -467,9 +473,11 @@ def write_chart(path: Path, cases: list[dict]) -> str:
         return "matplotlib is not installed: chart skipped"
     by_id = {c["id"]: c for c in cases}
     ratio_rows = []
+    # the ratios that have targets; when none was measured (no core rows), the others
+    targeted = any(x["target"] and x["median"] is not None for c in cases for x in c["compare"])
     for c in cases:
         for x in c["compare"]:
-            if x["median"] is not None:
+            if x["median"] is not None and (bool(x["target"]) or not targeted):
                 peer = by_id[x["peer"]]
                 ratio_rows.append((f"{c['group']}: {short(c['mechanism'])}\n  vs {short(peer['mechanism'])}", x))
     limit_rows = [
@@ -482,7 +490,7 @@ def write_chart(path: Path, cases: list[dict]) -> str:
     heights = [max(1, len(ratio_rows)), max(1, len(limit_rows))]
     fig, axes = plt.subplots(
         2 if limit_rows else 1, 1,
-        figsize=(11, 1.2 + 0.42 * (len(ratio_rows) + len(limit_rows))),
+        figsize=(11, 2.2 + 0.5 * (len(ratio_rows) + len(limit_rows))),
         gridspec_kw={"height_ratios": heights} if limit_rows else None,
         squeeze=False,
     )
@@ -494,7 +502,7 @@ def write_chart(path: Path, cases: list[dict]) -> str:
         colors.append(color)
         ax.barh(y, med, color=color, alpha=0.8)
         ax.errorbar(med, y, xerr=[[med - x["min"]], [x["max"] - med]], fmt="none", ecolor="black", capsize=3)
-        ax.text(med * 1.05, y, f"{med:.3g}×", va="center", fontsize=7)
+        ax.text(max(med, x["max"]) * 1.08, y, f"{med:.3g}×", va="center", fontsize=7)
         if x["target"]:
             op, bound = parse_target(x["target"])
             ax.plot([bound, bound], [y - 0.4, y + 0.4], color="black", linewidth=2)
@@ -502,10 +510,11 @@ def write_chart(path: Path, cases: list[dict]) -> str:
     ax.set_xscale("log")
     ax.axvline(1.0, color="#555", linewidth=0.8, linestyle=":")
     ax.set_yticks(ys)
-    ax.set_yticklabels([r[0] for r in ratio_rows], fontsize=6)
-    ax.set_xlabel("ratio (this row / compared row), median of pairwise ratios, bar = min–max; "
-                  "green = target met, red = missed, grey = no target")
-    ax.set_title("channel-messaging benchmarks: ratios against targets")
+    ax.set_yticklabels([r[0] for r in ratio_rows], fontsize=7)
+    ax.set_xlabel("ratio = this row / compared row (median of the run-by-run ratios; whisker = min–max)\n"
+                  "green: target met, red: missed, grey: no target; black tick: the target")
+    ax.set_title("channel-messaging benchmarks: ratios against their targets"
+                 + ("" if targeted else " (no targeted row measured: peer ratios shown)"))
     if limit_rows:
         ax2 = axes[1][0]
         ys2 = list(range(len(limit_rows)))[::-1]
@@ -515,8 +524,8 @@ def write_chart(path: Path, cases: list[dict]) -> str:
             ax2.text(max(lr["median"], 0) + 1, y, f"{lr['median']:.1f} B", va="center", fontsize=7)
             ax2.plot([lr["bound"], lr["bound"]], [y - 0.4, y + 0.4], color="black", linewidth=2)
         ax2.set_yticks(ys2)
-        ax2.set_yticklabels([r[0] for r in limit_rows], fontsize=6)
-        ax2.set_xlabel("W5 resident bytes per queued message above the payload (target: ≤ bar)")
+        ax2.set_yticklabels([r[0] for r in limit_rows], fontsize=7)
+        ax2.set_xlabel("W5: resident bytes per queued message above the payload (black tick: the limit)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -586,7 +595,7 @@ def main() -> int:
     ap.add_argument("--bin", required=True, help="directory of the release bench binaries")
     ap.add_argument("--core-rows", choices=["built", "not-built"], default="not-built")
     ap.add_argument("--core-rows-note", default="", help="why the core rows were not built")
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default="", help="regex on case ids (development aid)")
     ap.add_argument("--cases", type=Path, default=ROOT / "bench" / "cases.toml")

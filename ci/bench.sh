@@ -2,7 +2,7 @@
 # `make bench` (bash ci/bench.sh) and `make bench-quick` (bash ci/bench.sh --quick).
 #
 # Full: release build, then bench/run.py runs every case of bench/cases.toml in a fresh
-# process BENCH_RUNS times (default 3) and writes BENCHMARKS.md, bench-results/results.json
+# process BENCH_RUNS times (default 5) and writes BENCHMARKS.md, bench-results/results.json
 # and bench-results/chart.png (matplotlib, installed into the repo-local .venv).
 # Quick: the rows marked `quick = true`, once each, output under bench-results/tmp/;
 # exits 1 when a ratio is more than 2x worse than in the committed results.json.
@@ -73,5 +73,5 @@ if ! .venv/bin/python -c 'import matplotlib' 2>/dev/null; then
     || echo "warning: could not install matplotlib; the chart will be skipped"
 fi
 
-step "running the benchmarks (${BENCH_RUNS:-3} runs per case)"
-exec .venv/bin/python bench/run.py --runs "${BENCH_RUNS:-3}" --command "make bench" "${args[@]}"
+step "running the benchmarks (${BENCH_RUNS:-5} runs per case)"
+exec .venv/bin/python bench/run.py --runs "${BENCH_RUNS:-5}" --command "make bench" "${args[@]}"
