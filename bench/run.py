@@ -235,11 +235,15 @@ def run_all(cases: list[dict], runs: int, ctx: Ctx) -> None:
         for r in range(runs):
             for c in members:
                 i += 1
+                label = f"{group} {c['mechanism']} run {r + 1}/{runs}"
+                if any(e.startswith("timed out") for e in c["errors"]):
+                    c["runs"].append(None)
+                    progress(i, total, f"{label} ... skipped (an earlier run timed out)")
+                    continue
                 t0 = time.monotonic()
                 result, err = run_once(c, ctx)
                 secs = time.monotonic() - t0
                 c["runs"].append(result)
-                label = f"{group} {c['mechanism']} run {r + 1}/{runs}"
                 if result is None:
                     c["errors"].append(err)
                     progress(i, total, f"{label} ... FAILED ({err})")
@@ -601,7 +605,7 @@ def main() -> int:
     ap.add_argument("--cases", type=Path, default=ROOT / "bench" / "cases.toml")
     ap.add_argument("--scale", type=float, default=1.0,
                     help="multiply every n by this (development aid; results are not comparable)")
-    ap.add_argument("--timeout", type=int, default=180, help="seconds per run")
+    ap.add_argument("--timeout", type=int, default=120, help="seconds per run")
     ap.add_argument("--command", default="make bench")
     ap.add_argument("--out", type=Path, default=None, help="output directory (default: repo)")
     args = ap.parse_args()
