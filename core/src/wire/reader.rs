@@ -156,17 +156,32 @@ pub enum Event<'a> {
     Port(u32),
 }
 
+/// An open container, packed in one word: the kind in the low 3 bits, the items
+/// still due (or, for a view, the bytes its buffer needs) above them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-enum Frame {
-    #[default]
-    None,
-    Array(u64),
-    Object(u64),
-    Map(u64),
-    Set(u64),
-    Cause,
-    Boxed,
-    ViewBuffer(u64),
+struct Frame(u64);
+
+const F_ARRAY: u64 = 1;
+const F_OBJECT: u64 = 2;
+const F_MAP: u64 = 3;
+const F_SET: u64 = 4;
+const F_CAUSE: u64 = 5;
+const F_BOXED: u64 = 6;
+const F_VIEW: u64 = 7;
+
+impl Frame {
+    #[inline]
+    const fn new(kind: u64, n: u64) -> Self {
+        Frame(kind | (n << 3))
+    }
+    #[inline]
+    const fn kind(self) -> u64 {
+        self.0 & 7
+    }
+    #[inline]
+    const fn n(self) -> u64 {
+        self.0 >> 3
+    }
 }
 
 /// Per shared id: where its value starts, and the buffer length (if a buffer).
@@ -222,6 +237,7 @@ impl<'a> Reader<'a> {
     /// for a message of another format version,
     /// [`Malformed`](super::DecodeErrorKind::Malformed) when the bytes do not start with
     /// a message header, [`Truncated`](super::DecodeErrorKind::Truncated) when they end first.
+    #[inline]
     pub fn new(bytes: &'a [u8], buffers: &'a [Buffer], port_count: u32) -> R<Self> {
         let mut r = Reader {
             input: bytes,
@@ -234,7 +250,7 @@ impl<'a> Reader<'a> {
             pending_share: None,
             done: false,
         };
-        if bytes.len() >= 3 && bytes[..3] == cbor::HEADER_V1 {
+        if let [0xd9, 0xcb, 0x01, ..] = bytes {
             r.pos = 3;
             return Ok(r);
         }
@@ -376,6 +392,7 @@ impl<'a> Reader<'a> {
         Ok(self.head()?.1)
     }
 
+    #[inline]
     fn text(&mut self, what: &'static str) -> R<&'a str> {
         let at = self.pos;
         let b = *self
@@ -419,9 +436,9 @@ impl<'a> Reader<'a> {
                     self.done = true;
                     return;
                 }
-                Some(Frame::Array(n) | Frame::Object(n) | Frame::Map(n) | Frame::Set(n)) => {
-                    *n -= 1;
-                    if *n > 0 {
+                Some(f) if f.kind() <= F_SET => {
+                    f.0 -= 8;
+                    if f.n() > 0 {
                         return;
                     }
                 }
@@ -432,6 +449,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Checks that `count` items of at least one byte each can still follow.
+    #[inline]
     fn count(&self, count: u64, per_item: u64, at: usize) -> R<usize> {
         match count.checked_mul(per_item) {
             Some(n) if n <= self.remaining() => Ok(count as usize),
@@ -449,20 +467,19 @@ impl<'a> Reader<'a> {
     ///
     /// A [`DecodeError`] for anything malformed, truncated or out of bounds; and when
     /// called after the message's value has been read completely.
+    #[inline]
     pub fn next(&mut self) -> R<Event<'a>> {
         if self.done {
             return Err(self.error(K::TrailingBytes, "read past the end of the message's value"));
         }
         let at = self.pos;
         let frame = self.stack.last().copied().unwrap_or_default();
-        if let Frame::Object(n) = frame {
-            if n % 2 == 0 {
-                let key = self.text("object keys must be text strings")?;
-                if let Some(Frame::Object(n)) = self.stack.last_mut() {
-                    *n -= 1;
-                }
-                return Ok(Event::Key(key));
+        if frame.kind() == F_OBJECT && frame.n() % 2 == 0 {
+            let key = self.text("object keys must be text strings")?;
+            if let Some(f) = self.stack.last_mut() {
+                f.0 -= 8;
             }
+            return Ok(Event::Key(key));
         }
         let (major, arg) = self.head()?;
         let ev = match major {
@@ -546,7 +563,7 @@ impl<'a> Reader<'a> {
                         "a shareable mark on a shareable mark",
                     ));
                 }
-                if frame == Frame::Boxed {
+                if frame.kind() == F_BOXED {
                     return Err(DecodeError::new(
                         K::BadTag,
                         at,
@@ -810,6 +827,7 @@ impl<'a> Reader<'a> {
 
     /// Checks that `ev` may stand where it is, then does the bookkeeping: shared slots,
     /// containers opened or completed.
+    #[inline]
     fn check_and_track(&mut self, ev: &Event<'a>, frame: Frame, at: usize) -> R<()> {
         if matches!(ev, Event::Shareable(_)) {
             return Ok(());
@@ -820,8 +838,8 @@ impl<'a> Reader<'a> {
             Event::SharedRef(id) => self.shared[*id as usize].buffer_len,
             _ => NOT_BUFFER,
         };
-        match frame {
-            Frame::Boxed => {
+        match frame.kind() {
+            F_BOXED => {
                 if !matches!(
                     ev,
                     Event::Bool(_)
@@ -838,7 +856,8 @@ impl<'a> Reader<'a> {
                     ));
                 }
             }
-            Frame::ViewBuffer(needed) => {
+            F_VIEW => {
+                let needed = frame.n();
                 if buffer_len == NOT_BUFFER {
                     return Err(DecodeError::new(
                         if matches!(ev, Event::SharedRef(_)) {
@@ -858,8 +877,8 @@ impl<'a> Reader<'a> {
                     ));
                 }
             }
-            Frame::Array(_) => {}
-            _ if *ev == Event::Hole => {
+            F_ARRAY => {}
+            _ if matches!(ev, Event::Hole) => {
                 return Err(DecodeError::new(
                     K::BadTag,
                     at,
@@ -882,14 +901,14 @@ impl<'a> Reader<'a> {
             };
         }
         match *ev {
-            Event::ArrayStart(n) => self.open(Frame::Array(n as u64), n as u64),
-            Event::ObjectStart(n) => self.open(Frame::Object(n as u64 * 2), n as u64),
-            Event::MapStart(n) => self.open(Frame::Map(n as u64 * 2), n as u64),
-            Event::SetStart(n) => self.open(Frame::Set(n as u64), n as u64),
+            Event::ArrayStart(n) => self.open(Frame::new(F_ARRAY, n as u64), n as u64),
+            Event::ObjectStart(n) => self.open(Frame::new(F_OBJECT, n as u64 * 2), n as u64),
+            Event::MapStart(n) => self.open(Frame::new(F_MAP, n as u64 * 2), n as u64),
+            Event::SetStart(n) => self.open(Frame::new(F_SET, n as u64), n as u64),
             Event::Error {
                 has_cause: true, ..
-            } => self.push(Frame::Cause),
-            Event::Boxed => self.push(Frame::Boxed),
+            } => self.push(Frame::new(F_CAUSE, 1)),
+            Event::Boxed => self.push(Frame::new(F_BOXED, 1)),
             Event::View {
                 kind,
                 byte_offset,
@@ -898,10 +917,11 @@ impl<'a> Reader<'a> {
                 let needed = (kind.element_size() as u64)
                     .checked_mul(length)
                     .and_then(|n| n.checked_add(byte_offset))
+                    .filter(|&n| n < 1 << 60)
                     .ok_or_else(|| {
                         DecodeError::new(K::BadView, at, "a view out of bounds of its buffer")
                     })?;
-                self.push(Frame::ViewBuffer(needed))
+                self.push(Frame::new(F_VIEW, needed))
             }
             _ => {
                 self.complete();
@@ -923,7 +943,7 @@ impl<'a> Reader<'a> {
 
     /// Checks that the message's value has been read completely and that no bytes
     /// follow it.
-    pub fn finish(self) -> R<()> {
+    pub fn finish(&self) -> R<()> {
         if !self.done {
             return Err(self.error(K::Truncated, "the message ends inside its value"));
         }

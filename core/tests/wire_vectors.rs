@@ -1,0 +1,674 @@
+//! Golden vectors (tests/vectors/): every vector decodes to its expected value, and
+//! encoding that value reproduces the bytes exactly.
+//!
+//! Regenerate with `UPDATE_VECTORS=1 cargo test -p channel-messaging --test wire_vectors`.
+
+use std::path::PathBuf;
+
+use channel_messaging::wire::{decode_value, encode_value};
+use channel_messaging::{BigInt, Buffer, ErrorName, ErrorValue, Value, View, ViewKind};
+use serde_json::{Value as Json, json};
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors")
+}
+
+fn s(v: &str) -> Value {
+    Value::String(v.into())
+}
+
+fn obj(entries: Vec<(&str, Value)>) -> Value {
+    Value::Object(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    )
+}
+
+fn buf(bytes: &[u8]) -> Value {
+    Value::Buffer(Buffer::copy_from_slice(bytes))
+}
+
+fn err(name: ErrorName, message: Option<&str>, stack: Option<&str>, cause: Option<Value>) -> Value {
+    Value::Error(Box::new(ErrorValue {
+        name,
+        message: message.map(Into::into),
+        stack: stack.map(Into::into),
+        cause,
+    }))
+}
+
+/// (name, description, value, port count)
+fn vectors() -> Vec<(&'static str, &'static str, Value, u32)> {
+    let big: Vec<u8> = (0..2048u32).map(|i| (i % 251) as u8).collect();
+    vec![
+        ("undefined", "undefined (simple 23)", Value::Undefined, 0),
+        ("null", "null", Value::Null, 0),
+        ("true", "true", Value::Bool(true), 0),
+        ("false", "false", Value::Bool(false), 0),
+        ("int_zero", "the integer 0", Value::Int(0), 0),
+        (
+            "int_small",
+            "the integer 23 (one-byte head)",
+            Value::Int(23),
+            0,
+        ),
+        ("int_negative", "the integer -500", Value::Int(-500), 0),
+        ("int_max", "i64::MAX", Value::Int(i64::MAX), 0),
+        ("int_min", "i64::MIN", Value::Int(i64::MIN), 0),
+        (
+            "float_half",
+            "1.5 as a float (f16 on the wire)",
+            Value::Float(1.5),
+            0,
+        ),
+        (
+            "float_one",
+            "1.0 stays a float (f16 0x3c00), not an integer",
+            Value::Float(1.0),
+            0,
+        ),
+        (
+            "float_single",
+            "100000.5 (f32 on the wire)",
+            Value::Float(100000.5),
+            0,
+        ),
+        (
+            "float_double",
+            "0.1 (f64 on the wire)",
+            Value::Float(0.1),
+            0,
+        ),
+        ("float_neg_zero", "-0.0", Value::Float(-0.0), 0),
+        (
+            "float_nan",
+            "the canonical quiet NaN 0x7ff8000000000000",
+            Value::Float(f64::NAN),
+            0,
+        ),
+        (
+            "float_nan_payload",
+            "a NaN with payload bits 0x7ff0000000000001 (kept bit for bit)",
+            Value::Float(f64::from_bits(0x7ff0_0000_0000_0001)),
+            0,
+        ),
+        ("float_inf", "+Infinity", Value::Float(f64::INFINITY), 0),
+        (
+            "float_neg_inf",
+            "-Infinity",
+            Value::Float(f64::NEG_INFINITY),
+            0,
+        ),
+        ("bigint_zero", "0n", Value::BigInt(BigInt::from_i128(0)), 0),
+        (
+            "bigint_small",
+            "5n (a BigInt, not a number)",
+            Value::BigInt(BigInt::from_i128(5)),
+            0,
+        ),
+        (
+            "bigint_negative",
+            "-256n (tag 3 holds 255)",
+            Value::BigInt(BigInt::from_i128(-256)),
+            0,
+        ),
+        (
+            "bigint_large",
+            "2^100 n",
+            Value::BigInt(BigInt::from_i128(1 << 100)),
+            0,
+        ),
+        (
+            "bigint_huge_negative",
+            "-(2^128)n, beyond i128",
+            Value::BigInt(BigInt {
+                negative: true,
+                magnitude: {
+                    let mut m = vec![1u8];
+                    m.extend([0u8; 16]);
+                    m
+                },
+            }),
+            0,
+        ),
+        ("string_empty", "the empty string", s(""), 0),
+        ("string_ascii", "\"hello\"", s("hello"), 0),
+        (
+            "string_unicode",
+            "a string with non-ASCII characters and an astral one",
+            s("héllo wörld \u{1F600}"),
+            0,
+        ),
+        (
+            "string_nul",
+            "a string holding NUL characters",
+            s("a\0b\0"),
+            0,
+        ),
+        (
+            "utf16_lone_high",
+            "a string with a lone high surrogate: 'a', U+D800, 'b'",
+            Value::Utf16(vec![0x61, 0xd800, 0x62]),
+            0,
+        ),
+        (
+            "utf16_lone_low",
+            "a string that is a lone low surrogate U+DC00",
+            Value::Utf16(vec![0xdc00]),
+            0,
+        ),
+        (
+            "boxed_number",
+            "new Number(42)",
+            Value::Boxed(Box::new(Value::Int(42))),
+            0,
+        ),
+        (
+            "boxed_string",
+            "new String(\"s\")",
+            Value::Boxed(Box::new(s("s"))),
+            0,
+        ),
+        (
+            "boxed_bool",
+            "new Boolean(false)",
+            Value::Boxed(Box::new(Value::Bool(false))),
+            0,
+        ),
+        (
+            "boxed_bigint",
+            "Object(7n)",
+            Value::Boxed(Box::new(Value::BigInt(BigInt::from_i128(7)))),
+            0,
+        ),
+        ("buffer_empty", "an empty ArrayBuffer", buf(&[]), 0),
+        (
+            "buffer_small",
+            "an ArrayBuffer of 4 bytes, inline",
+            buf(&[1, 2, 3, 255]),
+            0,
+        ),
+        (
+            "buffer_side_table",
+            "a 2048-byte ArrayBuffer (bytes i % 251), in the side table as buffer 0",
+            buf(&big),
+            0,
+        ),
+        (
+            "view_uint8",
+            "a Uint8Array of 2 elements at byte offset 1 of a 4-byte buffer",
+            Value::View(View {
+                kind: ViewKind::Uint8,
+                buffer: Box::new(buf(&[9, 8, 7, 6])),
+                byte_offset: 1,
+                length: 2,
+            }),
+            0,
+        ),
+        (
+            "view_float64",
+            "a Float64Array of 1 element over an 8-byte buffer holding 1.0 (little-endian)",
+            Value::View(View {
+                kind: ViewKind::Float64,
+                buffer: Box::new(buf(&1.0f64.to_le_bytes())),
+                byte_offset: 0,
+                length: 1,
+            }),
+            0,
+        ),
+        (
+            "view_dataview",
+            "a DataView of 3 bytes at offset 0 of a 3-byte buffer",
+            Value::View(View {
+                kind: ViewKind::DataView,
+                buffer: Box::new(buf(&[1, 2, 3])),
+                byte_offset: 0,
+                length: 3,
+            }),
+            0,
+        ),
+        (
+            "views_share_buffer",
+            "[Uint8Array over buffer b, Int16Array over the same b]: one buffer, two views",
+            Value::Array(vec![
+                Value::View(View {
+                    kind: ViewKind::Uint8,
+                    buffer: Box::new(Value::Shared(Box::new(buf(&[1, 2, 3, 4])))),
+                    byte_offset: 0,
+                    length: 4,
+                }),
+                Value::View(View {
+                    kind: ViewKind::Int16,
+                    buffer: Box::new(Value::Ref(0)),
+                    byte_offset: 2,
+                    length: 1,
+                }),
+            ]),
+            0,
+        ),
+        ("array_empty", "[]", Value::Array(vec![]), 0),
+        (
+            "array_mixed",
+            "[1, \"two\", null, undefined, true]",
+            Value::Array(vec![
+                Value::Int(1),
+                s("two"),
+                Value::Null,
+                Value::Undefined,
+                Value::Bool(true),
+            ]),
+            0,
+        ),
+        (
+            "array_holes",
+            "[1, <hole>, 3, <hole>]: a sparse array",
+            Value::Array(vec![Value::Int(1), Value::Hole, Value::Int(3), Value::Hole]),
+            0,
+        ),
+        (
+            "array_nested",
+            "[[[]]]",
+            Value::Array(vec![Value::Array(vec![Value::Array(vec![])])]),
+            0,
+        ),
+        ("object_empty", "{}", obj(vec![]), 0),
+        (
+            "object_w1",
+            "the W1 message {\"seq\": 7, \"name\": \"tick\"}",
+            obj(vec![("seq", Value::Int(7)), ("name", s("tick"))]),
+            0,
+        ),
+        (
+            "object_nested",
+            "{\"a\": {\"b\": [1]}, \"\": null}: nested, with an empty key, insertion order kept",
+            obj(vec![
+                ("a", obj(vec![("b", Value::Array(vec![Value::Int(1)]))])),
+                ("", Value::Null),
+            ]),
+            0,
+        ),
+        (
+            "map_any_keys",
+            "new Map([[1, \"one\"], [\"1\", \"string one\"], [{}, null]]) (tag 259)",
+            Value::Map(vec![
+                (Value::Int(1), s("one")),
+                (s("1"), s("string one")),
+                (obj(vec![]), Value::Null),
+            ]),
+            0,
+        ),
+        ("map_empty", "new Map()", Value::Map(vec![]), 0),
+        (
+            "set",
+            "new Set([1, \"a\", 2.5])",
+            Value::Set(vec![Value::Int(1), s("a"), Value::Float(2.5)]),
+            0,
+        ),
+        (
+            "date_seconds",
+            "new Date(1700000000000): whole seconds, tag 1 with an integer",
+            Value::Date(1_700_000_000_000.0),
+            0,
+        ),
+        (
+            "date_millis",
+            "new Date(1700000000123): tag 1 with a float when seconds*1000 is exact",
+            Value::Date(1_700_000_000_123.0),
+            0,
+        ),
+        (
+            "date_inexact",
+            "new Date(1001): 1.001 * 1000 is not exactly 1001 in doubles, so the private milliseconds tag",
+            Value::Date(1001.0),
+            0,
+        ),
+        (
+            "date_invalid",
+            "an invalid Date (NaN time value)",
+            Value::Date(f64::NAN),
+            0,
+        ),
+        (
+            "regexp",
+            "/a+b/gi",
+            Value::RegExp {
+                source: "a+b".into(),
+                flags: "gi".into(),
+            },
+            0,
+        ),
+        (
+            "error_plain",
+            "new Error() with no message",
+            err(ErrorName::Error, None, None, None),
+            0,
+        ),
+        (
+            "error_full",
+            "a TypeError with message, stack and cause",
+            err(
+                ErrorName::TypeError,
+                Some("bad"),
+                Some("TypeError: bad\n    at f"),
+                Some(s("why")),
+            ),
+            0,
+        ),
+        (
+            "error_nested_cause",
+            "a RangeError whose cause is an Error whose cause is 1",
+            err(
+                ErrorName::RangeError,
+                Some("outer"),
+                None,
+                Some(err(
+                    ErrorName::Error,
+                    Some("inner"),
+                    None,
+                    Some(Value::Int(1)),
+                )),
+            ),
+            0,
+        ),
+        (
+            "shared_twice",
+            "x = {}; [x, x]: tag 28 then tag 29",
+            Value::Array(vec![Value::Shared(Box::new(obj(vec![]))), Value::Ref(0)]),
+            0,
+        ),
+        (
+            "cycle_array",
+            "a = []; a.push(a)",
+            Value::Shared(Box::new(Value::Array(vec![Value::Ref(0)]))),
+            0,
+        ),
+        (
+            "cycle_object",
+            "o = {}; o.self = o; o.name = \"o\"",
+            Value::Shared(Box::new(obj(vec![
+                ("self", Value::Ref(0)),
+                ("name", s("o")),
+            ]))),
+            0,
+        ),
+        (
+            "shared_numbering",
+            "[a, b, a, b] with a = [] and b = {}: ids 0 and 1 in order of their marks",
+            Value::Array(vec![
+                Value::Shared(Box::new(Value::Array(vec![]))),
+                Value::Shared(Box::new(obj(vec![]))),
+                Value::Ref(0),
+                Value::Ref(1),
+            ]),
+            0,
+        ),
+        (
+            "ports",
+            "{\"port\": <port 0>, \"other\": <port 1>} with 2 ports transferred",
+            obj(vec![("port", Value::Port(0)), ("other", Value::Port(1))]),
+            2,
+        ),
+    ]
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn kind_name(k: ViewKind) -> &'static str {
+    match k {
+        ViewKind::Int8 => "Int8Array",
+        ViewKind::Uint8 => "Uint8Array",
+        ViewKind::Uint8Clamped => "Uint8ClampedArray",
+        ViewKind::Int16 => "Int16Array",
+        ViewKind::Uint16 => "Uint16Array",
+        ViewKind::Int32 => "Int32Array",
+        ViewKind::Uint32 => "Uint32Array",
+        ViewKind::Float16 => "Float16Array",
+        ViewKind::Float32 => "Float32Array",
+        ViewKind::Float64 => "Float64Array",
+        ViewKind::BigInt64 => "BigInt64Array",
+        ViewKind::BigUint64 => "BigUint64Array",
+        ViewKind::DataView => "DataView",
+        _ => unreachable!(),
+    }
+}
+
+const KINDS: [ViewKind; 13] = [
+    ViewKind::Int8,
+    ViewKind::Uint8,
+    ViewKind::Uint8Clamped,
+    ViewKind::Int16,
+    ViewKind::Uint16,
+    ViewKind::Int32,
+    ViewKind::Uint32,
+    ViewKind::Float16,
+    ViewKind::Float32,
+    ViewKind::Float64,
+    ViewKind::BigInt64,
+    ViewKind::BigUint64,
+    ViewKind::DataView,
+];
+
+/// The language-neutral notation of tests/vectors/README.md.
+fn to_json(v: &Value) -> Json {
+    match v {
+        Value::Undefined => json!({"undefined": null}),
+        Value::Null => json!({"null": null}),
+        Value::Bool(b) => json!({"bool": b}),
+        Value::Int(i) => json!({"int": i.to_string()}),
+        Value::Float(f) => json!({"float": format!("{:016x}", f.to_bits())}),
+        Value::BigInt(b) => {
+            json!({"bigint": {"negative": b.negative, "magnitude": hex(&b.magnitude)}})
+        }
+        Value::String(s) => json!({"string": s}),
+        Value::Utf16(u) => json!({"utf16": u}),
+        Value::Boxed(b) => json!({"boxed": to_json(b)}),
+        Value::Buffer(b) => json!({"buffer": hex(b)}),
+        Value::View(v) => {
+            json!({"view": {"kind": kind_name(v.kind), "byte_offset": v.byte_offset, "length": v.length, "buffer": to_json(&v.buffer)}})
+        }
+        Value::Array(a) => json!({"array": a.iter().map(to_json).collect::<Vec<_>>()}),
+        Value::Hole => json!({"hole": null}),
+        Value::Object(e) => {
+            json!({"object": e.iter().map(|(k, v)| json!([k, to_json(v)])).collect::<Vec<_>>()})
+        }
+        Value::Map(e) => {
+            json!({"map": e.iter().map(|(k, v)| json!([to_json(k), to_json(v)])).collect::<Vec<_>>()})
+        }
+        Value::Set(a) => json!({"set": a.iter().map(to_json).collect::<Vec<_>>()}),
+        Value::Date(ms) => json!({"date": format!("{:016x}", ms.to_bits())}),
+        Value::RegExp { source, flags } => json!({"regexp": {"source": source, "flags": flags}}),
+        Value::Error(e) => {
+            let mut m = serde_json::Map::new();
+            m.insert("name".into(), json!(e.name.as_str()));
+            if let Some(x) = &e.message {
+                m.insert("message".into(), json!(x));
+            }
+            if let Some(x) = &e.stack {
+                m.insert("stack".into(), json!(x));
+            }
+            if let Some(x) = &e.cause {
+                m.insert("cause".into(), to_json(x));
+            }
+            json!({"error": m})
+        }
+        Value::Shared(v) => json!({"shared": to_json(v)}),
+        Value::Ref(n) => json!({"ref": n}),
+        Value::Port(i) => json!({"port": i}),
+    }
+}
+
+fn from_json(j: &Json) -> Value {
+    let (k, v) = j.as_object().unwrap().iter().next().unwrap();
+    let f64_hex = |v: &Json| f64::from_bits(u64::from_str_radix(v.as_str().unwrap(), 16).unwrap());
+    let list = |v: &Json| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(from_json)
+            .collect::<Vec<_>>()
+    };
+    match k.as_str() {
+        "undefined" => Value::Undefined,
+        "null" => Value::Null,
+        "bool" => Value::Bool(v.as_bool().unwrap()),
+        "int" => Value::Int(v.as_str().unwrap().parse().unwrap()),
+        "float" => Value::Float(f64_hex(v)),
+        "bigint" => Value::BigInt(BigInt {
+            negative: v["negative"].as_bool().unwrap(),
+            magnitude: unhex(v["magnitude"].as_str().unwrap()),
+        }),
+        "string" => Value::String(v.as_str().unwrap().into()),
+        "utf16" => Value::Utf16(
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u.as_u64().unwrap() as u16)
+                .collect(),
+        ),
+        "boxed" => Value::Boxed(Box::new(from_json(v))),
+        "buffer" => Value::Buffer(Buffer::from(unhex(v.as_str().unwrap()))),
+        "view" => Value::View(View {
+            kind: *KINDS.iter().find(|k| kind_name(**k) == v["kind"]).unwrap(),
+            byte_offset: v["byte_offset"].as_u64().unwrap(),
+            length: v["length"].as_u64().unwrap(),
+            buffer: Box::new(from_json(&v["buffer"])),
+        }),
+        "array" => Value::Array(list(v)),
+        "hole" => Value::Hole,
+        "object" => Value::Object(
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (p[0].as_str().unwrap().to_owned(), from_json(&p[1])))
+                .collect(),
+        ),
+        "map" => Value::Map(
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (from_json(&p[0]), from_json(&p[1])))
+                .collect(),
+        ),
+        "set" => Value::Set(list(v)),
+        "date" => Value::Date(f64_hex(v)),
+        "regexp" => Value::RegExp {
+            source: v["source"].as_str().unwrap().into(),
+            flags: v["flags"].as_str().unwrap().into(),
+        },
+        "error" => err(
+            ErrorName::from_name(v["name"].as_str().unwrap()),
+            v.get("message").map(|m| m.as_str().unwrap()),
+            v.get("stack").map(|m| m.as_str().unwrap()),
+            v.get("cause").map(from_json),
+        ),
+        "shared" => Value::Shared(Box::new(from_json(v))),
+        "ref" => Value::Ref(v.as_u64().unwrap() as u32),
+        "port" => Value::Port(v.as_u64().unwrap() as u32),
+        other => panic!("unknown kind {other}"),
+    }
+}
+
+/// Values compared with floats by bits (NaN == NaN when the bits agree).
+fn same(a: &Value, b: &Value) -> bool {
+    to_json(a) == to_json(b)
+}
+
+fn encode(v: &Value, ports: u32) -> (Vec<u8>, Vec<Buffer>) {
+    let (mut out, mut buffers) = (Vec::new(), Vec::new());
+    encode_value(v, ports, &mut out, &mut buffers).unwrap();
+    (out, buffers)
+}
+
+#[test]
+fn golden_vectors() {
+    let dir = dir();
+    if std::env::var_os("UPDATE_VECTORS").is_some() {
+        let mut manifest = Vec::new();
+        for (name, description, value, ports) in vectors() {
+            let (bytes, buffers) = encode(&value, ports);
+            let file = format!("{name}.cbor");
+            std::fs::write(dir.join(&file), &bytes).unwrap();
+            let mut buffer_files = Vec::new();
+            for (i, b) in buffers.iter().enumerate() {
+                let f = format!("{name}.buf{i}");
+                std::fs::write(dir.join(&f), b.as_slice()).unwrap();
+                buffer_files.push(f);
+            }
+            manifest.push(json!({
+                "name": name, "file": file, "description": description, "hex": hex(&bytes),
+                "buffers": buffer_files, "ports": ports, "value": to_json(&value),
+            }));
+        }
+        let text = serde_json::to_string_pretty(&json!({"format_version": 1, "vectors": manifest}))
+            .unwrap();
+        std::fs::write(dir.join("vectors.json"), text + "\n").unwrap();
+    }
+
+    let manifest: Json =
+        serde_json::from_slice(&std::fs::read(dir.join("vectors.json")).unwrap()).unwrap();
+    let listed = manifest["vectors"].as_array().unwrap();
+    assert_eq!(
+        listed.len(),
+        vectors().len(),
+        "manifest out of date: run with UPDATE_VECTORS=1"
+    );
+    for (entry, (name, _, value, ports)) in listed.iter().zip(vectors()) {
+        assert_eq!(
+            entry["name"], name,
+            "manifest out of date: run with UPDATE_VECTORS=1"
+        );
+        let bytes = std::fs::read(dir.join(entry["file"].as_str().unwrap())).unwrap();
+        let buffers: Vec<Buffer> = entry["buffers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| Buffer::from(std::fs::read(dir.join(f.as_str().unwrap())).unwrap()))
+            .collect();
+        assert_eq!(
+            entry["hex"].as_str().unwrap(),
+            hex(&bytes),
+            "{name}: hex and file differ"
+        );
+        let expected = from_json(&entry["value"]);
+        assert!(
+            same(&expected, &value),
+            "{name}: manifest value differs from the test's"
+        );
+        let port_count = entry["ports"].as_u64().unwrap() as u32;
+        assert_eq!(port_count, ports);
+
+        let decoded =
+            decode_value(&bytes, &buffers, port_count).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(same(&decoded, &expected), "{name}: decoded {decoded:?}");
+        let (again, again_buffers) = encode(&expected, port_count);
+        assert_eq!(hex(&again), hex(&bytes), "{name}: re-encoding differs");
+        assert_eq!(again_buffers, buffers, "{name}: side table differs");
+
+        // Every proper prefix is an error, never a panic.
+        for cut in 0..bytes.len() {
+            assert!(
+                decode_value(&bytes[..cut], &buffers, port_count).is_err(),
+                "{name}: prefix {cut} decoded"
+            );
+        }
+        // Every single-byte mutation decodes or fails cleanly.
+        for i in 0..bytes.len() {
+            for flip in [0x01u8, 0x20, 0x80, 0xff] {
+                let mut m = bytes.clone();
+                m[i] ^= flip;
+                let _ = decode_value(&m, &buffers, port_count);
+            }
+        }
+    }
+}
