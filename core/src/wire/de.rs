@@ -23,6 +23,7 @@ pub(crate) fn decode<T: de::DeserializeOwned>(
         r: reader,
         peeked: None,
         budget: &mut budget,
+        replays: 0,
     };
     let v = T::deserialize(&mut d).map_err(|e| d.locate(e))?;
     d.r.finish()?;
@@ -33,7 +34,12 @@ struct Deserializer<'de, 'b> {
     r: Reader<'de>,
     peeked: Option<Event<'de>>,
     budget: &'b mut usize,
+    /// How many references are being read again around this reader.
+    replays: u32,
 }
+
+/// The most references that may be read again inside one another.
+const MAX_REPLAYS: u32 = 16;
 
 type R<T> = Result<T, DecodeError>;
 
@@ -130,6 +136,21 @@ impl<'de> Deserializer<'de, '_> {
                 }
                 Ok(v)
             }
+            ev @ (Event::RegExp { .. }
+            | Event::Error { .. }
+            | Event::View { .. }
+            | Event::Boxed
+            | Event::Shareable(_)
+            | Event::SharedRef(_)) => self.visit_cold(ev, visitor),
+            Event::Port(_) => Err(self.mismatch("a MessagePort")),
+        }
+    }
+
+    /// The rarer kinds, kept out of `visit` so that its stack frame stays small
+    /// (deeply nested input recurses through it).
+    #[inline(never)]
+    fn visit_cold<V: Visitor<'de>>(&mut self, ev: Event<'de>, visitor: V) -> R<V::Value> {
+        match ev {
             Event::RegExp { source, flags } => visitor.visit_map(de::value::MapDeserializer::new(
                 [("source", source), ("flags", flags)].into_iter(),
             )),
@@ -179,15 +200,24 @@ impl<'de> Deserializer<'de, '_> {
                 self.visit(ev, visitor)
             }
             Event::SharedRef(id) => {
+                if self.r.is_open(id) {
+                    return Err(self.mismatch("a cyclic reference"));
+                }
+                if self.replays >= MAX_REPLAYS {
+                    return Err(
+                        self.mismatch("references nested more than 16 deep through references")
+                    );
+                }
                 let mut sub = Deserializer {
                     r: self.r.replay(id)?,
                     peeked: None,
                     budget: &mut *self.budget,
+                    replays: self.replays + 1,
                 };
                 let ev = sub.value_event()?;
                 sub.visit(ev, visitor)
             }
-            Event::Port(_) => Err(self.mismatch("a MessagePort")),
+            _ => Err(self.mismatch("this event")),
         }
     }
 
@@ -197,6 +227,7 @@ impl<'de> Deserializer<'de, '_> {
             r: self.r.replay(id)?,
             peeked: None,
             budget: &mut *self.budget,
+            replays: self.replays + 1,
         };
         match sub.value_event()? {
             Event::Buffer(b) => Ok(b.as_slice()),

@@ -221,6 +221,8 @@ pub struct Reader<'a> {
     stack: Stack<Frame>,
     base_depth: usize,
     shared: Vec<SharedSlot>,
+    /// Shared containers still being read: (id, depth inside them).
+    open_shared: Vec<(u32, usize)>,
     pending_share: Option<u32>,
     done: bool,
 }
@@ -247,6 +249,7 @@ impl<'a> Reader<'a> {
             stack: Stack::new(),
             base_depth: 0,
             shared: Vec::new(),
+            open_shared: Vec::new(),
             pending_share: None,
             done: false,
         };
@@ -292,6 +295,7 @@ impl<'a> Reader<'a> {
             stack: Stack::new(),
             base_depth: self.depth(),
             shared,
+            open_shared: self.open_shared.clone(),
             pending_share: Some(id),
             done: false,
         })
@@ -445,7 +449,19 @@ impl<'a> Reader<'a> {
                 Some(_) => {}
             }
             self.stack.pop();
+            while let Some(&(_, d)) = self.open_shared.last() {
+                if d > self.depth() {
+                    self.open_shared.pop();
+                } else {
+                    break;
+                }
+            }
         }
+    }
+
+    /// Whether shared value `id` is still being read (a reference to it now is a cycle).
+    pub fn is_open(&self, id: u32) -> bool {
+        self.open_shared.iter().any(|&(i, _)| i == id)
     }
 
     /// Checks that `count` items of at least one byte each can still follow.
@@ -887,7 +903,8 @@ impl<'a> Reader<'a> {
             }
             _ => {}
         }
-        if let Some(id) = self.pending_share.take() {
+        let share = self.pending_share.take();
+        if let Some(id) = share {
             if matches!(ev, Event::SharedRef(_) | Event::Hole) {
                 return Err(DecodeError::new(
                     K::BadTag,
@@ -900,7 +917,8 @@ impl<'a> Reader<'a> {
                 _ => NOT_BUFFER,
             };
         }
-        match *ev {
+        let depth = self.depth();
+        let result = match *ev {
             Event::ArrayStart(n) => self.open(Frame::new(F_ARRAY, n as u64), n as u64),
             Event::ObjectStart(n) => self.open(Frame::new(F_OBJECT, n as u64 * 2), n as u64),
             Event::MapStart(n) => self.open(Frame::new(F_MAP, n as u64 * 2), n as u64),
@@ -927,7 +945,13 @@ impl<'a> Reader<'a> {
                 self.complete();
                 Ok(())
             }
+        };
+        if let Some(id) = share {
+            if self.depth() > depth {
+                self.open_shared.push((id, self.depth()));
+            }
         }
+        result
     }
 
     /// Reads and discards one complete value (with everything inside it).
