@@ -308,7 +308,12 @@ def machine_info() -> dict:
                 mem_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
     except OSError:
         pass
+    try:
+        load = Path("/proc/loadavg").read_text().split()[:3]
+    except OSError:
+        load = []
     return {
+        "load_average_at_end": " ".join(load),
         "cpu": cpu,
         "cores": os.cpu_count(),
         "memory_gib": mem_gib,
@@ -360,7 +365,9 @@ def write_markdown(path: Path, cases: list[dict], meta: dict) -> None:
     w("")
     m = meta["machine"]
     w(f"- **Date:** {meta['date']}")
-    w(f"- **Machine:** {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}")
+    w(f"- **Machine:** {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}"
+      + (f"; load average (1/5/15 min) when the runs ended: {m['load_average_at_end']}"
+         if m.get("load_average_at_end") else ""))
     v = meta["versions"]
     w(f"- **Toolchain:** {v['rustc']}; {v['python']}; Node {v['node']}")
     w(f"- **Command:** `{meta['command']}`: release build, every case in a fresh process, "
