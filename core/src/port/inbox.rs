@@ -17,7 +17,7 @@ use crossbeam_utils::CachePadded;
 
 use super::message::{Envelope, Message};
 use crate::sync::{
-    AtomicBool, AtomicU8, AtomicUsize, Mutex, Ordering, Queue, Thread, current_thread, fence, lock,
+    AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Mutex, Ordering, Queue, Unparker, fence, lock,
 };
 
 /// The hook a binding registers to learn that a started port has something to read
@@ -30,7 +30,7 @@ const HOOK: u8 = 4;
 
 #[derive(Default)]
 struct Notify {
-    sleepers: Vec<Thread>,
+    sleepers: Vec<Unparker>,
     wakers: Vec<Waker>,
     hook: Option<ReadyHook>,
     /// The hook may fire on the next push (it is set, the queue is enabled, and it has
@@ -38,10 +38,16 @@ struct Notify {
     hook_armed: bool,
 }
 
-#[derive(Default)]
-struct Counters {
-    messages: AtomicUsize,
-    bytes: AtomicUsize,
+/// Running totals of messages and bytes, packed into one word so that a post costs one
+/// atomic add: `messages << BYTES_BITS | bytes`. The totals wrap; their difference
+/// (sent minus received) is exact as long as fewer than 2^28 messages and 2^36 bytes
+/// (64 GiB) are queued at once, since the packing is linear.
+const BYTES_BITS: u32 = 36;
+const BYTES_MASK: u64 = (1 << BYTES_BITS) - 1;
+
+#[inline]
+fn packed(bytes: usize) -> u64 {
+    (1 << BYTES_BITS) | (bytes as u64 & BYTES_MASK)
 }
 
 /// Optional limits on what may queue in one port (flow control, off by default).
@@ -65,8 +71,8 @@ pub(crate) struct Inbox {
     /// The hook fired and has not been re-armed yet (read by the consumer's fast path).
     hook_fired: AtomicBool,
     notify: Mutex<Notify>,
-    sent: CachePadded<Counters>,
-    received: CachePadded<Counters>,
+    sent: CachePadded<AtomicU64>,
+    received: CachePadded<AtomicU64>,
     max_messages: AtomicUsize,
     max_bytes: AtomicUsize,
     limited: AtomicBool,
@@ -95,8 +101,8 @@ impl Inbox {
             enabled: AtomicBool::new(false),
             hook_fired: AtomicBool::new(false),
             notify: Mutex::new(Notify::default()),
-            sent: CachePadded::new(Counters::default()),
-            received: CachePadded::new(Counters::default()),
+            sent: CachePadded::new(AtomicU64::new(0)),
+            received: CachePadded::new(AtomicU64::new(0)),
             max_messages: AtomicUsize::new(usize::MAX),
             max_bytes: AtomicUsize::new(usize::MAX),
             limited: AtomicBool::new(false),
@@ -114,10 +120,8 @@ impl Inbox {
         if !self.accepting.load(Ordering::Acquire) {
             return Err(msg);
         }
-        self.sent.messages.fetch_add(1, Ordering::Relaxed);
         self.sent
-            .bytes
-            .fetch_add(msg.byte_size(), Ordering::Relaxed);
+            .fetch_add(packed(msg.byte_size()), Ordering::Relaxed);
         self.queue.push(Envelope::Message(msg));
         self.wake_consumer();
         Ok(())
@@ -205,15 +209,9 @@ impl Inbox {
         let env = self.queue.pop()?;
         if let Envelope::Message(m) = &env {
             // One consumer at a time: plain load + store, no read-modify-write.
-            let r = &self.received;
-            r.messages.store(
-                r.messages.load(Ordering::Relaxed).wrapping_add(1),
-                Ordering::Relaxed,
-            );
-            r.bytes.store(
-                r.bytes.load(Ordering::Relaxed).wrapping_add(m.byte_size()),
-                Ordering::Relaxed,
-            );
+            let r = self.received.load(Ordering::Relaxed);
+            self.received
+                .store(r.wrapping_add(packed(m.byte_size())), Ordering::Relaxed);
             if self.limited.load(Ordering::Relaxed) {
                 fence(Ordering::SeqCst);
                 if self.space_interest.load(Ordering::Relaxed) && self.has_capacity() {
@@ -241,7 +239,7 @@ impl Inbox {
     pub(crate) fn register_sleeper(&self) {
         {
             let mut n = lock(&self.notify);
-            n.sleepers.push(current_thread());
+            n.sleepers.push(Unparker::current());
             self.interest.fetch_or(SLEEPERS, Ordering::SeqCst);
         }
         fence(Ordering::SeqCst);
@@ -249,9 +247,8 @@ impl Inbox {
 
     /// Forgets the current thread after a timed-out wait.
     pub(crate) fn unregister_sleeper(&self) {
-        let me = current_thread().id();
         let mut n = lock(&self.notify);
-        n.sleepers.retain(|t| t.id() != me);
+        n.sleepers.retain(|t| !t.is_current());
         if n.sleepers.is_empty() {
             self.interest.fetch_and(!SLEEPERS, Ordering::SeqCst);
         }
@@ -346,14 +343,14 @@ impl Inbox {
 
     /// (queued messages, queued bytes).
     pub(crate) fn queued(&self) -> (usize, usize) {
-        let rm = self.received.messages.load(Ordering::Relaxed);
-        let rb = self.received.bytes.load(Ordering::Relaxed);
-        let sm = self.sent.messages.load(Ordering::Relaxed);
-        let sb = self.sent.bytes.load(Ordering::Relaxed);
-        (
-            sm.wrapping_sub(rm).min(isize::MAX as usize),
-            sb.wrapping_sub(rb).min(isize::MAX as usize),
-        )
+        let received = self.received.load(Ordering::Relaxed);
+        let sent = self.sent.load(Ordering::Relaxed);
+        let diff = sent.wrapping_sub(received);
+        // A read racing a pop can see the pop first: clamp that to empty.
+        if diff > 1 << 63 {
+            return (0, 0);
+        }
+        ((diff >> BYTES_BITS) as usize, (diff & BYTES_MASK) as usize)
     }
 
     pub(crate) fn limits(&self) -> Limits {

@@ -171,6 +171,15 @@ impl Message {
         }
     }
 
+    /// Whether one of the ports this message carries owns `inbox` (the doomed case).
+    pub(crate) fn carries_inbox(&self, inbox: &Arc<Inbox>) -> bool {
+        self.side.as_ref().is_some_and(|s| {
+            s.ports
+                .iter()
+                .any(|p| p.inbox.as_ref().is_some_and(|i| Arc::ptr_eq(i, inbox)))
+        })
+    }
+
     /// The encoded bytes (docs/wire-format.md).
     pub fn bytes(&self) -> &[u8] {
         self.payload.as_slice()

@@ -20,7 +20,7 @@ pub use inbox::{Limits, ReadyHook};
 pub use message::{Message, MessageEvent};
 use message::{Payload, PortTransfer, encode_payload};
 
-use crate::sync::{Arc, AtomicU8, Link, MutexGuard, Ordering, lock};
+use crate::sync::{Arc, AtomicU8, MutexGuard, Ordering, lock};
 use crate::{Buffer, DataCloneError, Value, wire};
 
 /// A channel: two entangled ports (spec A1, A2). Whatever one port posts, the other
@@ -77,12 +77,36 @@ impl MessageChannel {
 
 const CLOSED: u8 = 1;
 const DETACHED: u8 = 2;
+const LINK_CUT: u8 = 4;
 
 pub(crate) struct PortState {
-    /// The partner's inbox; `None` once disentangled.
-    link: Link<Inbox>,
+    /// The partner's inbox. It never changes: disentangling sets `LINK_CUT` instead,
+    /// so a post reads one flag and pushes, with no reference counting and no lock.
+    partner: Option<Arc<Inbox>>,
     endpoint: Endpoint,
     flags: AtomicU8,
+}
+
+impl PortState {
+    /// The partner's inbox while entangled.
+    #[inline]
+    fn target(&self) -> Option<&Arc<Inbox>> {
+        if self.flags.load(Ordering::Acquire) & LINK_CUT != 0 {
+            None
+        } else {
+            self.partner.as_ref()
+        }
+    }
+
+    /// Disentangles this side; returns the partner's inbox the first time only.
+    fn cut_link(&self) -> Option<Arc<Inbox>> {
+        let before = self.flags.fetch_or(LINK_CUT, Ordering::AcqRel);
+        if before & LINK_CUT == 0 {
+            self.partner.clone()
+        } else {
+            None
+        }
+    }
 }
 
 impl Drop for PortState {
@@ -90,7 +114,8 @@ impl Drop for PortState {
         // The last handle is gone: the Rust analogue of garbage collection (spec F6).
         let inbox = lock(&self.endpoint.consumer).inbox.take();
         if let Some(inbox) = inbox {
-            disentangle(&inbox, self.link.take());
+            let link = self.cut_link();
+            disentangle(&inbox, link);
         }
     }
 }
@@ -174,7 +199,7 @@ pub struct PortStats {
 impl MessagePort {
     fn from_parts(inbox: Arc<Inbox>, link: Option<Arc<Inbox>>) -> Self {
         MessagePort(Arc::new(PortState {
-            link: Link::new(link),
+            partner: link,
             endpoint: Endpoint::new(inbox),
             flags: AtomicU8::new(0),
         }))
@@ -326,35 +351,23 @@ impl MessagePort {
         } else {
             detach_all(transfer)?
         };
-        let doomed = self.0.link.with(|target| {
-            target.is_some_and(|t| {
-                ports
-                    .iter()
-                    .any(|p| p.inbox.as_ref().is_some_and(|i| Arc::ptr_eq(i, t)))
-            })
-        });
         let msg = message::Message::new(payload, buffers, ports);
-        if doomed {
-            // Spec C11: no error; the message and the channel are lost.
-            drop(msg);
-            return Ok(());
-        }
-        let refused = self.0.link.with(|target| match target {
-            Some(inbox) => inbox.push_message(msg).err(),
-            None => Some(msg),
-        });
-        // Dropped outside the link guard: this closes any ports the message carried.
+        let refused = match self.0.target() {
+            // Spec C11: the target itself is in the transfer list ("doomed"): no error,
+            // the message and the channel are lost.
+            Some(inbox) if !msg.carries_inbox(inbox) => inbox.push_message(msg).err(),
+            _ => Some(msg),
+        };
+        // Dropping a refused message closes any ports it carried.
         drop(refused);
         Ok(())
     }
 
     /// Queues a copy of a broadcast message (sharing its payload) at the partner.
     pub(crate) fn deliver_shared(&self, msg: &Message) {
-        let refused = self
-            .0
-            .link
-            .with(|target| target.and_then(|inbox| inbox.push_message(msg.share()).err()));
-        drop(refused);
+        if let Some(inbox) = self.0.target() {
+            drop(inbox.push_message(msg.share()));
+        }
     }
 
     // ---- receiving -------------------------------------------------------------------
@@ -373,7 +386,7 @@ impl MessagePort {
             Popped::Ended(End::PartnerClosed, first) => {
                 if first {
                     // Disentangled: later posts from this side go nowhere (spec D3).
-                    drop(self.0.link.take());
+                    self.0.cut_link();
                 }
                 Err(TryRecvError::Closed)
             }
@@ -533,7 +546,7 @@ impl MessagePort {
             } else {
                 None
             };
-            (inbox, self.0.link.take())
+            (inbox, self.0.cut_link())
         };
         if let Some(inbox) = inbox {
             inbox.push_self_closed();
@@ -556,7 +569,7 @@ impl MessagePort {
     /// Whether the port still has a partner to post to (false once either side closed
     /// and this side has seen it, or once transferred away).
     pub fn is_entangled(&self) -> bool {
-        self.0.link.with(|l| l.is_some_and(|i| i.is_accepting()))
+        self.0.target().is_some_and(|i| i.is_accepting())
     }
 
     // ---- flow control ----------------------------------------------------------------
@@ -577,8 +590,8 @@ impl MessagePort {
     /// True when the partner has no limits, and when there is no partner any more.
     pub fn is_ready(&self) -> bool {
         self.0
-            .link
-            .with(|l| l.is_none_or(|i| !i.is_accepting() || i.has_capacity()))
+            .target()
+            .is_none_or(|i| !i.is_accepting() || i.has_capacity())
     }
 
     /// Resolves once [`is_ready`](Self::is_ready) is true.
@@ -612,7 +625,9 @@ impl MessagePort {
         PortStats {
             queued_messages,
             queued_bytes,
-            closed: c.ended.is_some() || !inbox.is_accepting() || self.flags() != 0,
+            closed: c.ended.is_some()
+                || !inbox.is_accepting()
+                || self.flags() & (CLOSED | DETACHED) != 0,
             limits: inbox.limits(),
         }
     }
@@ -652,7 +667,7 @@ fn detach_all(transfer: &[&MessagePort]) -> Result<Vec<PortTransfer>, DataCloneE
         let Some(c) = g.as_mut() else { continue };
         p.0.flags.fetch_or(DETACHED, Ordering::AcqRel);
         let inbox = c.inbox.take();
-        let mut link = p.0.link.take();
+        let mut link = p.0.cut_link();
         if let Some(inbox) = &inbox {
             inbox.reset_for_transfer();
             if c.ended == Some(End::PartnerClosed) {
@@ -703,7 +718,7 @@ impl std::future::Future for Ready<'_> {
         if self.port.is_ready() {
             return Poll::Ready(());
         }
-        let Some(target) = self.port.0.link.load_full() else {
+        let Some(target) = self.port.0.target() else {
             return Poll::Ready(());
         };
         target.register_space_waker(cx.waker());
