@@ -65,9 +65,9 @@ impl DecodeErrorKind {
 /// ```
 /// use channel_messaging::wire::{decode_value, DecodeErrorKind};
 ///
-/// let err = decode_value(&[0xd9, 0xcb, 0x01, 0x82, 0x01], &[], 0).unwrap_err();
+/// let err = decode_value(&[0xd9, 0xcb, 0x01, 0x63, b'a'], &[], 0).unwrap_err();
 /// assert_eq!(err.kind(), DecodeErrorKind::Truncated);
-/// assert_eq!(err.offset(), 5);
+/// assert_eq!(err.offset(), 5); // a 3-byte string with 1 byte left
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeError {

@@ -484,6 +484,7 @@ impl<'a> Reader<'a> {
     /// A [`DecodeError`] for anything malformed, truncated or out of bounds; and when
     /// called after the message's value has been read completely.
     #[inline]
+    #[allow(clippy::should_implement_trait)] // fallible, and not an iterator
     pub fn next(&mut self) -> R<Event<'a>> {
         if self.done {
             return Err(self.error(K::TrailingBytes, "read past the end of the message's value"));
@@ -855,7 +856,7 @@ impl<'a> Reader<'a> {
             _ => NOT_BUFFER,
         };
         match frame.kind() {
-            F_BOXED => {
+            F_BOXED
                 if !matches!(
                     ev,
                     Event::Bool(_)
@@ -864,14 +865,15 @@ impl<'a> Reader<'a> {
                         | Event::BigInt { .. }
                         | Event::Str(_)
                         | Event::Utf16(_)
-                ) {
-                    return Err(DecodeError::new(
-                        K::Malformed,
-                        at,
-                        "a boxed primitive must hold a boolean, number, bigint or string",
-                    ));
-                }
+                ) =>
+            {
+                return Err(DecodeError::new(
+                    K::Malformed,
+                    at,
+                    "a boxed primitive must hold a boolean, number, bigint or string",
+                ));
             }
+            F_BOXED => {}
             F_VIEW => {
                 let needed = frame.n();
                 if buffer_len == NOT_BUFFER {
@@ -946,10 +948,10 @@ impl<'a> Reader<'a> {
                 Ok(())
             }
         };
-        if let Some(id) = share {
-            if self.depth() > depth {
-                self.open_shared.push((id, self.depth()));
-            }
+        if let Some(id) = share
+            && self.depth() > depth
+        {
+            self.open_shared.push((id, self.depth()));
         }
         result
     }
