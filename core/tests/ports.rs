@@ -772,3 +772,49 @@ fn ready_resolves_when_the_partner_goes_away() {
     drop(b);
     futures::executor::block_on(a.ready());
 }
+
+// ---- moving a port by handle ---------------------------------------------------------
+
+#[test]
+fn exported_handles_are_single_use_and_unforgeable() {
+    let (a, b) = MessageChannel::new().into_ports();
+    a.post_message(&int(1), &[]).unwrap();
+    let h = b.export_handle().unwrap();
+    assert_ne!(h, 0);
+    assert!(b.is_detached(), "exporting detaches like a transfer");
+    assert!(
+        b.export_handle().is_err(),
+        "an inert handle cannot be exported again"
+    );
+    a.post_message(&int(2), &[]).unwrap(); // in transit
+    assert!(MessagePort::import_handle(h.wrapping_add(1)).is_none());
+    assert!(MessagePort::import_handle(0).is_none());
+    let b2 = thread::spawn(move || MessagePort::import_handle(h).expect("first import"))
+        .join()
+        .unwrap();
+    assert!(MessagePort::import_handle(h).is_none(), "second import");
+    assert!(!b2.is_started(), "an imported port starts disabled");
+    assert_eq!(recv_int(&b2), 1);
+    assert_eq!(recv_int(&b2), 2);
+    let (c, _d) = MessageChannel::new().into_ports();
+    c.close();
+    assert!(
+        c.export_handle().is_err(),
+        "a closed port cannot be exported"
+    );
+}
+
+#[test]
+fn b5_posting_only_signals_delivery_happens_at_the_receiver() {
+    // The hook is a wake-up, never a dispatch: the message is still queued when it runs.
+    let (a, b) = MessageChannel::new().into_ports();
+    let seen = Arc::new(AtomicUsize::new(usize::MAX));
+    let (s, port) = (Arc::clone(&seen), b.clone());
+    b.set_ready_hook(Some(Arc::new(move || {
+        s.store(port.stats().queued_messages, Ordering::SeqCst);
+    })));
+    b.start();
+    a.post_message(&int(1), &[]).unwrap();
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+    assert_eq!(recv_int(&b), 1);
+}

@@ -633,6 +633,84 @@ impl MessagePort {
     }
 }
 
+#[cfg(not(loom))]
+mod handles {
+    use std::collections::HashMap;
+    use std::sync::atomic::AtomicU64;
+    use std::sync::{LazyLock, Mutex};
+
+    use super::message::PortTransfer;
+    use super::{MessagePort, detach_all};
+    use crate::DataCloneError;
+    use crate::sync::{Ordering, lock};
+
+    /// Ports detached by `export_handle`, waiting for `import_handle`.
+    static EXPORTED: LazyLock<Mutex<HashMap<u64, PortTransfer>>> =
+        LazyLock::new(|| Mutex::new(HashMap::new()));
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+
+    /// A per-process key mixed into every handle, so that numbers are not guessable
+    /// from one another.
+    static KEY: LazyLock<u64> = LazyLock::new(|| {
+        use std::hash::{BuildHasher, RandomState};
+        RandomState::new().hash_one(0x636d_u64) | 1
+    });
+
+    fn mix(n: u64) -> u64 {
+        // A bijection on u64 (odd multiplier, xor-shift), keyed per process.
+        let mut x = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ *KEY;
+        x ^= x >> 31;
+        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x ^ (x >> 29)
+    }
+
+    impl MessagePort {
+        /// Detaches this port, exactly as a transfer would, and parks it under a
+        /// single-use number that any thread of this process can adopt with
+        /// [`MessagePort::import_handle`]. This is how a port moves to code that shares no
+        /// channel with this one yet (a Node `Worker`, a thread of another binding).
+        /// Messages queued or arriving meanwhile wait for the new owner; the port stays
+        /// open until it is imported. Never 0.
+        ///
+        /// # Errors
+        ///
+        /// A [`DataCloneError`] when the port is closed or already transferred.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use channel_messaging::{MessageChannel, MessagePort, Value};
+        ///
+        /// let (a, b) = MessageChannel::new().into_ports();
+        /// let handle = b.export_handle().unwrap();
+        /// a.post_message(&Value::from(1), &[]).unwrap();
+        /// let b = std::thread::spawn(move || MessagePort::import_handle(handle).unwrap())
+        ///     .join()
+        ///     .unwrap();
+        /// assert_eq!(b.recv().unwrap().data, Value::from(1));
+        /// assert!(MessagePort::import_handle(handle).is_none()); // single use
+        /// ```
+        pub fn export_handle(&self) -> Result<u64, DataCloneError> {
+            let mut detached = detach_all(&[self])?;
+            let Some(transfer) = detached.pop() else {
+                return Err(DataCloneError::new("the port could not be detached"));
+            };
+            let handle = mix(NEXT.fetch_add(1, Ordering::Relaxed));
+            lock(&EXPORTED).insert(handle, transfer);
+            Ok(handle)
+        }
+
+        /// Adopts a port parked by [`export_handle`](Self::export_handle). The new port
+        /// starts with its queue disabled, as any received port (spec B9).
+        ///
+        /// Returns `None` for a number that was never issued, or was already imported.
+        pub fn import_handle(handle: u64) -> Option<MessagePort> {
+            let transfer = lock(&EXPORTED).remove(&handle)?;
+            Some(MessagePort::adopt(transfer))
+        }
+    }
+}
+
 /// The number of ports in a transfer list, as the wire format counts them.
 fn transfer_count(transfer: &[&MessagePort]) -> Result<u32, DataCloneError> {
     u32::try_from(transfer.len()).map_err(|_| DataCloneError::new("the transfer list is too long"))
