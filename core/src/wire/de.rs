@@ -16,11 +16,12 @@ pub(crate) fn decode<T: de::DeserializeOwned>(
     bytes: &[u8],
     buffers: &[Buffer],
 ) -> Result<T, DecodeError> {
-    let reader = Reader::new(bytes, buffers, 0)?;
+    let mut reader = Reader::without_header(bytes, buffers, 0);
+    reader.read_header()?;
     // Re-reading shared references may not multiply the work without bound.
     let mut budget = bytes.len().saturating_mul(8).saturating_add(1024);
     let mut d = Deserializer {
-        r: reader,
+        r: &mut reader,
         peeked: None,
         budget: &mut budget,
         replays: 0,
@@ -31,7 +32,7 @@ pub(crate) fn decode<T: de::DeserializeOwned>(
 }
 
 struct Deserializer<'de, 'b> {
-    r: Reader<'de>,
+    r: &'b mut Reader<'de>,
     peeked: Option<Event<'de>>,
     budget: &'b mut usize,
     /// How many references are being read again around this reader.
@@ -208,8 +209,9 @@ impl<'de> Deserializer<'de, '_> {
                         self.mismatch("references nested more than 16 deep through references")
                     );
                 }
+                let mut sub_reader = self.r.replay(id)?;
                 let mut sub = Deserializer {
-                    r: self.r.replay(id)?,
+                    r: &mut sub_reader,
                     peeked: None,
                     budget: &mut *self.budget,
                     replays: self.replays + 1,
@@ -223,8 +225,9 @@ impl<'de> Deserializer<'de, '_> {
 
     /// The bytes of shared buffer `id` (the reader has checked it is a buffer).
     fn shared_bytes(&mut self, id: u32) -> R<&'de [u8]> {
+        let mut sub_reader = self.r.replay(id)?;
         let mut sub = Deserializer {
-            r: self.r.replay(id)?,
+            r: &mut sub_reader,
             peeked: None,
             budget: &mut *self.budget,
             replays: self.replays + 1,

@@ -233,7 +233,8 @@ pub fn decode_value(
     buffers: &[Buffer],
     port_count: u32,
 ) -> Result<Value, DecodeError> {
-    let mut r = Reader::new(bytes, buffers, port_count)?;
+    let mut r = Reader::without_header(bytes, buffers, port_count);
+    r.read_header()?;
     let v = read_value(&mut r)?;
     r.finish()?;
     Ok(v)

@@ -241,7 +241,16 @@ impl<'a> Reader<'a> {
     /// a message header, [`Truncated`](super::DecodeErrorKind::Truncated) when they end first.
     #[inline]
     pub fn new(bytes: &'a [u8], buffers: &'a [Buffer], port_count: u32) -> R<Self> {
-        let mut r = Reader {
+        let mut r = Self::without_header(bytes, buffers, port_count);
+        r.read_header()?;
+        Ok(r)
+    }
+
+    /// A reader whose header has not been checked yet ([`Reader::read_header`] does),
+    /// built in place without moving it out of a `Result`.
+    #[inline]
+    pub(crate) fn without_header(bytes: &'a [u8], buffers: &'a [Buffer], port_count: u32) -> Self {
+        Reader {
             input: bytes,
             pos: 0,
             buffers,
@@ -252,15 +261,20 @@ impl<'a> Reader<'a> {
             open_shared: Vec::new(),
             pending_share: None,
             done: false,
-        };
-        if let [0xd9, 0xcb, 0x01, ..] = bytes {
-            r.pos = 3;
-            return Ok(r);
         }
-        let (major, arg) = r.head()?;
+    }
+
+    /// Reads and checks the format header.
+    #[inline]
+    pub(crate) fn read_header(&mut self) -> R<()> {
+        if let [0xd9, 0xcb, 0x01, ..] = self.input {
+            self.pos = 3;
+            return Ok(());
+        }
+        let (major, arg) = self.head()?;
         if major == cbor::MAJOR_TAG && (tag::PRIVATE_BASE..=tag::ENVELOPE_LAST).contains(&arg) {
             if arg == tag::ENVELOPE_V1 {
-                return Ok(r); // non-shortest header: accepted
+                return Ok(()); // non-shortest header: accepted
             }
             return Err(DecodeError::new(
                 K::UnsupportedVersion,
