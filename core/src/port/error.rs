@@ -120,6 +120,7 @@ pub struct InvalidStateError {
 }
 
 impl InvalidStateError {
+    #[cfg_attr(loom, allow(dead_code))] // used by PortCollection and BroadcastChannel
     pub(crate) const fn new(message: &'static str) -> Self {
         InvalidStateError { message }
     }

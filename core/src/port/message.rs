@@ -158,6 +158,7 @@ impl Message {
     }
 
     /// A copy sharing the payload and buffers (broadcasts; never used with ports).
+    #[cfg_attr(loom, allow(dead_code))] // used by PortCollection and BroadcastChannel
     pub(crate) fn share(&self) -> Self {
         debug_assert_eq!(self.port_count(), 0);
         Message {

@@ -325,7 +325,7 @@ impl MessagePort {
     ///
     /// A [`DataCloneError`] naming the failed rule.
     pub fn check_transfer(&self, transfer: &[&MessagePort]) -> Result<(), DataCloneError> {
-        if transfer.iter().any(|p| *p == self) {
+        if transfer.contains(&self) {
             return Err(DataCloneError::new(
                 "the source port cannot be in its own transfer list",
             ));
@@ -364,6 +364,7 @@ impl MessagePort {
     }
 
     /// Queues a copy of a broadcast message (sharing its payload) at the partner.
+    #[cfg_attr(loom, allow(dead_code))] // used by PortCollection and BroadcastChannel
     pub(crate) fn deliver_shared(&self, msg: &Message) {
         if let Some(inbox) = self.0.target() {
             drop(inbox.push_message(msg.share()));
