@@ -1,9 +1,18 @@
 # The README's commands: `make demo` and `make test`. Everything else is reached from these.
+#
+# Each face adds its own targets in mk/<face>.mk (included below): its build, its demo
+# (appended to DEMOS) and whatever its tests need. `make test` runs ci/test.sh, which runs
+# the Rust checks and then every ci/test-<face>.sh.
 CARGO ?= cargo
+DEMOS := demo-rust
 
-.PHONY: demo test bench bench-quick check-header check-versions loom fuzz-smoke clean
+.PHONY: demo demo-rust test bench bench-quick check-header check-versions loom clean
 
-demo:
+-include mk/*.mk
+
+demo: $(DEMOS)
+
+demo-rust:
 	$(CARGO) run --locked --release -p channel-messaging --example worker_pool
 
 test:

@@ -72,6 +72,6 @@ pub use broadcast::BroadcastChannel;
 pub use collection::PortCollection;
 pub use port::error::{InvalidStateError, PostError, RecvError, RecvTimeoutError, TryRecvError};
 pub use port::{
-    Limits, Message, MessageChannel, MessageEvent, MessagePort, PortStats, ReadyHook, Ready, Recv,
+    Limits, Message, MessageChannel, MessageEvent, MessagePort, PortStats, Ready, ReadyHook, Recv,
 };
 // --- end port layer ---
