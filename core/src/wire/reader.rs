@@ -513,6 +513,27 @@ impl<'a> Reader<'a> {
             return Ok(Event::Key(key));
         }
         let (major, arg) = self.head()?;
+        // Fast path: an integer or a string inside a plain container (or at the top),
+        // not marked shareable, needs no checks beyond its own bytes.
+        if self.pending_share.is_none() && frame.kind() <= F_SET {
+            let ev = match major {
+                cbor::MAJOR_UINT if arg <= i64::MAX as u64 => Event::Int(arg as i64),
+                cbor::MAJOR_NINT if arg <= i64::MAX as u64 => Event::Int(-1 - arg as i64),
+                cbor::MAJOR_TEXT => {
+                    let bytes = self.take(arg)?;
+                    Event::Str(std::str::from_utf8(bytes).map_err(|_| {
+                        DecodeError::new(K::InvalidUtf8, at, "text string is not valid UTF-8")
+                    })?)
+                }
+                _ => return self.next_slow(major, arg, at, frame),
+            };
+            self.complete();
+            return Ok(ev);
+        }
+        self.next_slow(major, arg, at, frame)
+    }
+
+    fn next_slow(&mut self, major: u8, arg: u64, at: usize, frame: Frame) -> R<Event<'a>> {
         let ev = match major {
             cbor::MAJOR_UINT => match i64::try_from(arg) {
                 Ok(i) => Event::Int(i),
