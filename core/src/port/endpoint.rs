@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::error::{RecvError, RecvTimeoutError, TryRecvError};
 use super::inbox::Inbox;
 use super::message::{Envelope, Message, MessageEvent};
-use crate::sync::{Arc, Mutex, lock};
+use crate::sync::{Arc, Mutex, MutexGuard, lock};
 
 /// How a port's queue ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,49 +57,53 @@ impl Endpoint {
 
     /// Pops one envelope. Nothing that can run user code (dropping messages, firing the
     /// hook) happens while the consumer lock is held.
+    #[inline]
     pub(crate) fn try_pop(&self) -> Popped {
-        let mut garbage = Vec::new();
-        let mut rearm = None;
-        let popped = {
-            let mut c = lock(&self.consumer);
-            let c = &mut *c;
-            match &c.inbox {
-                None => Popped::Detached,
-                Some(inbox) => match c.ended {
-                    Some(end) => {
-                        garbage = inbox.drain();
-                        Popped::Ended(end, false)
-                    }
-                    None => match inbox.pop() {
-                        Some(Envelope::Message(m)) => Popped::Message(m),
-                        Some(Envelope::PartnerClosed) => {
-                            c.ended = Some(End::PartnerClosed);
-                            inbox.stop_accepting();
-                            inbox.wake_space_waiters();
-                            garbage = inbox.drain();
-                            Popped::Ended(End::PartnerClosed, true)
-                        }
-                        Some(Envelope::SelfClosed) => {
-                            c.ended = Some(End::SelfClosed);
-                            inbox.wake_space_waiters();
-                            garbage = inbox.drain();
-                            Popped::Ended(End::SelfClosed, true)
-                        }
-                        None => {
-                            if inbox.hook_needs_rearm() {
-                                rearm = Some(Arc::clone(inbox));
-                            }
-                            Popped::Empty
-                        }
-                    },
-                },
+        let c = lock(&self.consumer);
+        if c.ended.is_none()
+            && let Some(inbox) = &c.inbox
+        {
+            match inbox.pop() {
+                Some(Envelope::Message(m)) => return Popped::Message(m),
+                None if !inbox.hook_needs_rearm() => return Popped::Empty,
+                other => return Self::try_pop_slow(c, other),
             }
+        }
+        Self::try_pop_slow(c, None)
+    }
+
+    /// Everything but "a message" and "empty with nothing to re-arm": the end of the
+    /// queue, a detached port, re-arming the hook.
+    #[cold]
+    fn try_pop_slow(mut guard: MutexGuard<'_, Consumer>, popped: Option<Envelope>) -> Popped {
+        let c = &mut *guard;
+        let Some(inbox) = c.inbox.clone() else {
+            return Popped::Detached;
         };
+        let (result, garbage) = match (c.ended, popped) {
+            (Some(end), _) => (Popped::Ended(end, false), inbox.drain()),
+            (None, Some(Envelope::Message(m))) => return Popped::Message(m),
+            (None, Some(Envelope::PartnerClosed)) => {
+                c.ended = Some(End::PartnerClosed);
+                inbox.stop_accepting();
+                inbox.wake_space_waiters();
+                (Popped::Ended(End::PartnerClosed, true), inbox.drain())
+            }
+            (None, Some(Envelope::SelfClosed)) => {
+                c.ended = Some(End::SelfClosed);
+                inbox.wake_space_waiters();
+                (Popped::Ended(End::SelfClosed, true), inbox.drain())
+            }
+            (None, None) => (Popped::Empty, Vec::new()),
+        };
+        // Nothing that can run user code (dropping messages, which closes the ports they
+        // carry; firing the hook) happens while the consumer lock is held.
+        drop(guard);
         drop(garbage);
-        if let Some(inbox) = rearm {
+        if matches!(result, Popped::Empty) {
             inbox.rearm_hook();
         }
-        popped
+        result
     }
 
     /// Blocks until a pop gives something other than `Empty`, or `deadline` passes:

@@ -32,6 +32,7 @@ pub(crate) enum Payload {
 }
 
 impl Payload {
+    #[inline]
     pub(crate) fn copy_from(bytes: &[u8]) -> Self {
         if bytes.len() <= INLINE {
             let mut inline = [0u8; INLINE];
@@ -46,6 +47,7 @@ impl Payload {
     }
 
     /// Takes the bytes of `scratch`: copied inline when small, moved when large.
+    #[inline]
     pub(crate) fn from_scratch(scratch: &mut Vec<u8>) -> Self {
         const MOVE_ABOVE: usize = 4096;
         if scratch.len() > MOVE_ABOVE {
@@ -148,6 +150,7 @@ impl fmt::Debug for Message {
 }
 
 impl Message {
+    #[inline]
     pub(crate) fn new(payload: Payload, buffers: Vec<Buffer>, ports: Vec<PortTransfer>) -> Self {
         let side = if buffers.is_empty() && ports.is_empty() {
             None
