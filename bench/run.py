@@ -40,6 +40,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 GROUPS = {
+    "wire": (
+        "Wire format — encode plus decode of one message, one thread",
+        "The core's codec alone (no ports): the W1 message encoded and decoded n times "
+        "through serde (`Tick`) or through `Value`; and a message holding a 64 KiB "
+        "buffer, which travels in the side table (the decoded buffer is checked to be "
+        "the very same allocation: not copied). ns per encode+decode. Lower is better.",
+    ),
     "W1": (
         "W1 — throughput, one sender thread to one receiver thread",
         "n messages `{\"seq\": i, \"name\": \"tick\"}` (Rust peers move the plain struct "
@@ -93,7 +100,7 @@ GROUPS = {
     ),
 }
 
-HIGHER_IS_BETTER = {"msg/s": True, "MB/s": True, "us": False, "B/msg": False}
+HIGHER_IS_BETTER = {"msg/s": True, "MB/s": True, "us": False, "B/msg": False, "ns": False}
 EXTRA_FIELDS = {
     "us": [("p99", "p99 µs"), ("mean", "mean µs")],
     "B/msg": [("payload", "payload B"), ("overhead", "overhead B")],
@@ -176,6 +183,12 @@ def fmt_num(v: float | None, unit: str) -> str:
 
 def unit_label(unit: str) -> str:
     return {"us": "µs", "B/msg": "B/msg"}.get(unit, unit)
+
+
+def limit_unit(c: dict) -> str:
+    """The unit a limit is written in: the case's own, bytes for memory rows."""
+    unit = c.get("unit") or "B/msg"
+    return "B" if unit == "B/msg" else unit_label(unit)
 
 
 def fmt_ratio(r: float | None) -> str:
@@ -403,7 +416,8 @@ def write_markdown(path: Path, cases: list[dict], meta: dict) -> None:
         if c.get("limit"):
             got = lr["median"] if lr else None
             w(f"| {c['group']} | {c['mechanism']} | (absolute) | "
-              f"{fmt_num(got, 'B') + ' B' if got is not None else '–'} | {c['limit']} B | "
+              f"{fmt_num(got, 'B') + ' ' + limit_unit(c) if got is not None else '–'} | "
+              f"{c['limit']} {limit_unit(c)} | "
               f"{met_text(c, lr['met'] if lr else None)} |")
     w("")
 
@@ -438,7 +452,7 @@ def write_markdown(path: Path, cases: list[dict], meta: dict) -> None:
             for j, x in enumerate(comps):
                 first = base if j == 0 else ["″"] + [""] * (len(base) - 1)
                 if x is None:
-                    tail = ["", "", c.get("limit", "") and f"{c['limit']} B", ""]
+                    tail = ["", "", c.get("limit", "") and f"{c['limit']} {limit_unit(c)}", ""]
                     if c.get("limit"):
                         lr = c.get("limit_result")
                         tail[3] = met_text(c, lr["met"] if lr else None)
@@ -451,7 +465,7 @@ def write_markdown(path: Path, cases: list[dict], meta: dict) -> None:
                     met = met_text(c, x["met"], peer) if x["target"] else ""
                     if j == 0 and c.get("limit"):
                         lr = c.get("limit_result")
-                        target = (target + "; " if target else "") + f"{c['limit']} B"
+                        target = (target + "; " if target else "") + f"{c['limit']} {limit_unit(c)}"
                         met = met_text(c, lr["met"] if lr else None)
                     tail = [peer["mechanism"], ratio, target, met]
                 w("| " + " | ".join(first + tail) + " |")

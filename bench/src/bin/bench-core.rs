@@ -8,6 +8,7 @@
 //! | `value` | `w1`, `w2`, `w3a`, `w3b` | `post_message(&Value, &[])` / `recv()` |
 //! | `collection` | `w4`, `fanout<N>` | one `PortCollection::post(&Tick)` to N ports |
 //! | `separate` | `w4`, `fanout<N>` | N `MessagePort::post(&Tick)`, one per port |
+//! | `wire` | `w1-serde`, `w1-value`, `64k` | the codec alone: ns per encode+decode |
 //!
 //! `live<K>`: W1 with K channels created and kept alive; message `i` travels through
 //! channel `i % K` (so all K queues are in use and hot/cold cache effects show).
@@ -24,8 +25,8 @@ use channel_messaging_bench::{
     measure_round_trips, memory_report, rate_report, rss_bytes, stamp, w2_warmup, w3_source,
 };
 
-const USAGE: &str = "bench-core <serde|value|collection|separate> \
-                     <w1|w2|w3a|w3b|w4|w5|live<K>|fanout<N>> <n>";
+const USAGE: &str = "bench-core <serde|value|collection|separate|wire> \
+                     <w1|w2|w3a|w3b|w4|w5|live<K>|fanout<N>|w1-serde|w1-value|64k> <n>";
 
 /// How W1/W2 messages are posted and received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,6 +257,48 @@ fn w5(n: usize) -> Report {
     r
 }
 
+/// The codec alone, one thread: ns per encode plus decode of one message. The 64 KiB
+/// case checks that the decoded buffer is the very allocation that was encoded.
+fn wire(workload: &str, n: usize) -> Report {
+    use channel_messaging::wire::{decode_serde, decode_value, encode_serde, encode_value};
+    use std::hint::black_box;
+
+    let mut bytes = Vec::with_capacity(64);
+    let mut buffers = Vec::new();
+    let big = Value::Buffer(Buffer::from(vec![7u8; W3_BYTES]));
+    // Built once: the figure is the codec's, not the cost of building a `Value`.
+    let w1 = tick_value(1_000_000);
+    let start = Instant::now();
+    for i in 0..n as u64 {
+        bytes.clear();
+        buffers.clear();
+        match workload {
+            "w1-serde" => {
+                encode_serde(black_box(&Tick::new(i)), &mut bytes, &mut buffers).expect("encode");
+                let t: Tick = decode_serde(black_box(&bytes), &buffers).expect("decode");
+                check_tick(&t, i);
+            }
+            "w1-value" => {
+                encode_value(black_box(&w1), 0, &mut bytes, &mut buffers).expect("encode");
+                let v = decode_value(black_box(&bytes), &buffers, 0).expect("decode");
+                assert_eq!(v.get("seq"), Some(&Value::Int(1_000_000)));
+            }
+            _ => {
+                encode_value(black_box(&big), 0, &mut bytes, &mut buffers).expect("encode");
+                let v = decode_value(black_box(&bytes), &buffers, 0).expect("decode");
+                let (Value::Buffer(sent), Value::Buffer(got)) = (&big, &v) else {
+                    panic!("expected a buffer, got {v:?}")
+                };
+                assert_eq!(sent.as_slice().as_ptr(), got.as_slice().as_ptr(), "copied");
+            }
+        }
+    }
+    let ns = start.elapsed().as_nanos() as f64 / n as f64;
+    let mut r = Report::new(ns, "ns");
+    r.num("encoded_bytes", bytes.len() as f64);
+    r
+}
+
 fn suffix(workload: &str, prefix: &str) -> Option<usize> {
     workload
         .strip_prefix(prefix)
@@ -275,6 +318,7 @@ fn main() {
         ("value", "w3a") => w3a(n),
         ("value", "w3b") => w3b(n),
         ("serde", "w5") => w5(n),
+        ("wire", "w1-serde" | "w1-value" | "64k") => wire(w, n),
         ("collection", "w4") => fanout(true, n, 4),
         ("separate", "w4") => fanout(false, n, 4),
         ("serde", _) if suffix(w, "live").is_some() => {
