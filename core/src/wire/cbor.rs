@@ -345,11 +345,18 @@ impl<T: Copy + Default> Stack<T> {
     }
 
     #[inline]
-    pub(crate) fn pop(&mut self) {
-        if self.len > 8 {
-            self.spill.pop();
+    pub(crate) fn pop(&mut self) -> Option<T> {
+        match self.len {
+            0 => None,
+            n if n <= 8 => {
+                self.len = n - 1;
+                Some(self.inline[n - 1])
+            }
+            _ => {
+                self.len -= 1;
+                self.spill.pop()
+            }
         }
-        self.len = self.len.saturating_sub(1);
     }
 
     #[inline]

@@ -2,6 +2,7 @@
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
+use super::cbor;
 use super::error::{DecodeError, DecodeErrorKind as K};
 use super::reader::{Event, Reader};
 use crate::Buffer;
@@ -25,6 +26,7 @@ pub(crate) fn decode<T: de::DeserializeOwned>(
         peeked: None,
         budget: &mut budget,
         replays: 0,
+        key_fields: None,
     };
     let v = T::deserialize(&mut d).map_err(|e| d.locate(e))?;
     d.r.finish()?;
@@ -37,6 +39,9 @@ struct Deserializer<'de, 'b> {
     budget: &'b mut usize,
     /// How many references are being read again around this reader.
     replays: u32,
+    /// While a struct's key is being deserialized: the struct's field names (a key
+    /// equal to one of them needs no UTF-8 validation).
+    key_fields: Option<&'static [&'static str]>,
 }
 
 /// The most references that may be read again inside one another.
@@ -68,6 +73,107 @@ impl<'de> Deserializer<'de, '_> {
         }
         *self.budget -= 1;
         self.r.next()
+    }
+
+    /// Whether a fast path may read the next item: nothing is peeked and the budget
+    /// allows one more event (a fast path that reads an item then spends it).
+    #[inline(always)]
+    fn fast_ok(&self) -> bool {
+        self.peeked.is_none() && *self.budget > 0
+    }
+
+    /// Spends the budget of one event read by a fast path.
+    #[inline(always)]
+    fn spend(&mut self) {
+        *self.budget -= 1;
+    }
+
+    /// Fast path: an integer (fitting `i64`) in a plain position.
+    #[inline(always)]
+    fn fast_int(&mut self) -> Option<i64> {
+        if !self.fast_ok() {
+            return None;
+        }
+        let i = self.r.fast_int()?;
+        self.spend();
+        Some(i)
+    }
+
+    /// Fast path: a text string, as an object key or as a plain value (`key_first`
+    /// says which to try first). A key equal to one of `key_fields` is returned as
+    /// that (static) field name, without validating it again.
+    #[inline(always)]
+    fn fast_text(&mut self, key_first: bool) -> Option<&'de str> {
+        if !self.fast_ok() {
+            return None;
+        }
+        let s = if key_first {
+            match self.fast_key() {
+                Some(s) => s,
+                None => self.r.fast_str()?,
+            }
+        } else {
+            match self.r.fast_str() {
+                Some(s) => s,
+                None => self.fast_key()?,
+            }
+        };
+        self.spend();
+        Some(s)
+    }
+
+    #[inline(always)]
+    fn fast_key(&mut self) -> Option<&'de str> {
+        let fields = self.key_fields.take();
+        self.r.fast_key(|bytes| {
+            if let Some(fields) = fields {
+                for &f in fields {
+                    if same_bytes(f.as_bytes(), bytes) {
+                        return Some(f);
+                    }
+                }
+            }
+            std::str::from_utf8(bytes).ok()
+        })
+    }
+
+    /// Fast path: an untagged array (`major` 4) or object (`major` 5) head in a
+    /// plain position.
+    #[inline(always)]
+    fn fast_container(&mut self, major: u8) -> Option<usize> {
+        if !self.fast_ok() {
+            return None;
+        }
+        let n = self.r.fast_container(major)?;
+        self.spend();
+        Some(n)
+    }
+
+    fn visit_map_of<V: Visitor<'de>>(
+        &mut self,
+        n: usize,
+        fields: Option<&'static [&'static str]>,
+        visitor: V,
+    ) -> R<V::Value> {
+        let mut map = Map {
+            de: self,
+            left: n,
+            fields,
+        };
+        let v = visitor.visit_map(&mut map)?;
+        if map.left > 0 {
+            return Err(self.mismatch("a map with more entries than expected"));
+        }
+        Ok(v)
+    }
+
+    fn visit_seq_of<V: Visitor<'de>>(&mut self, n: usize, visitor: V) -> R<V::Value> {
+        let mut seq = Seq { de: self, left: n };
+        let v = visitor.visit_seq(&mut seq)?;
+        if seq.left > 0 {
+            return Err(self.mismatch("an array with more elements than expected"));
+        }
+        Ok(v)
     }
 
     /// The next event that is a value itself (shareable marks are looked through).
@@ -121,22 +227,8 @@ impl<'de> Deserializer<'de, '_> {
             Event::Str(s) | Event::Key(s) => visitor.visit_borrowed_str(s),
             Event::Utf16(_) => Err(self.mismatch("a string with lone surrogates")),
             Event::Buffer(b) => visitor.visit_borrowed_bytes(b.as_slice()),
-            Event::ArrayStart(n) | Event::SetStart(n) => {
-                let mut seq = Seq { de: self, left: n };
-                let v = visitor.visit_seq(&mut seq)?;
-                if seq.left > 0 {
-                    return Err(self.mismatch("an array with more elements than expected"));
-                }
-                Ok(v)
-            }
-            Event::ObjectStart(n) | Event::MapStart(n) => {
-                let mut map = Map { de: self, left: n };
-                let v = visitor.visit_map(&mut map)?;
-                if map.left > 0 {
-                    return Err(self.mismatch("a map with more entries than expected"));
-                }
-                Ok(v)
-            }
+            Event::ArrayStart(n) | Event::SetStart(n) => self.visit_seq_of(n, visitor),
+            Event::ObjectStart(n) | Event::MapStart(n) => self.visit_map_of(n, None, visitor),
             ev @ (Event::RegExp { .. }
             | Event::Error { .. }
             | Event::View { .. }
@@ -215,6 +307,7 @@ impl<'de> Deserializer<'de, '_> {
                     peeked: None,
                     budget: &mut *self.budget,
                     replays: self.replays + 1,
+                    key_fields: None,
                 };
                 let ev = sub.value_event()?;
                 sub.visit(ev, visitor)
@@ -231,6 +324,7 @@ impl<'de> Deserializer<'de, '_> {
             peeked: None,
             budget: &mut *self.budget,
             replays: self.replays + 1,
+            key_fields: None,
         };
         match sub.value_event()? {
             Event::Buffer(b) => Ok(b.as_slice()),
@@ -241,6 +335,12 @@ impl<'de> Deserializer<'de, '_> {
             )),
         }
     }
+}
+
+/// `a == b`, inline (field names are short: a call to `memcmp` costs more).
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 enum Field<'de> {
@@ -295,6 +395,8 @@ impl<'de> de::SeqAccess<'de> for Seq<'_, 'de, '_> {
 struct Map<'a, 'de, 'b> {
     de: &'a mut Deserializer<'de, 'b>,
     left: usize,
+    /// The field names, when a struct is read.
+    fields: Option<&'static [&'static str]>,
 }
 
 impl<'de> de::MapAccess<'de> for Map<'_, 'de, '_> {
@@ -305,7 +407,10 @@ impl<'de> de::MapAccess<'de> for Map<'_, 'de, '_> {
             return Ok(None);
         }
         self.left -= 1;
-        seed.deserialize(&mut *self.de).map(Some)
+        self.de.key_fields = self.fields;
+        let k = seed.deserialize(&mut *self.de);
+        self.de.key_fields = None;
+        k.map(Some)
     }
     #[inline]
     fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> R<S::Value> {
@@ -349,6 +454,36 @@ impl<'de> de::VariantAccess<'de> for Enum<'_, 'de, '_> {
     }
 }
 
+/// `deserialize_*` methods for numbers: an integer in a plain position is read
+/// directly (and visited as `visit_i64`, like every integer event); anything else
+/// goes through `deserialize_any`.
+macro_rules! fast_int {
+    ($($method:ident)*) => {$(
+        #[inline]
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> R<V::Value> {
+            match self.fast_int() {
+                Some(i) => visitor.visit_i64(i),
+                None => self.deserialize_any(visitor),
+            }
+        }
+    )*};
+}
+
+/// `deserialize_*` methods for strings and identifiers: a text string (key or plain
+/// value) is read directly and visited as a borrowed `str`; anything else goes
+/// through `deserialize_any`.
+macro_rules! fast_text {
+    ($($method:ident($key_first:expr))*) => {$(
+        #[inline]
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> R<V::Value> {
+            match self.fast_text($key_first) {
+                Some(s) => visitor.visit_borrowed_str(s),
+                None => self.deserialize_any(visitor),
+            }
+        }
+    )*};
+}
+
 impl<'de> de::Deserializer<'de> for &mut Deserializer<'de, '_> {
     type Error = DecodeError;
 
@@ -358,6 +493,16 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de, '_> {
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> R<V::Value> {
+        if self.fast_ok() {
+            if self.r.fast_null() {
+                self.spend();
+                return visitor.visit_none();
+            }
+            if self.r.untagged_value_due() {
+                // Its event is the value itself: let the content read it.
+                return visitor.visit_some(self);
+            }
+        }
         match self.value_event()? {
             Event::Null | Event::Undefined | Event::Hole => visitor.visit_none(),
             ev => {
@@ -400,8 +545,60 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de, '_> {
         false
     }
 
+    fast_int! {
+        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
+        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128
+        deserialize_f32 deserialize_f64
+    }
+    fast_text! {
+        deserialize_str(false) deserialize_string(false) deserialize_identifier(true)
+    }
+
+    #[inline]
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> R<V::Value> {
+        match self.fast_container(cbor::MAJOR_MAP) {
+            Some(n) => self.visit_map_of(n, Some(fields), visitor),
+            None => self.deserialize_any(visitor),
+        }
+    }
+
+    #[inline]
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> R<V::Value> {
+        match self.fast_container(cbor::MAJOR_MAP) {
+            Some(n) => self.visit_map_of(n, None, visitor),
+            None => self.deserialize_any(visitor),
+        }
+    }
+
+    #[inline]
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> R<V::Value> {
+        match self.fast_container(cbor::MAJOR_ARRAY) {
+            Some(n) => self.visit_seq_of(n, visitor),
+            None => self.deserialize_any(visitor),
+        }
+    }
+
+    #[inline]
+    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> R<V::Value> {
+        self.deserialize_seq(visitor)
+    }
+
+    #[inline]
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _len: usize,
+        visitor: V,
+    ) -> R<V::Value> {
+        self.deserialize_seq(visitor)
+    }
+
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf unit unit_struct seq tuple tuple_struct map struct identifier
+        bool char bytes byte_buf unit unit_struct
     }
 }

@@ -70,7 +70,12 @@ impl DecodeErrorKind {
 /// assert_eq!(err.offset(), 5); // a 3-byte string with 1 byte left
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecodeError {
+pub struct DecodeError(Box<Inner>);
+
+/// The payload of a [`DecodeError`], boxed so that `Result<_, DecodeError>` stays one
+/// word wider than its value (decoding returns results on every step).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Inner {
     kind: DecodeErrorKind,
     offset: usize,
     detail: Cow<'static, str>,
@@ -78,27 +83,28 @@ pub struct DecodeError {
 
 impl DecodeError {
     /// An error of `kind` at byte `offset`, explained by `detail`.
+    #[cold]
     pub fn new(kind: DecodeErrorKind, offset: usize, detail: impl Into<Cow<'static, str>>) -> Self {
-        DecodeError {
+        DecodeError(Box::new(Inner {
             kind,
             offset,
             detail: detail.into(),
-        }
+        }))
     }
 
     /// What kind of problem this is.
     pub fn kind(&self) -> DecodeErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// The byte offset in the input where the problem was found.
     pub fn offset(&self) -> usize {
-        self.offset
+        self.0.offset
     }
 
     /// A human-readable explanation.
     pub fn detail(&self) -> &str {
-        &self.detail
+        &self.0.detail
     }
 }
 
@@ -107,11 +113,11 @@ impl fmt::Display for DecodeError {
         write!(
             f,
             "cannot decode message: {} at byte {}",
-            self.kind.as_str(),
-            self.offset
+            self.0.kind.as_str(),
+            self.0.offset
         )?;
-        if !self.detail.is_empty() {
-            write!(f, ": {}", self.detail)?;
+        if !self.0.detail.is_empty() {
+            write!(f, ": {}", self.0.detail)?;
         }
         Ok(())
     }

@@ -218,6 +218,9 @@ pub struct Reader<'a> {
     pos: usize,
     buffers: &'a [Buffer],
     port_count: u32,
+    /// The innermost open container (`Frame(0)` when none is open).
+    top: Frame,
+    /// The open containers around `top`.
     stack: Stack<Frame>,
     base_depth: usize,
     shared: Vec<SharedSlot>,
@@ -255,6 +258,7 @@ impl<'a> Reader<'a> {
             pos: 0,
             buffers,
             port_count,
+            top: Frame(0),
             stack: Stack::new(),
             base_depth: 0,
             shared: Vec::new(),
@@ -306,6 +310,7 @@ impl<'a> Reader<'a> {
             pos: slot.offset,
             buffers: self.buffers,
             port_count: self.port_count,
+            top: Frame(0),
             stack: Stack::new(),
             base_depth: self.depth(),
             shared,
@@ -317,7 +322,7 @@ impl<'a> Reader<'a> {
 
     /// How many containers are open.
     pub fn depth(&self) -> usize {
-        self.base_depth + self.stack.len()
+        self.base_depth + self.stack.len() + usize::from(self.top.0 != 0)
     }
 
     /// The byte offset of the next item.
@@ -430,7 +435,7 @@ impl<'a> Reader<'a> {
         if self.depth() >= MAX_DEPTH {
             return Err(self.error(K::DepthLimit, "more than 256 nested containers"));
         }
-        self.stack.push(frame);
+        self.push_frame(frame);
         Ok(())
     }
 
@@ -441,34 +446,46 @@ impl<'a> Reader<'a> {
         if items == 0 {
             self.complete()
         } else {
-            self.stack.push(frame)
+            self.push_frame(frame)
         }
         Ok(())
     }
 
+    #[inline(always)]
+    fn push_frame(&mut self, frame: Frame) {
+        if self.top.0 != 0 {
+            self.stack.push(self.top);
+        }
+        self.top = frame;
+    }
+
+    /// Marks one value as read and closes the containers it completes.
     #[inline]
     fn complete(&mut self) {
         loop {
-            match self.stack.last_mut() {
-                None => {
-                    self.done = true;
+            let f = &mut self.top;
+            if f.0 == 0 {
+                self.done = true;
+                return;
+            }
+            if f.kind() <= F_SET {
+                f.0 -= 8;
+                if f.n() > 0 {
                     return;
                 }
-                Some(f) if f.kind() <= F_SET => {
-                    f.0 -= 8;
-                    if f.n() > 0 {
-                        return;
-                    }
-                }
-                Some(_) => {}
             }
-            self.stack.pop();
-            while let Some(&(_, d)) = self.open_shared.last() {
-                if d > self.depth() {
-                    self.open_shared.pop();
-                } else {
-                    break;
-                }
+            self.pop_frame();
+        }
+    }
+
+    /// Closes the innermost container.
+    fn pop_frame(&mut self) {
+        self.top = self.stack.pop().unwrap_or_default();
+        while let Some(&(_, d)) = self.open_shared.last() {
+            if d > self.depth() {
+                self.open_shared.pop();
+            } else {
+                break;
             }
         }
     }
@@ -491,6 +508,180 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The innermost open container (`Frame(0)`, kind none, at the top level).
+    #[inline(always)]
+    fn top(&self) -> Frame {
+        self.top
+    }
+
+    /// Whether the next item is a value (not a key) in a plain position: the message
+    /// is not complete, no shareable mark is pending, and the innermost container (if
+    /// any) is an array, object, map or set. Such a value needs no check beyond its
+    /// own bytes (and, for a container, the depth limit).
+    #[inline(always)]
+    fn plain_value_due(&self) -> bool {
+        let f = self.top();
+        !self.done
+            && self.pending_share.is_none()
+            && f.kind() <= F_SET
+            && !(f.kind() == F_OBJECT && f.n().is_multiple_of(2))
+    }
+
+    /// The head at the current position, not consumed: major type, argument and the
+    /// head's length in bytes. `None` when it is truncated, indefinite or reserved
+    /// (the general path reports those).
+    #[inline(always)]
+    fn peek_head(&self) -> Option<(u8, u64, usize)> {
+        let rest = self.input.get(self.pos..)?;
+        let &b = rest.first()?;
+        let info = b & 0x1f;
+        let (arg, n) = match info {
+            0..=23 => (u64::from(info), 1),
+            24 => (u64::from(*rest.get(1)?), 2),
+            25 => {
+                let s: [u8; 2] = rest.get(1..3)?.try_into().ok()?;
+                (u64::from(u16::from_be_bytes(s)), 3)
+            }
+            26 => {
+                let s: [u8; 4] = rest.get(1..5)?.try_into().ok()?;
+                (u64::from(u32::from_be_bytes(s)), 5)
+            }
+            27 => {
+                let s: [u8; 8] = rest.get(1..9)?.try_into().ok()?;
+                (u64::from_be_bytes(s), 9)
+            }
+            _ => return None,
+        };
+        Some((b >> 5, arg, n))
+    }
+
+    /// The text string whose head is at the current position (`n` head bytes, `len`
+    /// payload bytes), if it is complete; not consumed, not validated.
+    #[inline(always)]
+    fn peek_text_bytes(&self, n: usize, len: u64) -> Option<&'a [u8]> {
+        let start = self.pos + n;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        self.input.get(start..end)
+    }
+
+    /// Fast path: when an integer that fits `i64` stands in a plain value position,
+    /// reads it (exactly as [`Reader::next`] would). `None`, with nothing consumed,
+    /// for anything else.
+    #[inline]
+    pub(crate) fn fast_int(&mut self) -> Option<i64> {
+        if !self.plain_value_due() {
+            return None;
+        }
+        let (major, arg, n) = self.peek_head()?;
+        let i = match major {
+            cbor::MAJOR_UINT if arg <= i64::MAX as u64 => arg as i64,
+            cbor::MAJOR_NINT if arg <= i64::MAX as u64 => -1 - arg as i64,
+            _ => return None,
+        };
+        self.pos += n;
+        self.complete();
+        Some(i)
+    }
+
+    /// Fast path: when a valid text string stands in a plain value position, reads
+    /// it (exactly as [`Reader::next`] would). `None`, with nothing consumed, for
+    /// anything else (including invalid UTF-8, which the general path reports).
+    #[inline]
+    pub(crate) fn fast_str(&mut self) -> Option<&'a str> {
+        if !self.plain_value_due() {
+            return None;
+        }
+        let (major, len, n) = self.peek_head()?;
+        if major != cbor::MAJOR_TEXT {
+            return None;
+        }
+        let bytes = self.peek_text_bytes(n, len)?;
+        let s = std::str::from_utf8(bytes).ok()?;
+        self.pos += n + bytes.len();
+        self.complete();
+        Some(s)
+    }
+
+    /// Fast path for an object key: when a key is due and is a complete text string,
+    /// passes its bytes to `check`; if that accepts them (it must only accept valid
+    /// UTF-8), consumes the key as [`Reader::next`] would and returns the result.
+    /// `None`, with nothing consumed, otherwise.
+    #[inline]
+    pub(crate) fn fast_key<T>(&mut self, check: impl FnOnce(&'a [u8]) -> Option<T>) -> Option<T> {
+        let f = self.top();
+        if self.done || f.kind() != F_OBJECT || !f.n().is_multiple_of(2) {
+            return None;
+        }
+        let (major, len, n) = self.peek_head()?;
+        if major != cbor::MAJOR_TEXT {
+            return None;
+        }
+        let bytes = self.peek_text_bytes(n, len)?;
+        let t = check(bytes)?;
+        self.pos += n + bytes.len();
+        self.top.0 -= 8;
+        Some(t)
+    }
+
+    /// Fast path: when an untagged array (`major` 4) or object (`major` 5) head
+    /// stands in a plain value position, and its count fits the input left and the
+    /// depth limit, opens it (exactly as [`Reader::next`] would) and returns its
+    /// count. `None`, with nothing consumed, otherwise.
+    #[inline]
+    pub(crate) fn fast_container(&mut self, major: u8) -> Option<usize> {
+        if !self.plain_value_due() {
+            return None;
+        }
+        let (m, count, n) = self.peek_head()?;
+        if m != major || self.depth() >= MAX_DEPTH {
+            return None;
+        }
+        let (kind, per_item) = if major == cbor::MAJOR_MAP {
+            (F_OBJECT, 2)
+        } else {
+            (F_ARRAY, 1)
+        };
+        let items = count.checked_mul(per_item)?;
+        if items > self.remaining() - n as u64 {
+            return None;
+        }
+        self.pos += n;
+        if count == 0 {
+            self.complete();
+        } else {
+            self.push_frame(Frame::new(kind, items));
+        }
+        Some(count as usize)
+    }
+
+    /// Fast path: when `null` or `undefined` stands in a plain value position, reads
+    /// it and returns true.
+    #[inline]
+    pub(crate) fn fast_null(&mut self) -> bool {
+        if self.plain_value_due()
+            && matches!(
+                self.input.get(self.pos),
+                Some(&(cbor::NULL | cbor::UNDEFINED))
+            )
+        {
+            self.pos += 1;
+            self.complete();
+            return true;
+        }
+        false
+    }
+
+    /// Whether the next item is an untagged value in a plain position (its event
+    /// will be the value itself, never a shareable mark).
+    #[inline]
+    pub(crate) fn untagged_value_due(&self) -> bool {
+        self.plain_value_due()
+            && self
+                .input
+                .get(self.pos)
+                .is_some_and(|&b| b >> 5 != cbor::MAJOR_TAG)
+    }
+
     /// Reads the next event.
     ///
     /// # Errors
@@ -504,17 +695,15 @@ impl<'a> Reader<'a> {
             return Err(self.error(K::TrailingBytes, "read past the end of the message's value"));
         }
         let at = self.pos;
-        let frame = self.stack.last().copied().unwrap_or_default();
-        if frame.kind() == F_OBJECT && frame.n() % 2 == 0 {
+        let frame = self.top();
+        if frame.kind() == F_OBJECT && frame.n().is_multiple_of(2) {
             let key = self.text("object keys must be text strings")?;
-            if let Some(f) = self.stack.last_mut() {
-                f.0 -= 8;
-            }
+            self.top.0 -= 8;
             return Ok(Event::Key(key));
         }
         let (major, arg) = self.head()?;
-        // Fast path: an integer or a string inside a plain container (or at the top),
-        // not marked shareable, needs no checks beyond its own bytes.
+        // Fast path: an untagged value inside a plain container (or at the top), not
+        // marked shareable, needs no checks beyond its own bytes (and the depth limit).
         if self.pending_share.is_none() && frame.kind() <= F_SET {
             let ev = match major {
                 cbor::MAJOR_UINT if arg <= i64::MAX as u64 => Event::Int(arg as i64),
@@ -525,6 +714,18 @@ impl<'a> Reader<'a> {
                         DecodeError::new(K::InvalidUtf8, at, "text string is not valid UTF-8")
                     })?)
                 }
+                cbor::MAJOR_BYTES => Event::Buffer(BufferData::Inline(self.take(arg)?)),
+                cbor::MAJOR_ARRAY => {
+                    let n = self.count(arg, 1, at)?;
+                    self.open(Frame::new(F_ARRAY, n as u64), n as u64)?;
+                    return Ok(Event::ArrayStart(n));
+                }
+                cbor::MAJOR_MAP => {
+                    let n = self.count(arg, 2, at)?;
+                    self.open(Frame::new(F_OBJECT, n as u64 * 2), n as u64)?;
+                    return Ok(Event::ObjectStart(n));
+                }
+                7 => self.simple(arg, at)?,
                 _ => return self.next_slow(major, arg, at, frame),
             };
             self.complete();
@@ -533,6 +734,7 @@ impl<'a> Reader<'a> {
         self.next_slow(major, arg, at, frame)
     }
 
+    #[inline(never)]
     fn next_slow(&mut self, major: u8, arg: u64, at: usize, frame: Frame) -> R<Event<'a>> {
         let ev = match major {
             cbor::MAJOR_UINT => match i64::try_from(arg) {
