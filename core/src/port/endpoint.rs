@@ -11,6 +11,13 @@ use super::inbox::Inbox;
 use super::message::{Envelope, Message, MessageEvent};
 use crate::sync::{Arc, Mutex, MutexGuard, lock};
 
+/// How many times a blocked receive checks the queue, one spin-loop hint apart, before
+/// it yields; and how many times it yields before it parks.
+#[cfg(not(loom))]
+const SPIN_CHECKS: u32 = 256;
+#[cfg(not(loom))]
+const YIELDS: u32 = 4;
+
 /// How a port's queue ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum End {
@@ -115,7 +122,8 @@ impl Endpoint {
         mut pop: impl FnMut() -> Result<T, TryRecvError>,
     ) -> Result<T, RecvTimeoutError> {
         #[cfg(not(loom))]
-        let backoff = crossbeam_utils::Backoff::new();
+        let mut spun = false;
+        let mut watched: Option<Arc<Inbox>> = None;
         loop {
             match pop() {
                 Ok(v) => return Ok(v),
@@ -125,19 +133,40 @@ impl Endpoint {
                 }
                 Err(TryRecvError::Empty) => {}
             }
+            if watched.is_none() {
+                watched = self.inbox();
+            }
+            let Some(inbox) = &watched else {
+                return Err(RecvTimeoutError::Closed);
+            };
+            // Spin on the queue itself (no lock) until something arrives or the backoff
+            // is spent; `pop` then takes it, or reports the port detached or ended.
             #[cfg(not(loom))]
-            if !backoff.is_completed() {
-                backoff.snooze();
-                continue;
+            if !spun {
+                spun = true;
+                // First a tight spin (a reply often comes within a microsecond), then a
+                // few yields, then park.
+                for _ in 0..SPIN_CHECKS {
+                    if !inbox.is_empty() {
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+                for _ in 0..YIELDS {
+                    if !inbox.is_empty() {
+                        break;
+                    }
+                    std::thread::yield_now();
+                }
+                if !inbox.is_empty() {
+                    continue;
+                }
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(RecvTimeoutError::Timeout);
             }
-            let Some(inbox) = self.inbox() else {
-                return Err(RecvTimeoutError::Closed);
-            };
             inbox.register_sleeper();
-            if inbox.is_empty() && self.owns(&inbox) {
+            if inbox.is_empty() && self.owns(inbox) {
                 crate::sync::park(deadline);
             }
             if deadline.is_some() {
