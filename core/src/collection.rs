@@ -1,5 +1,6 @@
 //! [`PortCollection`]: a weak, ordered set of ports that can broadcast (spec H).
 
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::Weak;
 
@@ -93,8 +94,15 @@ impl PortCollection {
 
     /// The live members, oldest first. Members that went away are forgotten.
     pub fn ports(&self) -> Vec<MessagePort> {
+        let mut live = Vec::new();
+        self.live_into(&mut live);
+        live
+    }
+
+    /// Appends the live members to `live`, forgetting the others.
+    fn live_into(&self, live: &mut Vec<MessagePort>) {
         let mut ports = lock(&self.ports);
-        let mut live = Vec::with_capacity(ports.len());
+        live.reserve(ports.len());
         ports.retain(|w| match w.upgrade() {
             Some(state) => {
                 let port = MessagePort(state);
@@ -106,7 +114,6 @@ impl PortCollection {
             }
             None => false,
         });
-        live
     }
 
     /// The number of live members.
@@ -172,11 +179,27 @@ impl PortCollection {
         Ok(self.deliver(&Message::new(payload, buffers, Vec::new())))
     }
 
+    /// Queues `msg` at every member's partner. The members are gathered under the lock
+    /// and served after it is released (a ready hook may run while delivering), into a
+    /// per-thread buffer so that a broadcast allocates nothing.
     fn deliver(&self, msg: &Message) -> usize {
-        let members = self.ports();
-        for port in &members {
-            port.deliver_shared(msg);
+        thread_local! {
+            static MEMBERS: RefCell<Vec<MessagePort>> = const { RefCell::new(Vec::new()) };
         }
-        members.len()
+        let serve = |members: &mut Vec<MessagePort>| {
+            self.live_into(members);
+            for port in members.iter() {
+                port.deliver_shared(msg);
+            }
+            let n = members.len();
+            members.clear();
+            n
+        };
+        // A hook that broadcasts from inside a broadcast finds the buffer busy.
+        MEMBERS
+            .try_with(|cell| cell.try_borrow_mut().ok().map(|mut m| serve(&mut m)))
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| serve(&mut Vec::new()))
     }
 }
