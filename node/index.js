@@ -1,3 +1,1044 @@
 'use strict';
-// Bindings in progress: the native addon is built by `make node`.
-module.exports = require('./channel-messaging.node');
+// channel-messaging for Node: a drop-in for worker_threads' MessageChannel, MessagePort,
+// receiveMessageOnPort and BroadcastChannel, backed by the channel-messaging Rust core.
+//
+// Values are encoded here, in JavaScript, into the wire format (lib/codec.js); the
+// native addon moves bytes, buffers and ports, and wakes this thread through a
+// ThreadsafeFunction when a started port has something to read.
+
+const native = require('./channel-messaging.node');
+const { Encoder, Decoder, DecodeError, dataCloneError } = require('./lib/codec.js');
+const { types } = require('node:util');
+
+const kCreate = Symbol('kCreate');
+const kState = Symbol('kState');
+const kListeners = Symbol('kListeners');
+const kHandlers = Symbol('kHandlers');
+const kTarget = Symbol('kTarget');
+const kData = Symbol('kData');
+const kPorts = Symbol('kPorts');
+const kStop = Symbol('kStop');
+const kEtMessage = Symbol('kEtMessage'); // EventTarget-style 'message' listeners
+
+/** Messages one wake-up delivers before yielding to the event loop (timers, I/O). */
+const BATCH = 1000;
+
+const RECV_EMPTY = -1;
+const RECV_ENDED = -2;
+
+// ------------------------------------------------------------------------ errors
+
+function nodeError(Base, code, message) {
+  const e = new Base(message);
+  e.code = code;
+  return e;
+}
+
+function invalidArgType(name, expected, value) {
+  let received;
+  if (value === null || value === undefined) received = ` Received ${value}`;
+  else if (typeof value === 'function') received = ` Received function ${value.name}`;
+  else if (typeof value === 'object') {
+    received = value.constructor?.name
+      ? ` Received an instance of ${value.constructor.name}`
+      : ` Received ${types.isProxy(value) ? 'a Proxy' : 'an object'}`;
+  } else received = ` Received type ${typeof value} (${String(value).slice(0, 25)})`;
+  return nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "${name}" argument must be ${expected}.${received}`);
+}
+
+// -------------------------------------------------------------------- encoding
+
+const encoders = [];
+const decoder = new Decoder();
+let scratch = new Uint8Array(64 * 1024);
+
+function acquireEncoder() {
+  // a getter in a message may post from inside an encode: each depth gets its own
+  for (const e of encoders) {
+    if (!e.busy) {
+      e.busy = true;
+      return e;
+    }
+  }
+  const e = new Encoder();
+  e.busy = true;
+  encoders.push(e);
+  return e;
+}
+
+// ------------------------------------------------------------------------ events
+
+/** The event of 'message' and 'messageerror' (spec J): data, ports, target. */
+class MessageEvent extends Event {
+  constructor(type, init = undefined) {
+    super(type);
+    this[kData] = init?.data ?? null;
+    this[kPorts] = Object.freeze(init?.ports ? [...init.ports] : []);
+    this[kTarget] = null;
+    this[kStop] = false;
+  }
+
+  get data() {
+    return this[kData];
+  }
+
+  get ports() {
+    return this[kPorts];
+  }
+
+  get origin() {
+    return '';
+  }
+
+  get lastEventId() {
+    return '';
+  }
+
+  get source() {
+    return null;
+  }
+
+  get target() {
+    return this[kTarget] ?? super.target;
+  }
+
+  get currentTarget() {
+    return this[kTarget] ?? super.currentTarget;
+  }
+
+  get srcElement() {
+    return this[kTarget] ?? super.srcElement;
+  }
+
+  stopImmediatePropagation() {
+    this[kStop] = true;
+    super.stopImmediatePropagation();
+  }
+}
+
+/** A plain event fired by this package (close), with `target` set. */
+class PortEvent extends Event {
+  constructor(type, target) {
+    super(type);
+    this[kTarget] = target;
+    this[kStop] = false;
+  }
+
+  get target() {
+    return this[kTarget];
+  }
+
+  get currentTarget() {
+    return this[kTarget];
+  }
+
+  get srcElement() {
+    return this[kTarget];
+  }
+
+  stopImmediatePropagation() {
+    this[kStop] = true;
+    super.stopImmediatePropagation();
+  }
+}
+
+function reportListenerError(err) {
+  // as Node's EventTarget does: an uncaught exception, after this dispatch
+  process.nextTick(() => {
+    throw err;
+  });
+}
+
+/**
+ * Listener storage with EventTarget semantics (dedupe by listener and capture, once,
+ * signal, handleEvent objects) and Node's on/once/off style, in one ordered list per
+ * type. Lists are copy-on-write, so dispatch iterates without copying.
+ */
+class ListenerTarget extends EventTarget {
+  constructor() {
+    super();
+    this[kListeners] = new Map(); // type -> array of entries
+    this[kHandlers] = new Map(); // type -> event handler attribute entry
+    this[kEtMessage] = 0;
+  }
+
+  /** Called when the count of listeners of `type` goes 0 -> 1 or 1 -> 0. */
+  [Symbol.for('channel-messaging.listenerCountChanged')](_type, _count) {}
+
+  addEventListener(type, listener, options = undefined) {
+    if (arguments.length < 2) {
+      throw nodeError(TypeError, 'ERR_MISSING_ARGS', 'The "type" and "listener" arguments must be specified');
+    }
+    if (listener === null || listener === undefined) return;
+    if (typeof listener !== 'function' && typeof listener?.handleEvent !== 'function' && typeof listener !== 'object') {
+      throw invalidArgType('listener', 'an instance of EventListener', listener);
+    }
+    const capture = typeof options === 'boolean' ? options : Boolean(options?.capture);
+    const once = typeof options === 'object' && options !== null && Boolean(options.once);
+    const signal = typeof options === 'object' && options !== null ? options.signal : undefined;
+    if (signal?.aborted) return;
+    const entry = addEntry(this, String(type), { listener, capture, once, nodeStyle: false, removed: false });
+    if (entry !== null && signal !== undefined) {
+      signal.addEventListener('abort', () => this.removeEventListener(type, listener, { capture }), { once: true });
+    }
+  }
+
+  removeEventListener(type, listener, options = undefined) {
+    const capture = typeof options === 'boolean' ? options : Boolean(options?.capture);
+    removeEntry(this, String(type), listener, capture, null);
+  }
+
+  dispatchEvent(event) {
+    if (!(event instanceof Event)) throw invalidArgType('event', 'an instance of Event', event);
+    dispatch(this, event.type, event, undefined, true);
+    return !event.defaultPrevented;
+  }
+
+  // ---- Node's EventEmitter-style methods (NodeEventTarget) ----
+
+  on(type, listener) {
+    checkListener(listener);
+    addEntry(this, String(type), { listener, capture: false, once: false, nodeStyle: true, removed: false });
+    return this;
+  }
+
+  addListener(type, listener) {
+    return this.on(type, listener);
+  }
+
+  once(type, listener) {
+    checkListener(listener);
+    addEntry(this, String(type), { listener, capture: false, once: true, nodeStyle: true, removed: false });
+    return this;
+  }
+
+  off(type, listener) {
+    removeEntry(this, String(type), listener, false, null);
+    return this;
+  }
+
+  removeListener(type, listener) {
+    return this.off(type, listener);
+  }
+
+  removeAllListeners(type = undefined) {
+    const types = type === undefined ? [...this[kListeners].keys()] : [String(type)];
+    for (const t of types) {
+      for (const e of this[kListeners].get(t) ?? []) removeEntry(this, t, e.listener, e.capture, e);
+    }
+    return this;
+  }
+
+  emit(type, arg) {
+    const had = this.listenerCount(type) > 0;
+    dispatch(this, String(type), null, arg, false);
+    return had;
+  }
+
+  listenerCount(type) {
+    return this[kListeners].get(String(type))?.length ?? 0;
+  }
+
+  eventNames() {
+    return [...this[kListeners].keys()].filter((t) => this.listenerCount(t) > 0);
+  }
+
+  setMaxListeners(n) {
+    this[Symbol.for('channel-messaging.maxListeners')] = n;
+    return this;
+  }
+
+  getMaxListeners() {
+    return this[Symbol.for('channel-messaging.maxListeners')] ?? 10;
+  }
+}
+
+function checkListener(listener) {
+  if (typeof listener !== 'function') throw invalidArgType('listener', 'of type function', listener);
+}
+
+function addEntry(target, type, entry) {
+  const map = target[kListeners];
+  const list = map.get(type) ?? [];
+  for (const e of list) {
+    if (e.listener === entry.listener && e.capture === entry.capture) return null;
+  }
+  map.set(type, [...list, entry]);
+  if (type === 'message' && !entry.nodeStyle) target[kEtMessage]++;
+  if (list.length === 0) target[Symbol.for('channel-messaging.listenerCountChanged')](type, 1);
+  return entry;
+}
+
+function removeEntry(target, type, listener, capture, exact) {
+  const map = target[kListeners];
+  const list = map.get(type);
+  if (list === undefined) return;
+  const i = list.findIndex((e) => (exact !== null ? e === exact : e.listener === listener && e.capture === capture));
+  if (i < 0) return;
+  list[i].removed = true;
+  if (type === 'message' && !list[i].nodeStyle) target[kEtMessage]--;
+  const next = list.slice(0, i).concat(list.slice(i + 1));
+  if (next.length === 0) {
+    map.delete(type);
+    target[Symbol.for('channel-messaging.listenerCountChanged')](type, 0);
+  } else {
+    map.set(type, next);
+  }
+}
+
+/**
+ * Calls the listeners of `type`: EventTarget-style ones with `event` (made lazily by
+ * makeEvent when null), Node-style ones with `nodeValue` (or the event, for events
+ * dispatched by dispatchEvent). Listener exceptions are reported, never propagated.
+ */
+function dispatch(target, type, event, nodeValue, fromDispatchEvent, makeEvent = null) {
+  const list = target[kListeners].get(type);
+  if (list === undefined) return;
+  for (let i = 0; i < list.length; i++) {
+    const e = list[i];
+    if (e.removed) continue;
+    if (e.once) removeEntry(target, type, e.listener, e.capture, e);
+    try {
+      if (e.nodeStyle) {
+        e.listener.call(target, fromDispatchEvent ? event : nodeValue);
+      } else {
+        if (event === null) event = makeEvent !== null ? makeEvent() : new PortEvent(type, target);
+        const l = e.listener;
+        if (typeof l === 'function') l.call(target, event);
+        else l.handleEvent(event);
+      }
+    } catch (err) {
+      reportListenerError(err);
+    }
+    if (event !== null && event[kStop] === true) break;
+  }
+}
+
+/** Defines `on<type>` event handler attributes (one list entry, replaced in place). */
+function defineHandler(proto, type) {
+  Object.defineProperty(proto, `on${type}`, {
+    configurable: true,
+    enumerable: true,
+    get() {
+      return this[kHandlers].get(type)?.listener ?? null;
+    },
+    set(value) {
+      const current = this[kHandlers].get(type);
+      if (typeof value === 'function') {
+        if (current !== undefined && !current.removed) {
+          current.listener = value;
+        } else {
+          const entry = { listener: value, capture: false, once: false, nodeStyle: false, removed: false, handler: true };
+          this[kHandlers].set(type, entry);
+          addEntry(this, type, entry);
+        }
+      } else if (current !== undefined) {
+        this[kHandlers].delete(type);
+        removeEntry(this, type, current.listener, false, current);
+      }
+    },
+  });
+}
+
+// ------------------------------------------------------------------------- ports
+
+/** Per-port state (kept off the object so that user code cannot trip over it). */
+class PortState {
+  constructor(port, handle) {
+    this.native = handle;
+    this.port = port;
+    this.receiving = false; // JS-level started (Node's start/stop)
+    this.coreStarted = false;
+    this.wakeInstalled = false;
+    this.refed = false;
+    this.ended = false; // the port ended (close seen) or was transferred
+    this.closeEmitted = false;
+    this.closing = false;
+    this.detached = false;
+    this.drainScheduled = false;
+    this.batch = 0;
+    this.tick = () => process.nextTick(drainStep, this);
+    this.wake = () => {
+      if (!this.drainScheduled) drainStep(this);
+    };
+  }
+}
+
+/** One end of a channel: a drop-in for worker_threads' MessagePort. */
+class MessagePort extends ListenerTarget {
+  constructor(token = undefined, handle = undefined) {
+    if (token !== kCreate) {
+      throw nodeError(TypeError, 'ERR_CONSTRUCT_CALL_INVALID', 'Constructor cannot be called');
+    }
+    super();
+    this[kState] = new PortState(this, handle);
+  }
+
+  postMessage(value, transfer = undefined) {
+    if (arguments.length === 0) {
+      throw nodeError(TypeError, 'ERR_MISSING_ARGS', 'Not enough arguments to MessagePort.postMessage');
+    }
+    const s = this[kState];
+    if (transfer === undefined || transfer === null) {
+      postSimple(s, value);
+      return;
+    }
+    postWithTransfer(s, value, transferList(transfer));
+  }
+
+  start() {
+    startPort(this[kState]);
+  }
+
+  close(callback = undefined) {
+    if (typeof callback === 'function') this.once('close', callback);
+    closePort(this[kState]);
+  }
+
+  ref() {
+    const s = this[kState];
+    s.refed = true;
+    applyRef(s);
+  }
+
+  unref() {
+    const s = this[kState];
+    s.refed = false;
+    applyRef(s);
+  }
+
+  hasRef() {
+    const s = this[kState];
+    return s.refed && !s.ended && !s.closing && !s.detached;
+  }
+
+  /**
+   * Detaches this port, exactly as a transfer would, and returns a single-use BigInt
+   * that `MessagePort.importHandle` adopts on any thread of this process (a Worker,
+   * for example: post the BigInt through worker_threads). Messages queued or in
+   * flight wait for the new owner.
+   */
+  exportHandle() {
+    const s = this[kState];
+    if (s.detached || s.native.isDetached()) throw dataCloneError('The MessagePort was already transferred.');
+    if (s.native.isClosed()) throw dataCloneError('The MessagePort is closed and cannot be transferred.');
+    const handle = s.native.exportHandle();
+    if (handle === null || handle === undefined) throw dataCloneError('The MessagePort cannot be transferred.');
+    markTransferred(s);
+    return handle;
+  }
+
+  /** Adopts a port exported with `exportHandle` (single use). */
+  static importHandle(handle) {
+    return importPort(handle);
+  }
+
+  /** Flow control: limits on this port's queue; the partner sees the pressure. */
+  setLimits(limits = {}) {
+    if (limits === null || typeof limits !== 'object') throw invalidArgType('limits', 'of type object', limits);
+    const n = (v, name) => {
+      if (v === undefined || v === null) return -1;
+      if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v)) {
+        throw nodeError(RangeError, 'ERR_OUT_OF_RANGE', `The value of "limits.${name}" is out of range. It must be a non-negative number. Received ${v}`);
+      }
+      return Math.floor(v);
+    };
+    this[kState].native.setLimits(n(limits.maxMessages, 'maxMessages'), n(limits.maxBytes, 'maxBytes'));
+  }
+
+  /** Whether the partner's queue is below its limits (posting adds no pressure). */
+  isReady() {
+    return this[kState].native.isReady();
+  }
+
+  /** Queue statistics of this port. */
+  stats() {
+    const [queuedMessages, queuedBytes, closed, maxMessages, maxBytes] = this[kState].native.stats();
+    return {
+      queuedMessages,
+      queuedBytes,
+      closed: closed === 1,
+      limits: { maxMessages: maxMessages < 0 ? null : maxMessages, maxBytes: maxBytes < 0 ? null : maxBytes },
+    };
+  }
+
+  /** `for await (const data of port)`: each message's data, ending when the port closes. */
+  [Symbol.asyncIterator]() {
+    return messageIterator(this);
+  }
+
+  [Symbol.for('channel-messaging.listenerCountChanged')](type, count) {
+    if (type !== 'message') return;
+    // Node's rules: the first 'message' listener refs and starts; the last one leaving
+    // unrefs and stops.
+    const s = this[kState];
+    if (count === 1) {
+      s.refed = true;
+      applyRef(s);
+      startPort(s);
+    } else {
+      s.receiving = false;
+      s.refed = false;
+      applyRef(s);
+    }
+  }
+
+  get [Symbol.toStringTag]() {
+    return 'MessagePort';
+  }
+}
+defineHandler(MessagePort.prototype, 'message');
+defineHandler(MessagePort.prototype, 'messageerror');
+defineHandler(MessagePort.prototype, 'close');
+
+// Node: setting a non-function onmessage stops and unrefs the port
+for (const type of ['message']) {
+  const desc = Object.getOwnPropertyDescriptor(MessagePort.prototype, `on${type}`);
+  Object.defineProperty(MessagePort.prototype, `on${type}`, {
+    configurable: true,
+    enumerable: true,
+    get: desc.get,
+    set(value) {
+      const s = this[kState];
+      desc.set.call(this, value);
+      const has = this[kHandlers].has(type);
+      if (typeof value !== 'function' && !has && this.listenerCount('message') > 0) {
+        // Node: a non-function onmessage stops and unrefs the port
+        s.receiving = false;
+        s.refed = false;
+        applyRef(s);
+      }
+    },
+  });
+}
+
+Encoder.portClass = MessagePort;
+
+function wrapPort(handle) {
+  return new MessagePort(kCreate, handle);
+}
+
+/** A new entangled pair: a drop-in for worker_threads' MessageChannel. */
+class MessageChannel {
+  constructor() {
+    const [a, b] = native.createChannel();
+    Object.defineProperty(this, 'port1', { value: wrapPort(a), enumerable: true });
+    Object.defineProperty(this, 'port2', { value: wrapPort(b), enumerable: true });
+  }
+}
+
+function importPort(handle) {
+  if (typeof handle !== 'bigint') throw invalidArgType('handle', 'of type bigint', handle);
+  const adopted = native.importHandle(handle);
+  if (adopted === null || adopted === undefined) {
+    throw nodeError(TypeError, 'ERR_INVALID_PORT_HANDLE', 'The port handle is unknown or was already imported');
+  }
+  return wrapPort(adopted);
+}
+
+// ---- posting ----
+
+function transferList(transfer) {
+  if (typeof transfer !== 'object' && typeof transfer !== 'function') {
+    throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', 'Optional transferList argument must be an iterable');
+  }
+  let list = transfer;
+  if (typeof transfer[Symbol.iterator] !== 'function') {
+    list = transfer.transfer;
+    if (list === undefined) return [];
+    if (list === null || typeof list[Symbol.iterator] !== 'function' || typeof list === 'string') {
+      throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', 'Optional options.transfer argument must be an iterable');
+    }
+  }
+  const items = [...list];
+  for (const item of items) {
+    if (!(item instanceof MessagePort) && !types.isArrayBuffer(item)) {
+      throw nodeError(TypeError, 'ERR_INVALID_TRANSFER_OBJECT', 'Found invalid object in transferList');
+    }
+  }
+  return items;
+}
+
+function postSimple(s, value) {
+  const enc = acquireEncoder();
+  try {
+    const len = enc.encode(value, null, null);
+    const err = enc.side.length === 0
+      ? s.native.post(enc.buf.subarray(0, len))
+      : s.native.postFull(enc.buf.subarray(0, len), enc.side, [], []);
+    if (err !== null && err !== undefined) throw dataCloneError(err);
+  } finally {
+    enc.busy = false;
+    enc.side = [];
+  }
+}
+
+function postWithTransfer(s, value, items) {
+  const ports = [];
+  const buffers = [];
+  for (const item of items) (item instanceof MessagePort ? ports : buffers).push(item);
+  // first pass (spec C3 step 1, C5): the source port, duplicates
+  if (ports.includes(s.port)) throw dataCloneError('Transfer list contains source port');
+  const natives = ports.map((p) => p[kState].native);
+  if (ports.length > 0) {
+    if (new Set(ports).size !== ports.length) throw dataCloneError('Transfer list contains duplicate MessagePort');
+    const err = s.native.checkTransfer(natives);
+    if (err !== null && err !== undefined) throw dataCloneError(err);
+  }
+  if (new Set(buffers).size !== buffers.length) throw dataCloneError('Transfer list contains duplicate ArrayBuffer');
+  const portIndex = ports.length > 0 ? new Map(ports.map((p, i) => [p, i])) : null;
+  const bufferSet = buffers.length > 0 ? new Set(buffers) : null;
+  const enc = acquireEncoder();
+  try {
+    const len = enc.encode(value, portIndex, bufferSet);
+    // second pass: detached buffers (ports are checked by the core, all-or-nothing)
+    for (const ab of buffers) {
+      try {
+        new Uint8Array(ab); // eslint-disable-line no-new
+      } catch {
+        throw dataCloneError('An ArrayBuffer is detached and could not be cloned.');
+      }
+    }
+    // transferred buffers not referenced by the message still move (and detach)
+    const err = s.native.postFull(enc.buf.subarray(0, len), enc.side, buffers, natives);
+    if (err !== null && err !== undefined) throw dataCloneError(err);
+  } finally {
+    enc.busy = false;
+    enc.side = [];
+  }
+  for (const p of ports) markTransferred(p[kState]);
+}
+
+/** The transferred-away object: inert; Node fires 'close' on it. */
+function markTransferred(s) {
+  s.detached = true;
+  s.receiving = false;
+  s.refed = false;
+  s.wakeInstalled = false;
+  s.ended = true;
+  setImmediate(emitClose, s);
+}
+
+// ---- receiving ----
+
+function ensureWake(s) {
+  if (s.wakeInstalled || s.ended || s.detached) return;
+  s.wakeInstalled = true;
+  s.native.setWake(s.wake);
+}
+
+function applyRef(s) {
+  if (s.refed) ensureWake(s);
+  if (s.wakeInstalled) s.native.setRef(s.refed && !s.closing && !s.ended);
+}
+
+function startPort(s) {
+  if (s.detached || s.ended) return;
+  s.receiving = true;
+  ensureWake(s);
+  if (!s.coreStarted) {
+    s.coreStarted = true;
+    s.native.start();
+  }
+  // messages may already wait (and the coalesced hook may have fired while stopped)
+  if (!s.drainScheduled) {
+    s.drainScheduled = true;
+    setImmediate(drainStep, s);
+  }
+}
+
+/**
+ * Delivers one message, then schedules the next delivery behind a full microtask
+ * checkpoint (queueMicrotask -> nextTick: the tick runs only once the microtask queue
+ * is empty), so that code awaiting events.once() between messages loses nothing. After
+ * BATCH messages it yields to the event loop with setImmediate (timers run).
+ */
+function drainStep(s) {
+  s.drainScheduled = false;
+  if (!s.receiving || s.ended) return;
+  if (receiveOne(s, true) === undefined) {
+    s.batch = 0;
+    return;
+  }
+  s.drainScheduled = true;
+  if (++s.batch >= BATCH) {
+    s.batch = 0;
+    setImmediate(drainStep, s);
+  } else {
+    queueMicrotask(s.tick);
+  }
+}
+
+/**
+ * Receives one message. With `dispatch`, fires its event and returns true; without,
+ * returns `{ message }`. Returns undefined when nothing is queued or the port ended.
+ */
+function receiveOne(s, dispatchIt) {
+  if (s.detached) return undefined;
+  const n = s.native.recv(scratch);
+  if (n >= 0) {
+    let data;
+    try {
+      data = decoder.decode(scratch, 0, n, EMPTY, EMPTY);
+    } catch (err) {
+      return messageError(s, err, dispatchIt);
+    }
+    if (!dispatchIt) return { message: data };
+    deliverMessage(s, data, EMPTY);
+    return true;
+  }
+  if (n === RECV_EMPTY) return undefined;
+  if (n === RECV_ENDED) {
+    portEnded(s);
+    return undefined;
+  }
+  const pending = s.native.takePending();
+  if (pending === null || pending === undefined) return undefined;
+  if (pending.bytes.length > scratch.length && pending.bytes.length <= 16 * 1024 * 1024) {
+    scratch = new Uint8Array(Math.max(pending.bytes.length, scratch.length * 2));
+  }
+  const ports = pending.ports.map(wrapPort);
+  let data;
+  try {
+    data = decoder.decode(pending.bytes, 0, pending.bytes.length, pending.buffers.map((b) => b.buffer), ports);
+  } catch (err) {
+    // ports carried by a message that cannot be decoded are closed (DESIGN.md §7.6)
+    for (const p of ports) p[kState].native.close();
+    return messageError(s, err, dispatchIt);
+  }
+  if (!dispatchIt) return { message: data };
+  deliverMessage(s, data, ports);
+  return true;
+}
+
+const EMPTY = Object.freeze([]);
+
+function messageError(s, err, dispatchIt) {
+  const error = err instanceof DecodeError ? dataCloneError(err.message) : err;
+  if (dispatchIt) {
+    const port = s.port;
+    dispatch(port, 'messageerror', null, error, false, () => makeMessageEvent('messageerror', port, error, EMPTY));
+    return true;
+  }
+  // receiveMessageOnPort: the message is consumed; report it as Node reports errors
+  throw error;
+}
+
+function makeMessageEvent(type, target, data, ports) {
+  const ev = new MessageEvent(type, { data, ports });
+  ev[kTarget] = target;
+  return ev;
+}
+
+function deliverMessage(s, data, ports) {
+  const port = s.port;
+  if (port[kEtMessage] === 0) {
+    // fast path: only Node-style listeners, which receive the data itself
+    const list = port[kListeners].get('message');
+    if (list === undefined) return;
+    if (list.length === 1) {
+      const e = list[0];
+      if (e.once) removeEntry(port, 'message', e.listener, e.capture, e);
+      try {
+        e.listener.call(port, data);
+      } catch (err) {
+        reportListenerError(err);
+      }
+      return;
+    }
+    dispatch(port, 'message', null, data, false);
+    return;
+  }
+  dispatch(port, 'message', null, data, false, () => makeMessageEvent('message', port, data, ports));
+}
+
+function portEnded(s) {
+  if (s.ended && s.closeEmitted) return;
+  s.ended = true;
+  s.receiving = false;
+  if (s.wakeInstalled) {
+    s.wakeInstalled = false;
+    s.native.clearWake();
+  }
+  emitClose(s);
+}
+
+function emitClose(s) {
+  if (s.closeEmitted) return;
+  s.closeEmitted = true;
+  const port = s.port;
+  dispatch(port, 'close', null, undefined, false);
+}
+
+function closePort(s) {
+  if (s.closing || s.detached) return;
+  s.closing = true;
+  s.native.close();
+  if (s.wakeInstalled) s.native.setRef(false);
+  // Messages already queued here are still delivered (DESIGN.md §7.2), then 'close'.
+  // The immediate keeps the event loop alive until then, as Node's handle close does.
+  setImmediate(finishClose, s);
+}
+
+function finishClose(s) {
+  if (s.receiving && !s.ended) {
+    // drain what is left (bounded per turn), then the end marker fires 'close'
+    for (let i = 0; i < BATCH; i++) {
+      if (receiveOne(s, true) === undefined) break;
+    }
+    if (!s.ended) {
+      setImmediate(finishClose, s);
+      return;
+    }
+  }
+  portEnded(s);
+}
+
+function messageIterator(port) {
+  const queue = [];
+  const waiters = [];
+  let done = false;
+  const onMessage = (data) => {
+    if (waiters.length > 0) waiters.shift().resolve({ value: data, done: false });
+    else queue.push(data);
+  };
+  const finish = () => {
+    done = true;
+    port.off('message', onMessage);
+    port.off('close', finish);
+    for (const w of waiters.splice(0)) w.resolve({ value: undefined, done: true });
+  };
+  port.on('message', onMessage);
+  port.on('close', finish);
+  return {
+    next() {
+      if (queue.length > 0) return Promise.resolve({ value: queue.shift(), done: false });
+      if (done) return Promise.resolve({ value: undefined, done: true });
+      return new Promise((resolve) => waiters.push({ resolve }));
+    },
+    return() {
+      queue.length = 0;
+      finish();
+      return Promise.resolve({ value: undefined, done: true });
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
+/** Receives one queued message synchronously: `{ message }`, or undefined. */
+function receiveMessageOnPort(port) {
+  if (!(port instanceof MessagePort)) {
+    throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', 'The "port" argument must be a MessagePort instance');
+  }
+  return receiveOne(port[kState], false);
+}
+
+// ----------------------------------------------------------------- broadcast
+
+/** Process-wide named one-to-many messaging: a drop-in for Node's BroadcastChannel. */
+class BroadcastChannel extends ListenerTarget {
+  constructor(name) {
+    if (arguments.length === 0) {
+      throw nodeError(TypeError, 'ERR_MISSING_ARGS', 'The "name" argument must be specified');
+    }
+    super();
+    const n = `${name}`;
+    const s = {
+      name: n,
+      native: new native.NativeBroadcast(n),
+      closed: false,
+      refed: true,
+      drainScheduled: false,
+      batch: 0,
+      target: this,
+    };
+    s.tick = () => process.nextTick(bcDrainStep, s);
+    s.wake = () => {
+      if (!s.drainScheduled) bcDrainStep(s);
+    };
+    this[kState] = s;
+    s.native.setWake(s.wake);
+    s.native.setRef(true);
+    s.native.start();
+  }
+
+  get name() {
+    return this[kState].name;
+  }
+
+  postMessage(message) {
+    if (arguments.length === 0) {
+      throw nodeError(TypeError, 'ERR_MISSING_ARGS', 'The "message" argument must be specified');
+    }
+    const s = this[kState];
+    if (s.closed) throw new DOMException('BroadcastChannel is closed.', 'InvalidStateError');
+    const enc = acquireEncoder();
+    try {
+      const len = enc.encode(message, null, null);
+      const err = s.native.post(enc.buf.subarray(0, len), enc.side);
+      if (err !== null && err !== undefined) {
+        if (err.startsWith('InvalidStateError')) throw new DOMException('BroadcastChannel is closed.', 'InvalidStateError');
+        throw dataCloneError(err);
+      }
+    } finally {
+      enc.busy = false;
+      enc.side = [];
+    }
+  }
+
+  close() {
+    const s = this[kState];
+    if (s.closed) return;
+    s.closed = true;
+    s.native.close();
+  }
+
+  ref() {
+    const s = this[kState];
+    s.refed = true;
+    if (!s.closed) s.native.setRef(true);
+    return this;
+  }
+
+  unref() {
+    const s = this[kState];
+    s.refed = false;
+    if (!s.closed) s.native.setRef(false);
+    return this;
+  }
+
+  get [Symbol.toStringTag]() {
+    return 'BroadcastChannel';
+  }
+}
+defineHandler(BroadcastChannel.prototype, 'message');
+defineHandler(BroadcastChannel.prototype, 'messageerror');
+
+function bcDrainStep(s) {
+  s.drainScheduled = false;
+  if (s.closed) return;
+  const n = s.native.recv(scratch);
+  let data;
+  const target = s.target;
+  if (n === RECV_EMPTY || n === RECV_ENDED) {
+    s.batch = 0;
+    return;
+  }
+  try {
+    if (n >= 0) {
+      data = decoder.decode(scratch, 0, n, EMPTY, EMPTY);
+    } else {
+      const p = s.native.takePending();
+      data = decoder.decode(p.bytes, 0, p.bytes.length, p.buffers.map((b) => b.buffer), EMPTY);
+    }
+    dispatch(target, 'message', null, data, false, () => makeMessageEvent('message', target, data, EMPTY));
+  } catch (err) {
+    const error = err instanceof DecodeError ? dataCloneError(err.message) : err;
+    dispatch(target, 'messageerror', null, error, false, () => makeMessageEvent('messageerror', target, error, EMPTY));
+  }
+  s.drainScheduled = true;
+  if (++s.batch >= BATCH) {
+    s.batch = 0;
+    setImmediate(bcDrainStep, s);
+  } else {
+    queueMicrotask(s.tick);
+  }
+}
+
+// ------------------------------------------------------------- PortCollection
+
+/**
+ * A weak, insertion-ordered set of ports that broadcasts: `postMessage` encodes once
+ * and every member's queue shares the payload. Closed and transferred ports leave it
+ * by themselves; a port that is garbage-collected leaves it too.
+ */
+class PortCollection {
+  constructor() {
+    this[kState] = { native: new native.NativeCollection(), members: [] };
+  }
+
+  add(port) {
+    checkPort(port);
+    const s = this[kState];
+    if (!liveMembers(s).includes(port)) s.members.push(new WeakRef(port));
+    s.native.add(port[kState].native);
+  }
+
+  remove(port) {
+    checkPort(port);
+    const s = this[kState];
+    s.members = s.members.filter((w) => w.deref() !== port);
+    s.native.remove(port[kState].native);
+  }
+
+  has(port) {
+    return port instanceof MessagePort && liveMembers(this[kState]).includes(port);
+  }
+
+  clear() {
+    const s = this[kState];
+    s.members = [];
+    s.native.clear();
+  }
+
+  get size() {
+    return liveMembers(this[kState]).length;
+  }
+
+  /** Calls `callback(port)` for each live member, oldest first. */
+  iterate(callback) {
+    if (typeof callback !== 'function') throw invalidArgType('callback', 'of type function', callback);
+    for (const port of liveMembers(this[kState])) callback(port);
+  }
+
+  /** Posts `value` to every member (clone only); returns how many ports it reached. */
+  postMessage(value) {
+    if (arguments.length === 0) {
+      throw nodeError(TypeError, 'ERR_MISSING_ARGS', 'The "value" argument must be specified');
+    }
+    const s = this[kState];
+    const enc = acquireEncoder();
+    try {
+      const len = enc.encode(value, null, null);
+      return s.native.post(enc.buf.subarray(0, len), enc.side);
+    } finally {
+      enc.busy = false;
+      enc.side = [];
+    }
+  }
+
+  [Symbol.iterator]() {
+    return liveMembers(this[kState])[Symbol.iterator]();
+  }
+}
+
+function checkPort(port) {
+  if (!(port instanceof MessagePort)) throw invalidArgType('port', 'an instance of MessagePort', port);
+}
+
+function liveMembers(s) {
+  const live = [];
+  const keep = [];
+  for (const w of s.members) {
+    const p = w.deref();
+    if (p !== undefined && s.native.contains(p[kState].native)) {
+      live.push(p);
+      keep.push(w);
+    }
+  }
+  s.members = keep;
+  return live;
+}
+
+module.exports = {
+  MessageChannel,
+  MessagePort,
+  MessageEvent,
+  BroadcastChannel,
+  PortCollection,
+  receiveMessageOnPort,
+  importPort,
+  version: native.version(),
+};

@@ -1,9 +1,487 @@
 //! The native addon behind the `channel-messaging` npm package.
+//!
+//! This layer is deliberately thin: every rule of the Channel Messaging model lives in
+//! the core crate; the JavaScript layer (`index.js`) walks JS values and encodes them in
+//! the wire format (docs/wire-format.md) itself, because walking V8 objects through
+//! N-API costs one native call per property. What crosses this boundary is therefore
+//! bytes, side-table buffers and port handles:
+//!
+//! - posting: [`NativePort::post`] (bytes only, the hot path) and
+//!   [`NativePort::post_full`] (side-table buffers, transferred `ArrayBuffer`s, ports);
+//! - receiving: [`NativePort::recv`] copies the next message's bytes into the caller's
+//!   scratch `Uint8Array` and returns its length; messages that carry buffers or ports
+//!   (or do not fit) are parked and fetched with [`NativePort::take_pending`];
+//! - wake-ups: the core's ready hook calls a ThreadsafeFunction (coalesced by the core);
+//!   its ref/unref backs `port.ref()` / `port.unref()`.
+//!
+//! No function here panics on bad input: failures come back as values (an error message
+//! string, `None`, or a negative code) that index.js turns into Node's errors.
 
+// The classes here are JS-facing handles (their state is printed from JS, never from Rust).
+#![allow(missing_debug_implementations)]
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use channel_messaging::{
+    Buffer, BroadcastChannel, Limits, Message, MessageChannel, MessagePort, PortCollection,
+    PostError, TryRecvError,
+};
+use napi::bindgen_prelude::{
+    ArrayBuffer, BigInt, ClassInstance, Uint8Array, Uint8ArraySlice, Unknown,
+};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Env, Status};
 use napi_derive::napi;
 
 /// The library's version.
 #[napi]
 pub fn version() -> &'static str {
     env!("CARGO_PKG_VERSION")
+}
+
+/// The JS wake-up callback, callable from any thread.
+type Wake = ThreadsafeFunction<(), Unknown<'static>, (), Status, false>;
+
+/// `recv` results other than a length.
+const RECV_EMPTY: i32 = -1;
+const RECV_ENDED: i32 = -2;
+const RECV_PENDING: i32 = -3;
+
+/// The wake-up state shared by ports and broadcast channels.
+#[derive(Default)]
+struct Waker {
+    tsfn: Option<Arc<Wake>>,
+    referenced: bool,
+}
+
+impl Waker {
+    /// Installs `f` as the wake-up callback; returns the hook for the core.
+    fn install(&mut self, env: &Env, f: Wake) -> channel_messaging::ReadyHook {
+        let tsfn = Arc::new(f);
+        self.tsfn = Some(Arc::clone(&tsfn));
+        // A new threadsafe function starts referenced: apply the current state.
+        self.referenced = true;
+        let _ = self.set_ref(env, false);
+        Arc::new(move || {
+            // NonBlocking never waits; a closing function (environment teardown) just
+            // reports a status, which there is nobody to tell.
+            let _ = tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        })
+    }
+
+    fn set_ref(&mut self, env: &Env, on: bool) -> bool {
+        let Some(tsfn) = &self.tsfn else {
+            return false;
+        };
+        if tsfn.aborted() {
+            return false;
+        }
+        if on != self.referenced {
+            // SAFETY: called on the JS thread that owns `env`, with a live (not aborted)
+            // threadsafe function created in that environment.
+            let status = unsafe {
+                if on {
+                    napi::sys::napi_ref_threadsafe_function(env.raw(), tsfn.raw())
+                } else {
+                    napi::sys::napi_unref_threadsafe_function(env.raw(), tsfn.raw())
+                }
+            };
+            if status == napi::sys::Status::napi_ok {
+                self.referenced = on;
+            }
+        }
+        self.referenced
+    }
+
+    fn release(&mut self) {
+        self.tsfn = None;
+        self.referenced = false;
+    }
+}
+
+/// Copies side-table buffers out of JS memory (V8 owns those backing stores; the core's
+/// `Buffer` cannot adopt them, so this is the one copy a send makes).
+fn copy_buffers(side: &[Uint8ArraySlice<'_>]) -> Vec<Buffer> {
+    side.iter()
+        .map(|s| Buffer::copy_from_slice(s.as_ref()))
+        .collect()
+}
+
+/// A message with buffers or ports (or too large for the scratch), handed to JS whole.
+#[napi(object, object_from_js = false)]
+pub struct PendingMessage {
+    /// The encoded bytes.
+    pub bytes: Uint8Array,
+    /// The side-table buffers, each a `Uint8Array` over its own `ArrayBuffer`.
+    pub buffers: Vec<Uint8Array>,
+    /// The transferred ports, in transfer-list order.
+    pub ports: Vec<NativePort>,
+}
+
+fn into_pending(mut msg: Message) -> PendingMessage {
+    let ports = msg
+        .take_ports()
+        .into_iter()
+        .map(NativePort::wrap)
+        .collect();
+    let buffers = msg
+        .buffers()
+        .iter()
+        .map(|b| Uint8Array::new(b.clone().into_vec()))
+        .collect();
+    PendingMessage {
+        bytes: Uint8Array::new(msg.bytes().to_vec()),
+        buffers,
+        ports,
+    }
+}
+
+/// Copies a simple message into `scratch`, or parks it in `pending`.
+fn deliver(msg: Message, scratch: &mut [u8], pending: &RefCell<Option<Message>>) -> i32 {
+    let bytes = msg.bytes();
+    if msg.buffers().is_empty() && msg.port_count() == 0 && bytes.len() <= scratch.len() {
+        scratch[..bytes.len()].copy_from_slice(bytes);
+        bytes.len() as i32
+    } else {
+        *pending.borrow_mut() = Some(msg);
+        RECV_PENDING
+    }
+}
+
+// ------------------------------------------------------------------------ ports
+
+/// One end of a channel (the native half of the JS `MessagePort`).
+#[napi]
+pub struct NativePort {
+    port: MessagePort,
+    waker: RefCell<Waker>,
+    pending: RefCell<Option<Message>>,
+}
+
+impl NativePort {
+    fn wrap(port: MessagePort) -> Self {
+        NativePort {
+            port,
+            waker: RefCell::default(),
+            pending: RefCell::default(),
+        }
+    }
+}
+
+/// A new channel: its two ports.
+#[napi]
+pub fn create_channel() -> Vec<NativePort> {
+    let (a, b) = MessageChannel::new().into_ports();
+    vec![NativePort::wrap(a), NativePort::wrap(b)]
+}
+
+/// Adopts a port detached by `exportHandle` (on any thread). `None` for a handle that
+/// was never issued, already adopted, or is not a 64-bit unsigned number.
+#[napi]
+pub fn import_handle(handle: BigInt) -> Option<NativePort> {
+    let (negative, value, lossless) = handle.get_u64();
+    if negative || !lossless {
+        return None;
+    }
+    MessagePort::import_handle(value).map(NativePort::wrap)
+}
+
+#[napi]
+impl NativePort {
+    /// Posts an encoded message with no side table and no transfer. Returns the
+    /// DataCloneError message on failure (never for this form, kept for symmetry).
+    #[napi]
+    pub fn post(&self, bytes: &[u8]) -> Option<String> {
+        self.port
+            .post_encoded(bytes, Vec::new(), &[])
+            .err()
+            .map(|e| e.message().to_owned())
+    }
+
+    /// The checks before serialization (spec C3 step 1, C5 duplicates).
+    #[napi]
+    pub fn check_transfer(&self, ports: Vec<ClassInstance<'_, NativePort>>) -> Option<String> {
+        let list: Vec<&MessagePort> = ports.iter().map(|p| &p.port).collect();
+        self.port
+            .check_transfer(&list)
+            .err()
+            .map(|e| e.message().to_owned())
+    }
+
+    /// Posts an encoded message with its side table (`side`, every buffer in index
+    /// order, copied here), transferring `ports`; `detach` are the transferred
+    /// `ArrayBuffer`s, detached only once the post succeeded (all-or-nothing).
+    #[napi]
+    pub fn post_full(
+        &self,
+        bytes: &[u8],
+        side: Vec<Uint8ArraySlice<'_>>,
+        detach: Vec<ArrayBuffer<'_>>,
+        ports: Vec<ClassInstance<'_, NativePort>>,
+    ) -> Option<String> {
+        let buffers = copy_buffers(&side);
+        let list: Vec<&MessagePort> = ports.iter().map(|p| &p.port).collect();
+        if let Err(e) = self.port.post_encoded(bytes, buffers, &list) {
+            return Some(e.message().to_owned());
+        }
+        for p in &ports {
+            p.waker.borrow_mut().release();
+            p.pending.borrow_mut().take();
+        }
+        detach_all(detach)
+    }
+
+    /// Receives the next message into `scratch`: its length, or -1 (nothing queued),
+    /// -2 (the port ended), -3 (a message waits in `take_pending`).
+    #[napi]
+    pub fn recv(&self, mut scratch: Uint8ArraySlice<'_>) -> i32 {
+        // SAFETY: the scratch is only touched by this synchronous call on the JS thread.
+        let scratch = unsafe { scratch.as_mut() };
+        match self.port.try_recv_message() {
+            Ok(msg) => deliver(msg, scratch, &self.pending),
+            Err(TryRecvError::Empty) => RECV_EMPTY,
+            Err(_) => RECV_ENDED,
+        }
+    }
+
+    /// The message parked by the last `recv` that returned -3.
+    #[napi]
+    pub fn take_pending(&self) -> Option<PendingMessage> {
+        self.pending.borrow_mut().take().map(into_pending)
+    }
+
+    /// Enables the port message queue (spec B2).
+    #[napi]
+    pub fn start(&self) {
+        self.port.start();
+    }
+
+    /// Sets the wake-up callback, called (coalesced) when the started port has
+    /// something to read. Starts unreferenced.
+    #[napi]
+    pub fn set_wake(&self, env: Env, wake: Wake) {
+        let hook = self.waker.borrow_mut().install(&env, wake);
+        self.port.set_ready_hook(Some(hook));
+    }
+
+    /// Removes the wake-up callback (the port ended or was transferred away).
+    #[napi]
+    pub fn clear_wake(&self) {
+        self.port.set_ready_hook(None);
+        self.waker.borrow_mut().release();
+    }
+
+    /// References or unreferences the wake-up (keeps the event loop alive or not);
+    /// returns the resulting state.
+    #[napi]
+    pub fn set_ref(&self, env: Env, on: bool) -> bool {
+        self.waker.borrow_mut().set_ref(&env, on)
+    }
+
+    /// Closes the port (idempotent).
+    #[napi]
+    pub fn close(&self) {
+        self.port.close();
+    }
+
+    /// Whether `close` was called.
+    #[napi]
+    pub fn is_closed(&self) -> bool {
+        self.port.is_closed()
+    }
+
+    /// Whether the port was transferred away.
+    #[napi]
+    pub fn is_detached(&self) -> bool {
+        self.port.is_detached()
+    }
+
+    /// Whether the port still has a partner.
+    #[napi]
+    pub fn is_entangled(&self) -> bool {
+        self.port.is_entangled()
+    }
+
+    /// Detaches the port and parks it under a single-use number; `None` when it is
+    /// closed or already transferred.
+    #[napi]
+    pub fn export_handle(&self) -> Option<BigInt> {
+        let handle = self.port.export_handle().ok()?;
+        self.waker.borrow_mut().release();
+        Some(BigInt::from(handle))
+    }
+
+    /// Sets flow-control limits (negative = none).
+    #[napi]
+    pub fn set_limits(&self, max_messages: f64, max_bytes: f64) {
+        let limit = |v: f64| (v >= 0.0).then_some(v as usize);
+        self.port.set_limits(Limits {
+            max_messages: limit(max_messages),
+            max_bytes: limit(max_bytes),
+        });
+    }
+
+    /// Whether the partner's queue is below its limits.
+    #[napi]
+    pub fn is_ready(&self) -> bool {
+        self.port.is_ready()
+    }
+
+    /// `[queuedMessages, queuedBytes, closed (0/1), maxMessages, maxBytes]` (-1 = none).
+    #[napi]
+    pub fn stats(&self) -> Vec<f64> {
+        let s = self.port.stats();
+        let opt = |v: Option<usize>| v.map_or(-1.0, |v| v as f64);
+        vec![
+            s.queued_messages as f64,
+            s.queued_bytes as f64,
+            f64::from(u8::from(s.closed)),
+            opt(s.limits.max_messages),
+            opt(s.limits.max_bytes),
+        ]
+    }
+}
+
+fn detach_all(detach: Vec<ArrayBuffer<'_>>) -> Option<String> {
+    for ab in detach {
+        if let Err(e) = ab.detach() {
+            return Some(format!("an ArrayBuffer could not be detached: {e}"));
+        }
+    }
+    None
+}
+
+// ------------------------------------------------------------------- broadcast
+
+/// The native half of the JS `BroadcastChannel`.
+#[napi]
+pub struct NativeBroadcast {
+    channel: BroadcastChannel,
+    waker: RefCell<Waker>,
+    pending: RefCell<Option<Message>>,
+}
+
+#[napi]
+impl NativeBroadcast {
+    /// Joins the process-wide group `name`.
+    #[napi(constructor)]
+    pub fn new(name: String) -> Self {
+        NativeBroadcast {
+            channel: BroadcastChannel::new(name),
+            waker: RefCell::default(),
+            pending: RefCell::default(),
+        }
+    }
+
+    /// Posts to every other channel of the group; the error message on failure.
+    #[napi]
+    pub fn post(&self, bytes: &[u8], side: Vec<Uint8ArraySlice<'_>>) -> Option<String> {
+        match self.channel.post_encoded(bytes, copy_buffers(&side)) {
+            Ok(_) => None,
+            Err(PostError::InvalidState(e)) => Some(format!("InvalidStateError: {e}")),
+            Err(e) => Some(e.to_string()),
+        }
+    }
+
+    /// As [`NativePort::recv`].
+    #[napi]
+    pub fn recv(&self, mut scratch: Uint8ArraySlice<'_>) -> i32 {
+        // SAFETY: the scratch is only touched by this synchronous call on the JS thread.
+        let scratch = unsafe { scratch.as_mut() };
+        match self.channel.try_recv_message() {
+            Ok(msg) => deliver(msg, scratch, &self.pending),
+            Err(TryRecvError::Empty) => RECV_EMPTY,
+            Err(_) => RECV_ENDED,
+        }
+    }
+
+    /// As [`NativePort::take_pending`].
+    #[napi]
+    pub fn take_pending(&self) -> Option<PendingMessage> {
+        self.pending.borrow_mut().take().map(into_pending)
+    }
+
+    /// Enables delivery through the wake-up callback.
+    #[napi]
+    pub fn start(&self) {
+        self.channel.start();
+    }
+
+    /// As [`NativePort::set_wake`].
+    #[napi]
+    pub fn set_wake(&self, env: Env, wake: Wake) {
+        let hook = self.waker.borrow_mut().install(&env, wake);
+        self.channel.set_ready_hook(Some(hook));
+    }
+
+    /// As [`NativePort::set_ref`].
+    #[napi]
+    pub fn set_ref(&self, env: Env, on: bool) -> bool {
+        self.waker.borrow_mut().set_ref(&env, on)
+    }
+
+    /// Leaves the group (idempotent); drops the wake-up.
+    #[napi]
+    pub fn close(&self) {
+        self.channel.close();
+        self.channel.set_ready_hook(None);
+        self.waker.borrow_mut().release();
+    }
+
+    /// Whether the channel is closed.
+    #[napi]
+    pub fn is_closed(&self) -> bool {
+        self.channel.is_closed()
+    }
+}
+
+// ------------------------------------------------------------------ collection
+
+/// The native half of the JS `PortCollection`: a weak set that broadcasts.
+#[napi]
+#[derive(Default)]
+pub struct NativeCollection {
+    collection: PortCollection,
+}
+
+#[napi]
+impl NativeCollection {
+    /// An empty collection.
+    #[napi(constructor)]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a port (ignored when already present).
+    #[napi]
+    pub fn add(&self, port: &NativePort) {
+        self.collection.add(&port.port);
+    }
+
+    /// Removes a port.
+    #[napi]
+    pub fn remove(&self, port: &NativePort) {
+        self.collection.remove(&port.port);
+    }
+
+    /// Whether the port is a live member.
+    #[napi]
+    pub fn contains(&self, port: &NativePort) -> bool {
+        self.collection.contains(&port.port)
+    }
+
+    /// Removes every port.
+    #[napi]
+    pub fn clear(&self) {
+        self.collection.clear();
+    }
+
+    /// Posts to every live member, encoding once; returns how many.
+    #[napi]
+    pub fn post(&self, bytes: &[u8], side: Vec<Uint8ArraySlice<'_>>) -> u32 {
+        self.collection
+            .post_encoded(bytes, copy_buffers(&side), &[])
+            .map_or(0, |n| n as u32)
+    }
 }

@@ -1,0 +1,1143 @@
+'use strict';
+// The wire format of docs/wire-format.md (version 1), written and read straight from
+// JavaScript values. Walking values here (JIT-compiled) instead of through N-API (one
+// native call per property) is what makes posting cheap; the native side only moves
+// the bytes.
+
+const { types } = require('node:util');
+
+const MAX_DEPTH = 256;
+const SIDE_TABLE_THRESHOLD = 1024;
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+
+const T_DATE_S = 1;
+const T_BIGPOS = 2;
+const T_BIGNEG = 3;
+const T_SHAREABLE = 28;
+const T_SHARED_REF = 29;
+const T_ABSENT = 31;
+const T_SET = 258;
+const T_MAP = 259;
+const T_ENVELOPE = 0xcb01;
+const T_PORT = 0xcb10;
+const T_SIDE = 0xcb11;
+const T_ERROR = 0xcb12;
+const T_REGEXP = 0xcb13;
+const T_UTF16 = 0xcb14;
+const T_BOXED = 0xcb15;
+const T_VIEW = 0xcb16;
+const T_DATE_MS = 0xcb17;
+
+const ERROR_NAMES = new Set([
+  'Error', 'EvalError', 'RangeError', 'ReferenceError', 'SyntaxError', 'TypeError', 'URIError',
+]);
+const ERROR_CTORS = { Error, EvalError, RangeError, ReferenceError, SyntaxError, TypeError, URIError };
+
+// view constructor -> RFC 8746 tag (little-endian family); DataView has none
+const VIEW_TAGS = new Map([
+  [Uint8Array, 64], [Uint8ClampedArray, 68], [Uint16Array, 69], [Uint32Array, 70],
+  [BigUint64Array, 71], [Int8Array, 72], [Int16Array, 77], [Int32Array, 78],
+  [BigInt64Array, 79], [Float32Array, 85], [Float64Array, 86],
+]);
+if (typeof globalThis.Float16Array === 'function') VIEW_TAGS.set(globalThis.Float16Array, 84);
+const TAG_VIEWS = new Map([...VIEW_TAGS].map(([ctor, tag]) => [tag, ctor]));
+const VIEW_NAMES = new Map([...VIEW_TAGS].map(([ctor]) => [ctor.name, ctor]));
+
+function dataCloneError(message) {
+  return new DOMException(message, 'DataCloneError');
+}
+
+function describe(v) {
+  try {
+    return typeof v === 'symbol' ? v.toString() : String(v);
+  } catch {
+    return Object.prototype.toString.call(v);
+  }
+}
+
+const f64 = new Float64Array(1);
+const u32 = new Uint32Array(f64.buffer);
+const f32 = new Float32Array(1);
+
+/** The half-precision bits of `v` when the half reproduces all 64 bits exactly, else -1. */
+function halfBits(hi, lo) {
+  const sign = (hi >>> 31) << 15;
+  const exp = (hi >>> 20) & 0x7ff;
+  const mhi = hi & 0xfffff;
+  if (exp === 0x7ff) {
+    // infinities and NaNs: the low 42 mantissa bits must be zero
+    if (lo !== 0 || (mhi & 0x3ff) !== 0) return -1;
+    return sign | 0x7c00 | (mhi >>> 10);
+  }
+  if (exp === 0) return lo === 0 && mhi === 0 ? sign : -1; // zero (double subnormals: no)
+  const e = exp - 1023;
+  if (e >= -14 && e <= 15) {
+    if (lo !== 0 || (mhi & 0x3ff) !== 0) return -1;
+    return sign | ((e + 15) << 10) | (mhi >>> 10);
+  }
+  if (e >= -24 && e < -14) {
+    // half subnormal: significand (1.m) * 2^e = k * 2^-24, k < 1024
+    const shift = -14 - e; // 1..10: bits dropped from the 10-bit mantissa (+ implicit 1)
+    if (lo !== 0) return -1;
+    const sig = 0x100000 | mhi; // 21 bits: implicit 1 + top 20 mantissa bits
+    const drop = 10 + shift; // bits of sig below the half subnormal's lsb
+    if ((sig & ((1 << drop) - 1)) !== 0) return -1;
+    return sign | (sig >>> drop);
+  }
+  return -1;
+}
+
+class Encoder {
+  constructor() {
+    this.buf = new Uint8Array(4096);
+    this.dv = new DataView(this.buf.buffer);
+    this.pos = 0;
+    this.busy = false;
+    this.utf8 = new TextEncoder();
+    this.reset(null, null);
+  }
+
+  reset(ports, buffers) {
+    this.ports = ports; // Map<port object, index> or null
+    this.transferBuffers = buffers; // Set<ArrayBuffer> or null
+    this.side = []; // Uint8Array per side-table entry
+    this.depth = 0;
+    this.root = undefined; // the first tracked object (no Map until a second one)
+    this.seen = null; // pass 1: Map<object, count>
+    this.dup = false;
+    this.ids = null; // pass 2: Map<object, shared id>
+    this.counts = null;
+    this.nextId = 0;
+  }
+
+  /**
+   * Encodes `value` (envelope included) into `this.buf[0..returned length]`; the side
+   * table is in `this.side`. `ports` maps each transferred port object to its index,
+   * `buffers` holds the transferred ArrayBuffers.
+   */
+  encode(value, ports, buffers) {
+    this.reset(ports, buffers);
+    this.pos = 0;
+    this.head(6, T_ENVELOPE);
+    this.value(value);
+    if (this.dup) {
+      // Some object is referenced twice (or a cycle): write again, marking those.
+      const counts = this.seen;
+      this.reset(ports, buffers);
+      this.counts = counts;
+      this.ids = new Map();
+      this.pos = 0;
+      this.head(6, T_ENVELOPE);
+      this.value(value);
+    }
+    return this.pos;
+  }
+
+  grow(n) {
+    let size = this.buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+    this.dv = new DataView(next.buffer);
+  }
+
+  head(major, n) {
+    if (this.pos + 9 > this.buf.length) this.grow(9);
+    const b = this.buf;
+    const m = major << 5;
+    if (n < 24) {
+      b[this.pos++] = m | n;
+    } else if (n < 0x100) {
+      b[this.pos++] = m | 24;
+      b[this.pos++] = n;
+    } else if (n < 0x10000) {
+      b[this.pos++] = m | 25;
+      b[this.pos++] = n >>> 8;
+      b[this.pos++] = n & 0xff;
+    } else if (n < 0x100000000) {
+      b[this.pos++] = m | 26;
+      this.dv.setUint32(this.pos, n);
+      this.pos += 4;
+    } else {
+      b[this.pos++] = m | 27;
+      this.dv.setUint32(this.pos, Math.floor(n / 0x100000000));
+      this.dv.setUint32(this.pos + 4, n >>> 0);
+      this.pos += 8;
+    }
+  }
+
+  byte(x) {
+    if (this.pos + 1 > this.buf.length) this.grow(1);
+    this.buf[this.pos++] = x;
+  }
+
+  raw(bytes) {
+    if (this.pos + bytes.length > this.buf.length) this.grow(bytes.length);
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
+  }
+
+  number(v) {
+    if (Number.isInteger(v) && v <= MAX_SAFE && v >= -MAX_SAFE && !(v === 0 && 1 / v < 0)) {
+      if (v >= 0) this.head(0, v);
+      else this.head(1, -1 - v);
+      return;
+    }
+    this.float(v);
+  }
+
+  float(v) {
+    if (this.pos + 9 > this.buf.length) this.grow(9);
+    f64[0] = v;
+    const lo = u32[0];
+    const hi = u32[1];
+    const h = halfBits(hi, lo);
+    if (h >= 0) {
+      this.buf[this.pos++] = 0xf9;
+      this.buf[this.pos++] = h >>> 8;
+      this.buf[this.pos++] = h & 0xff;
+      return;
+    }
+    f32[0] = v;
+    if (Object.is(f32[0], v) && lo % 0x20000000 === 0) {
+      this.buf[this.pos++] = 0xfa;
+      this.dv.setFloat32(this.pos, v);
+      this.pos += 4;
+      return;
+    }
+    this.buf[this.pos++] = 0xfb;
+    this.dv.setUint32(this.pos, hi);
+    this.dv.setUint32(this.pos + 4, lo);
+    this.pos += 8;
+  }
+
+  text(s) {
+    const len = s.length;
+    if (len < 24) {
+      // short ASCII fast path: byte length = length
+      if (this.pos + 1 + len > this.buf.length) this.grow(1 + len);
+      const b = this.buf;
+      const start = this.pos;
+      let p = start + 1;
+      for (let i = 0; i < len; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) {
+          p = -1;
+          break;
+        }
+        b[p++] = c;
+      }
+      if (p >= 0) {
+        b[start] = 0x60 | len;
+        this.pos = p;
+        return;
+      }
+    }
+    if (!s.isWellFormed()) {
+      this.utf16(s);
+      return;
+    }
+    const max = len * 3;
+    const hsize = max < 24 ? 1 : max < 0x100 ? 2 : max < 0x10000 ? 3 : max < 0x100000000 ? 5 : 9;
+    if (this.pos + hsize + max > this.buf.length) this.grow(hsize + max);
+    const start = this.pos;
+    const { written } = this.utf8.encodeInto(s, this.buf.subarray(start + hsize));
+    this.head(3, written);
+    const h = this.pos - start;
+    if (h !== hsize) this.buf.copyWithin(start + h, start + hsize, start + hsize + written);
+    this.pos = start + h + written;
+  }
+
+  utf16(s) {
+    this.head(6, T_UTF16);
+    this.head(2, s.length * 2);
+    if (this.pos + s.length * 2 > this.buf.length) this.grow(s.length * 2);
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      this.buf[this.pos++] = c & 0xff;
+      this.buf[this.pos++] = c >>> 8;
+    }
+  }
+
+  bigint(v) {
+    let m = v;
+    if (v < 0n) {
+      this.head(6, T_BIGNEG);
+      m = -1n - v;
+    } else {
+      this.head(6, T_BIGPOS);
+    }
+    if (m === 0n) {
+      this.head(2, 0);
+      return;
+    }
+    let hex = m.toString(16);
+    if (hex.length % 2) hex = '0' + hex;
+    const n = hex.length / 2;
+    this.head(2, n);
+    if (this.pos + n > this.buf.length) this.grow(n);
+    for (let i = 0; i < n; i++) this.buf[this.pos++] = parseInt(hex.substr(i * 2, 2), 16);
+  }
+
+  enter() {
+    if (++this.depth > MAX_DEPTH) throw dataCloneError('nesting deeper than the depth limit (256)');
+  }
+
+  /** Identity: returns true when `obj` was written already (a reference was written). */
+  track(obj) {
+    if (this.ids !== null) {
+      // pass 2: mark objects referenced more than once
+      const id = this.ids.get(obj);
+      if (id !== undefined) {
+        this.head(6, T_SHARED_REF);
+        this.head(0, id);
+        return true;
+      }
+      if (this.counts.get(obj) > 1) {
+        this.ids.set(obj, this.nextId++);
+        this.head(6, T_SHAREABLE);
+      }
+      return false;
+    }
+    // pass 1: count; on a repeat write a placeholder and ask for pass 2
+    if (this.seen === null) {
+      if (this.root === undefined) {
+        this.root = obj;
+        return false;
+      }
+      this.seen = new Map();
+      this.seen.set(this.root, 1);
+    }
+    const c = this.seen.get(obj);
+    if (c !== undefined) {
+      this.seen.set(obj, c + 1);
+      this.dup = true;
+      this.byte(0xf6);
+      return true;
+    }
+    this.seen.set(obj, 1);
+    return false;
+  }
+
+  value(v) {
+    switch (typeof v) {
+      case 'number':
+        this.number(v);
+        return;
+      case 'string':
+        this.text(v);
+        return;
+      case 'boolean':
+        this.byte(v ? 0xf5 : 0xf4);
+        return;
+      case 'undefined':
+        this.byte(0xf7);
+        return;
+      case 'bigint':
+        this.bigint(v);
+        return;
+      case 'object':
+        if (v === null) {
+          this.byte(0xf6);
+          return;
+        }
+        this.object(v);
+        return;
+      default:
+        throw dataCloneError(`${describe(v)} could not be cloned.`);
+    }
+  }
+
+  object(v) {
+    const proto = Object.getPrototypeOf(v);
+    if (proto === Object.prototype || proto === null) {
+      if (types.isProxy(v)) throw dataCloneError('#<Object> could not be cloned.');
+      this.plain(v);
+      return;
+    }
+    if (Array.isArray(v)) {
+      if (types.isProxy(v)) throw dataCloneError('#<Array> could not be cloned.');
+      this.array(v);
+      return;
+    }
+    if (this.ports !== null) {
+      const index = this.ports.get(v);
+      if (index !== undefined) {
+        this.head(6, T_PORT);
+        this.head(0, index);
+        return;
+      }
+    }
+    this.special(v);
+  }
+
+  plain(v) {
+    if (this.track(v)) return;
+    this.enter();
+    const keys = Object.keys(v);
+    this.head(5, keys.length);
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i];
+      this.text(k);
+      this.value(v[k]);
+    }
+    this.depth--;
+  }
+
+  array(v) {
+    if (this.track(v)) return;
+    this.enter();
+    const n = v.length;
+    this.head(4, n);
+    for (let i = 0; i < n; i++) {
+      if (!(i in v)) {
+        this.byte(0xd8);
+        this.byte(T_ABSENT);
+        this.byte(0xf7);
+      } else {
+        this.value(v[i]);
+      }
+    }
+    this.depth--;
+  }
+
+  special(v) {
+    if (types.isArrayBuffer(v)) {
+      if (this.track(v)) return;
+      this.arrayBuffer(v);
+      return;
+    }
+    if (ArrayBuffer.isView(v)) {
+      if (this.track(v)) return;
+      this.view(v);
+      return;
+    }
+    if (types.isDate(v)) {
+      if (this.track(v)) return;
+      this.date(v.getTime());
+      return;
+    }
+    if (types.isRegExp(v)) {
+      if (this.track(v)) return;
+      this.head(6, T_REGEXP);
+      this.head(4, 2);
+      this.text(v.source);
+      this.text(v.flags);
+      return;
+    }
+    if (types.isMap(v)) {
+      if (this.track(v)) return;
+      this.enter();
+      this.head(6, T_MAP);
+      const entries = [...v];
+      this.head(5, entries.length);
+      for (const [k, val] of entries) {
+        this.value(k);
+        this.value(val);
+      }
+      this.depth--;
+      return;
+    }
+    if (types.isSet(v)) {
+      if (this.track(v)) return;
+      this.enter();
+      this.head(6, T_SET);
+      const items = [...v];
+      this.head(4, items.length);
+      for (const item of items) this.value(item);
+      this.depth--;
+      return;
+    }
+    if (types.isNativeError(v) || v instanceof Error) {
+      if (this.track(v)) return;
+      this.error(v);
+      return;
+    }
+    if (types.isBoxedPrimitive(v)) {
+      if (types.isSymbolObject(v)) throw dataCloneError(`${describe(v)} could not be cloned.`);
+      if (this.track(v)) return;
+      this.enter();
+      this.head(6, T_BOXED);
+      this.value(v.valueOf());
+      this.depth--;
+      return;
+    }
+    if (Encoder.portClass !== null && v instanceof Encoder.portClass) {
+      throw dataCloneError('A MessagePort in the message is not in the transfer list (ports must be transferred)');
+    }
+    if (
+      types.isProxy(v) || types.isPromise(v) || types.isWeakMap(v) || types.isWeakSet(v) ||
+      types.isSharedArrayBuffer(v) || types.isExternal(v) || types.isModuleNamespaceObject(v) ||
+      v instanceof WeakRef || types.isGeneratorObject(v) || isPlatformObject(v)
+    ) {
+      throw dataCloneError(`${describe(v)} could not be cloned.`);
+    }
+    // Any other object (class instances included) clones as a plain object.
+    this.plain(v);
+  }
+
+  arrayBuffer(ab) {
+    if (this.transferBuffers !== null && this.transferBuffers.has(ab)) {
+      this.head(6, T_SIDE);
+      this.head(0, this.side.length);
+      this.side.push(new Uint8Array(ab));
+      return;
+    }
+    let bytes;
+    try {
+      bytes = new Uint8Array(ab);
+    } catch {
+      throw dataCloneError('An ArrayBuffer is detached and could not be cloned.');
+    }
+    if (bytes.length >= SIDE_TABLE_THRESHOLD) {
+      this.head(6, T_SIDE);
+      this.head(0, this.side.length);
+      this.side.push(bytes);
+    } else {
+      this.head(2, bytes.length);
+      this.raw(bytes);
+    }
+  }
+
+  view(v) {
+    this.enter();
+    let tag = 0;
+    let length;
+    if (types.isDataView(v)) {
+      length = v.byteLength;
+    } else {
+      tag = VIEW_TAGS.get(v.constructor) ?? viewTagOf(v);
+      if (tag === undefined) throw dataCloneError(`${describe(v)} could not be cloned.`);
+      length = v.length;
+    }
+    if (v.buffer !== undefined && types.isSharedArrayBuffer(v.buffer)) {
+      throw dataCloneError('A view of a SharedArrayBuffer could not be cloned.');
+    }
+    this.head(6, T_VIEW);
+    this.head(4, 3);
+    this.head(0, v.byteOffset);
+    this.head(0, length);
+    if (tag !== 0) this.head(6, tag);
+    const ab = v.buffer;
+    if (!this.track(ab)) this.arrayBuffer(ab);
+    this.depth--;
+  }
+
+  date(ms) {
+    if (!Number.isNaN(ms)) {
+      const s = ms / 1000;
+      if (Object.is(s * 1000, ms)) {
+        this.head(6, T_DATE_S);
+        this.number(s);
+        return;
+      }
+    }
+    this.head(6, T_DATE_MS);
+    this.float(ms);
+  }
+
+  error(e) {
+    let name = 'Error';
+    try {
+      const n = e.name;
+      if (ERROR_NAMES.has(n)) name = n;
+    } catch {
+      // a throwing getter: keep "Error"
+    }
+    const md = Object.getOwnPropertyDescriptor(e, 'message');
+    const message = md !== undefined && 'value' in md ? String(md.value) : undefined;
+    const st = e.stack;
+    const stack = typeof st === 'string' ? st : undefined;
+    const hasCause = Object.prototype.hasOwnProperty.call(e, 'cause');
+    if (hasCause) this.enter();
+    this.head(6, T_ERROR);
+    this.head(5, 1 + (message !== undefined) + (stack !== undefined) + hasCause);
+    this.text('name');
+    this.text(name);
+    if (message !== undefined) {
+      this.text('message');
+      this.text(message);
+    }
+    if (stack !== undefined) {
+      this.text('stack');
+      this.text(stack);
+    }
+    if (hasCause) {
+      this.text('cause');
+      this.value(e.cause);
+      this.depth--;
+    }
+  }
+}
+
+/** The package's MessagePort class (set by index.js): such ports must be transferred. */
+Encoder.portClass = null;
+
+function viewTagOf(v) {
+  for (const [ctor, tag] of VIEW_TAGS) if (v instanceof ctor) return tag;
+  return undefined;
+}
+
+/** Node's own transferables / platform objects that structured clone refuses here. */
+let platformCheck = null;
+function isPlatformObject(v) {
+  if (platformCheck === null) {
+    const wt = require('node:worker_threads');
+    const classes = [wt.MessagePort, wt.BroadcastChannel, globalThis.Blob, globalThis.EventTarget]
+      .filter((c) => typeof c === 'function');
+    platformCheck = (x) => classes.some((c) => x instanceof c);
+  }
+  return platformCheck(v);
+}
+
+// -------------------------------------------------------------------- decoding
+
+class DecodeError extends Error {
+  constructor(kind, offset) {
+    super(`the message could not be decoded: ${kind} at byte ${offset}`);
+    this.name = 'DataCloneError';
+    this.kind = kind;
+    this.offset = offset;
+  }
+}
+
+const HOLE = Symbol('hole');
+const NO_SHARE = -1;
+
+// A small cache of decoded object keys (most messages repeat the same keys).
+const KEY_CACHE_SIZE = 4096;
+const keyCacheBytes = new Array(KEY_CACHE_SIZE).fill(null);
+const keyCacheStrings = new Array(KEY_CACHE_SIZE).fill('');
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+class Decoder {
+  decode(bytes, start, end, buffers, ports) {
+    this.b = bytes;
+    this.pos = start;
+    this.end = end;
+    this.buffers = buffers;
+    this.ports = ports;
+    this.shared = [];
+    this.pendingShare = NO_SHARE;
+    this.depth = 0;
+    this.dv = null;
+    // envelope
+    const [major, arg] = this.headOf();
+    if (major !== 6) this.fail('Malformed');
+    if (arg !== T_ENVELOPE) {
+      if (arg >= 0xcb00 && arg <= 0xcb0f) this.fail('UnsupportedVersion');
+      this.fail('Malformed');
+    }
+    const v = this.value();
+    if (v === HOLE) this.fail('BadTag');
+    if (this.pos !== this.end) this.fail('TrailingBytes');
+    return v;
+  }
+
+  fail(kind) {
+    throw new DecodeError(kind, this.pos);
+  }
+
+  need(n) {
+    if (this.end - this.pos < n) this.fail('Truncated');
+  }
+
+  dataView() {
+    if (this.dv === null) this.dv = new DataView(this.b.buffer, this.b.byteOffset, this.b.byteLength);
+    return this.dv;
+  }
+
+  headOf() {
+    const major = this.head();
+    return [major, this.arg];
+  }
+
+  share(obj) {
+    if (this.pendingShare !== NO_SHARE) {
+      this.shared[this.pendingShare] = obj;
+      this.pendingShare = NO_SHARE;
+    }
+    return obj;
+  }
+
+  enter() {
+    if (++this.depth > MAX_DEPTH) this.fail('DepthLimit');
+  }
+
+  count(n, per) {
+    if (this.bigArg !== null || n * per > this.end - this.pos) this.fail('Truncated');
+    return n;
+  }
+
+  text(n) {
+    this.count(n, 1);
+    const b = this.b;
+    const p = this.pos;
+    if (n < 16) {
+      let s = '';
+      for (let i = 0; i < n; i++) {
+        const c = b[p + i];
+        if (c >= 0x80) {
+          s = null;
+          break;
+        }
+        s += String.fromCharCode(c);
+      }
+      if (s !== null) {
+        this.pos += n;
+        return s;
+      }
+    }
+    let s;
+    try {
+      s = utf8.decode(b.subarray(p, p + n));
+    } catch {
+      this.fail('InvalidUtf8');
+    }
+    this.pos += n;
+    return s;
+  }
+
+  key() {
+    const major = this.head();
+    if (major !== 3) this.fail('Malformed');
+    const n = this.arg;
+    this.count(n, 1);
+    if (n > 0 && n <= 24) {
+      const b = this.b;
+      const p = this.pos;
+      let h = n;
+      for (let i = 0; i < n; i++) h = (h * 31 + b[p + i]) | 0;
+      const slot = h & (KEY_CACHE_SIZE - 1);
+      const cached = keyCacheBytes[slot];
+      if (cached !== null && cached.length === n) {
+        let same = true;
+        for (let i = 0; i < n; i++) {
+          if (cached[i] !== b[p + i]) {
+            same = false;
+            break;
+          }
+        }
+        if (same) {
+          this.pos += n;
+          return keyCacheStrings[slot];
+        }
+      }
+      const s = this.text(n);
+      keyCacheBytes[slot] = b.slice(p, p + n);
+      keyCacheStrings[slot] = s;
+      return s;
+    }
+    return this.text(n);
+  }
+
+  array(n) {
+    this.count(n, 1);
+    this.enter();
+    const arr = this.share(new Array(n));
+    for (let i = 0; i < n; i++) {
+      const v = this.value();
+      if (v !== HOLE) arr[i] = v;
+    }
+    this.depth--;
+    return arr;
+  }
+
+  object(n) {
+    this.count(n, 2);
+    this.enter();
+    const obj = this.share({});
+    for (let i = 0; i < n; i++) {
+      const k = this.key();
+      const v = this.value();
+      if (v === HOLE) this.fail('BadTag');
+      if (k === '__proto__') {
+        Object.defineProperty(obj, k, { value: v, writable: true, enumerable: true, configurable: true });
+      } else {
+        obj[k] = v;
+      }
+    }
+    this.depth--;
+    return obj;
+  }
+
+  item() {
+    const v = this.value();
+    if (v === HOLE) this.fail('BadTag');
+    return v;
+  }
+
+  tagged(tag) {
+    switch (tag) {
+      case T_SHAREABLE: {
+        if (this.pendingShare !== NO_SHARE) this.fail('BadTag');
+        const id = this.shared.length;
+        this.shared.push(undefined);
+        this.pendingShare = id;
+        const at = this.pos;
+        const next = this.b[at];
+        // tag 28 may not wrap tag 28, tag 29 or a hole
+        if (next === 0xd8 && (this.b[at + 1] === T_SHAREABLE || this.b[at + 1] === T_SHARED_REF || this.b[at + 1] === T_ABSENT)) {
+          this.fail('BadTag');
+        }
+        const v = this.value();
+        if (this.pendingShare === id) {
+          this.shared[id] = v;
+          this.pendingShare = NO_SHARE;
+        }
+        return v;
+      }
+      case T_SHARED_REF: {
+        const major = this.head();
+        if (major !== 0 || this.arg >= this.shared.length) this.fail('BadReference');
+        return this.share(this.shared[this.arg]);
+      }
+      case T_ABSENT: {
+        const major = this.head();
+        if (major !== 7 || this.arg !== 23) this.fail('Malformed');
+        if (this.pendingShare !== NO_SHARE) this.fail('BadTag');
+        return HOLE;
+      }
+      case T_DATE_S: {
+        const x = this.number();
+        return this.share(new Date(x * 1000));
+      }
+      case T_DATE_MS: {
+        const x = this.number();
+        return this.share(new Date(x));
+      }
+      case T_BIGPOS:
+      case T_BIGNEG: {
+        const major = this.head();
+        if (major !== 2) this.fail('Malformed');
+        const n = this.count(this.arg, 1);
+        let m = 0n;
+        for (let i = 0; i < n; i++) m = (m << 8n) | BigInt(this.b[this.pos + i]);
+        this.pos += n;
+        return this.share(tag === T_BIGPOS ? m : -1n - m);
+      }
+      case T_SET: {
+        const major = this.head();
+        if (major !== 4) this.fail('Malformed');
+        const n = this.count(this.arg, 1);
+        this.enter();
+        const set = this.share(new Set());
+        for (let i = 0; i < n; i++) set.add(this.item());
+        this.depth--;
+        return set;
+      }
+      case T_MAP: {
+        const major = this.head();
+        if (major !== 5) this.fail('Malformed');
+        const n = this.count(this.arg, 2);
+        this.enter();
+        const map = this.share(new Map());
+        for (let i = 0; i < n; i++) {
+          const k = this.item();
+          map.set(k, this.item());
+        }
+        this.depth--;
+        return map;
+      }
+      case T_PORT: {
+        const major = this.head();
+        if (major !== 0 || this.arg >= this.ports.length) this.fail('PortIndex');
+        return this.share(this.ports[this.arg]);
+      }
+      case T_SIDE: {
+        const major = this.head();
+        if (major !== 0 || this.arg >= this.buffers.length) this.fail('BufferIndex');
+        return this.share(this.buffers[this.arg]);
+      }
+      case T_ERROR:
+        return this.error();
+      case T_REGEXP: {
+        const major = this.head();
+        if (major !== 4 || this.arg !== 2) this.fail('Malformed');
+        const source = this.textItem();
+        const flags = this.textItem();
+        let re;
+        try {
+          re = new RegExp(source, flags);
+        } catch {
+          this.fail('Malformed');
+        }
+        return this.share(re);
+      }
+      case T_UTF16: {
+        const major = this.head();
+        if (major !== 2 || this.arg % 2) this.fail('Malformed');
+        const n = this.count(this.arg, 1);
+        let s = '';
+        for (let i = 0; i < n; i += 2) s += String.fromCharCode(this.b[this.pos + i] | (this.b[this.pos + i + 1] << 8));
+        this.pos += n;
+        return this.share(s);
+      }
+      case T_BOXED: {
+        this.enter();
+        const saved = this.pendingShare;
+        this.pendingShare = NO_SHARE;
+        const inner = this.item();
+        this.pendingShare = saved;
+        const t = typeof inner;
+        if (t !== 'boolean' && t !== 'number' && t !== 'bigint' && t !== 'string') this.fail('Malformed');
+        this.depth--;
+        return this.share(Object(inner));
+      }
+      case T_VIEW:
+        return this.view();
+      default:
+        return this.fail('BadTag');
+    }
+  }
+
+  textItem() {
+    const major = this.head();
+    if (major !== 3) this.fail('Malformed');
+    return this.text(this.arg);
+  }
+
+  /** A number item: integer or float. */
+  number() {
+    const at = this.pos;
+    const v = this.value();
+    if (typeof v !== 'number') {
+      this.pos = at;
+      this.fail('Malformed');
+    }
+    return v;
+  }
+
+  error() {
+    const major = this.head();
+    if (major !== 5 || this.arg < 1 || this.arg > 4) this.fail('Malformed');
+    const n = this.arg;
+    const keys = ['name', 'message', 'stack', 'cause'];
+    let k = 0;
+    let name;
+    let message;
+    let stack;
+    let hasCause = false;
+    let cause;
+    // the error object must exist before its cause (a cycle may point at it)
+    let err = null;
+    const pending = this.pendingShare;
+    this.pendingShare = NO_SHARE;
+    for (let i = 0; i < n; i++) {
+      const key = this.textItem();
+      let idx = keys.indexOf(key, k);
+      if (idx < 0 || (i === 0 && idx !== 0) || (i > 0 && idx === 0)) this.fail('Malformed');
+      k = idx + 1;
+      if (key === 'name') name = this.textItem();
+      else if (key === 'message') message = this.textItem();
+      else if (key === 'stack') stack = this.textItem();
+      else {
+        if (i !== n - 1) this.fail('Malformed');
+        err = makeError(name, message, stack);
+        if (pending !== NO_SHARE) this.shared[pending] = err;
+        this.enter();
+        hasCause = true;
+        cause = this.item();
+        this.depth--;
+      }
+    }
+    if (err === null) {
+      err = makeError(name, message, stack);
+      if (pending !== NO_SHARE) this.shared[pending] = err;
+    }
+    if (hasCause) {
+      Object.defineProperty(err, 'cause', { value: cause, writable: true, enumerable: false, configurable: true });
+    }
+    return err;
+  }
+
+  view() {
+    const major = this.head();
+    if (major !== 4 || this.arg !== 3) this.fail('Malformed');
+    this.enter();
+    const pending = this.pendingShare;
+    this.pendingShare = NO_SHARE;
+    const offMajor = this.head();
+    const offset = this.arg;
+    if (offMajor !== 0 || this.bigArg !== null) this.fail('Malformed');
+    const lenMajor = this.head();
+    const length = this.arg;
+    if (lenMajor !== 0 || this.bigArg !== null) this.fail('Malformed');
+    let ctor = DataView;
+    let size = 1;
+    if (this.b[this.pos] !== undefined && this.b[this.pos] >>> 5 === 6) {
+      // a typed-array tag, or a buffer form that is itself tagged (side, 28, 29)
+      const save = this.pos;
+      this.head();
+      const t = this.arg;
+      if (TAG_VIEWS.has(t)) {
+        ctor = TAG_VIEWS.get(t);
+        size = ctor.BYTES_PER_ELEMENT;
+      } else if (t === 84 || (t >= 64 && t <= 87)) {
+        this.fail('BadTag');
+      } else {
+        this.pos = save;
+      }
+    }
+    const buf = this.viewBuffer();
+    if (offset + length * size > buf.byteLength) this.fail('BadView');
+    let view;
+    try {
+      view = new ctor(buf, offset, length);
+    } catch {
+      this.fail('BadView');
+    }
+    if (pending !== NO_SHARE) this.shared[pending] = view;
+    this.depth--;
+    return view;
+  }
+
+  viewBuffer() {
+    const at = this.pos;
+    const v = this.value();
+    if (!types.isArrayBuffer(v)) {
+      this.pos = at;
+      this.fail(v !== null && typeof v === 'object' ? 'BadReference' : 'BadView');
+    }
+    return v;
+  }
+}
+
+function makeError(name, message, stack) {
+  const Ctor = ERROR_CTORS[name] ?? Error;
+  const err = message === undefined ? new Ctor() : new Ctor(message);
+  if (stack !== undefined) {
+    Object.defineProperty(err, 'stack', { value: stack, writable: true, enumerable: false, configurable: true });
+  }
+  return err;
+}
+
+// value() and head() are defined here, after the class, to keep the hot paths together.
+Decoder.prototype.value = function value() {
+  this.need(1);
+  const ib = this.b[this.pos];
+  if (ib >>> 5 === 7) {
+    this.pos++;
+    switch (ib) {
+      case 0xf4:
+        return this.share(false);
+      case 0xf5:
+        return this.share(true);
+      case 0xf6:
+        return this.share(null);
+      case 0xf7:
+        return this.share(undefined);
+      case 0xf9: {
+        this.need(2);
+        const h = (this.b[this.pos] << 8) | this.b[this.pos + 1];
+        this.pos += 2;
+        return this.share(halfToNumber(h));
+      }
+      case 0xfa: {
+        this.need(4);
+        const x = this.dataView().getFloat32(this.pos);
+        this.pos += 4;
+        return this.share(x);
+      }
+      case 0xfb: {
+        this.need(8);
+        const x = this.dataView().getFloat64(this.pos);
+        this.pos += 8;
+        return this.share(x);
+      }
+      default:
+        this.pos--;
+        return this.fail('Malformed');
+    }
+  }
+  const major = this.head();
+  const arg = this.arg;
+  switch (major) {
+    case 0:
+      if (this.bigArg !== null) {
+        return this.share(this.bigArg > 0x7fffffffffffffffn ? this.bigArg : Number(this.bigArg));
+      }
+      return this.share(arg);
+    case 1:
+      if (this.bigArg !== null) {
+        return this.share(this.bigArg > 0x7fffffffffffffffn ? -1n - this.bigArg : Number(-1n - this.bigArg));
+      }
+      return this.share(-1 - arg);
+    case 2: {
+      this.count(arg, 1);
+      const ab = this.b.slice(this.pos, this.pos + arg).buffer;
+      this.pos += arg;
+      return this.share(ab);
+    }
+    case 3:
+      return this.share(this.text(arg));
+    case 4:
+      return this.array(arg);
+    case 5:
+      return this.object(arg);
+    default:
+      return this.tagged(arg);
+  }
+};
+
+function halfToNumber(h) {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >>> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 31) {
+    if (mant === 0) return sign * Infinity;
+    // NaN with payload: widen exactly through the bit pattern
+    u32[1] = ((h & 0x8000) << 16) | 0x7ff00000 | (mant << 10);
+    u32[0] = 0;
+    return f64[0];
+  }
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+/** Reads a head: the major type is returned, the argument left in this.arg (exact up to
+ * 2^53) and, above that, in this.bigArg. */
+Decoder.prototype.head = function head() {
+  this.need(1);
+  const b = this.b;
+  const ib = b[this.pos++];
+  const info = ib & 31;
+  this.bigArg = null;
+  if (info < 24) {
+    this.arg = info;
+  } else if (info === 24) {
+    this.need(1);
+    this.arg = b[this.pos++];
+  } else if (info === 25) {
+    this.need(2);
+    this.arg = (b[this.pos] << 8) | b[this.pos + 1];
+    this.pos += 2;
+  } else if (info === 26) {
+    this.need(4);
+    this.arg = this.dataView().getUint32(this.pos);
+    this.pos += 4;
+  } else if (info === 27) {
+    this.need(8);
+    const dv = this.dataView();
+    const hi = dv.getUint32(this.pos);
+    const lo = dv.getUint32(this.pos + 4);
+    this.pos += 8;
+    this.arg = hi * 0x100000000 + lo;
+    if (hi >= 0x200000) this.bigArg = (BigInt(hi) << 32n) | BigInt(lo);
+  } else {
+    this.pos--;
+    this.fail('Malformed');
+  }
+  return ib >>> 5;
+};
+
+module.exports = {
+  Encoder,
+  Decoder,
+  DecodeError,
+  dataCloneError,
+  VIEW_NAMES,
+  SIDE_TABLE_THRESHOLD,
+};
