@@ -10,11 +10,20 @@ fn main() {
         cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("ffi/cbindgen.toml");
     let version = std::env::var("CARGO_PKG_VERSION").expect("cargo sets this");
     let mut config = config;
+    let part = |name: &str| -> u32 {
+        std::env::var(name)
+            .expect("cargo sets this")
+            .parse()
+            .expect("a number")
+    };
+    let (major, minor, patch) = (
+        part("CARGO_PKG_VERSION_MAJOR"),
+        part("CARGO_PKG_VERSION_MINOR"),
+        part("CARGO_PKG_VERSION_PATCH"),
+    );
     config.after_includes = Some(format!(
-        "\n#define CM_VERSION \"{version}\"\n#define CM_VERSION_MAJOR {}\n#define CM_VERSION_MINOR {}\n#define CM_VERSION_PATCH {}\n",
-        std::env::var("CARGO_PKG_VERSION_MAJOR").unwrap(),
-        std::env::var("CARGO_PKG_VERSION_MINOR").unwrap(),
-        std::env::var("CARGO_PKG_VERSION_PATCH").unwrap(),
+        "\n#define CM_VERSION \"{version}\"\n#define CM_VERSION_MAJOR {major}\n#define CM_VERSION_MINOR {minor}\n#define CM_VERSION_PATCH {patch}\n/* major * 10000 + minor * 100 + patch */\n#define CM_VERSION_NUMBER {}\n\n/* An opaque message value (see the cm_value_* functions). */\ntypedef struct cm_value cm_value;\n",
+        major * 10000 + minor * 100 + patch
     ));
     match cbindgen::Builder::new()
         .with_crate(&crate_dir)

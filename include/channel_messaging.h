@@ -13,17 +13,1301 @@
 #define CM_VERSION_MAJOR 0
 #define CM_VERSION_MINOR 1
 #define CM_VERSION_PATCH 0
+/* major * 10000 + minor * 100 + patch */
+#define CM_VERSION_NUMBER 100
 
+/* An opaque message value (see the cm_value_* functions). */
+typedef struct cm_value cm_value;
+
+
+/**
+ * The version of the C ABI: bumped whenever a function's signature or meaning changes
+ * incompatibly. Compare [`cm_abi_version`] with it at run time.
+ */
+#define CM_ABI_VERSION 1
+
+/**
+ * What a `cm_*` function reports. The numbers are part of the ABI and never change.
+ *
+ * `CM_OK` is success. `CM_EMPTY`, `CM_TIMEOUT` and `CM_CLOSED` are the ordinary
+ * outcomes of a receive that got no message; every other value is an error, explained by
+ * `cm_last_error_message()`.
+ */
+enum cm_status
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Success.
+   */
+  CM_OK = 0,
+  /**
+   * A non-blocking receive found no message queued.
+   */
+  CM_EMPTY = 1,
+  /**
+   * A receive with a timeout found no message in time.
+   */
+  CM_TIMEOUT = 2,
+  /**
+   * The port (or broadcast channel) has ended: its partner closed and every earlier
+   * message was received. Every later receive returns this again.
+   */
+  CM_CLOSED = 3,
+  /**
+   * The handle is 0, was never issued, was closed, or was transferred away.
+   */
+  CM_ERR_INVALID_HANDLE = 10,
+  /**
+   * A required pointer argument was NULL.
+   */
+  CM_ERR_NULL_POINTER = 11,
+  /**
+   * An argument is out of its domain (invalid UTF-8, an unknown enum value, ...).
+   */
+  CM_ERR_INVALID_ARGUMENT = 12,
+  /**
+   * The web's DataCloneError: the message cannot be cloned or the transfer list is
+   * invalid. Nothing was sent or detached.
+   */
+  CM_ERR_DATA_CLONE = 13,
+  /**
+   * The web's InvalidStateError (posting on a closed broadcast channel).
+   */
+  CM_ERR_INVALID_STATE = 14,
+  /**
+   * The web's messageerror: the received message could not be decoded. It was
+   * consumed (and the ports it carried were closed); the next receive goes on.
+   */
+  CM_ERR_MESSAGE = 15,
+  /**
+   * A value accessor was called on a value of another kind.
+   */
+  CM_ERR_WRONG_KIND = 16,
+  /**
+   * An index is out of range.
+   */
+  CM_ERR_OUT_OF_RANGE = 17,
+  /**
+   * A key was not found in an object.
+   */
+  CM_ERR_NOT_FOUND = 18,
+  /**
+   * An operating-system call failed (creating the pollable file descriptor).
+   */
+  CM_ERR_IO = 19,
+  /**
+   * The library hit an internal bug (a Rust panic, caught at the boundary).
+   */
+  CM_ERR_PANIC = 99,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum cm_status cm_status;
+#else
+typedef int32_t cm_status;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * The kind of a value (`cm_value_kind`).
+ */
+enum cm_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * `undefined`
+   */
+  CM_KIND_UNDEFINED = 0,
+  /**
+   * `null`
+   */
+  CM_KIND_NULL = 1,
+  /**
+   * a boolean
+   */
+  CM_KIND_BOOL = 2,
+  /**
+   * an integer (int64)
+   */
+  CM_KIND_INT = 3,
+  /**
+   * a double
+   */
+  CM_KIND_FLOAT = 4,
+  /**
+   * a BigInt (sign and big-endian magnitude)
+   */
+  CM_KIND_BIGINT = 5,
+  /**
+   * a valid UTF-8 string
+   */
+  CM_KIND_STRING = 6,
+  /**
+   * a string with lone UTF-16 surrogates, as UTF-16 code units
+   */
+  CM_KIND_UTF16 = 7,
+  /**
+   * a boxed primitive (`new Number(1)`); its primitive is `cm_value_inner`
+   */
+  CM_KIND_BOXED = 8,
+  /**
+   * an ArrayBuffer
+   */
+  CM_KIND_BUFFER = 9,
+  /**
+   * a typed array or DataView over a buffer
+   */
+  CM_KIND_VIEW = 10,
+  /**
+   * an array
+   */
+  CM_KIND_ARRAY = 11,
+  /**
+   * a missing element of a sparse array (only inside an array)
+   */
+  CM_KIND_HOLE = 12,
+  /**
+   * a plain object with string keys, in insertion order
+   */
+  CM_KIND_OBJECT = 13,
+  /**
+   * a Map with keys of any kind, in insertion order
+   */
+  CM_KIND_MAP = 14,
+  /**
+   * a Set, in insertion order
+   */
+  CM_KIND_SET = 15,
+  /**
+   * a Date (milliseconds since the Unix epoch, NaN for an invalid date)
+   */
+  CM_KIND_DATE = 16,
+  /**
+   * a RegExp (source and flags)
+   */
+  CM_KIND_REGEXP = 17,
+  /**
+   * an Error (name, message, stack, cause)
+   */
+  CM_KIND_ERROR = 18,
+  /**
+   * a value that `CM_KIND_REF` values refer to (identity, cycles); see `cm_value_inner`
+   */
+  CM_KIND_SHARED = 19,
+  /**
+   * another reference to shared value number `cm_value_get_ref`
+   */
+  CM_KIND_REF = 20,
+  /**
+   * the message's port number `cm_value_get_port` (see `cm_message_take_port`)
+   */
+  CM_KIND_PORT = 21,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum cm_kind cm_kind;
+#else
+typedef int32_t cm_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * The element type of a typed array (`CM_KIND_VIEW`).
+ */
+enum cm_view_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Int8Array
+   */
+  CM_VIEW_INT8 = 0,
+  /**
+   * Uint8Array
+   */
+  CM_VIEW_UINT8 = 1,
+  /**
+   * Uint8ClampedArray
+   */
+  CM_VIEW_UINT8_CLAMPED = 2,
+  /**
+   * Int16Array
+   */
+  CM_VIEW_INT16 = 3,
+  /**
+   * Uint16Array
+   */
+  CM_VIEW_UINT16 = 4,
+  /**
+   * Int32Array
+   */
+  CM_VIEW_INT32 = 5,
+  /**
+   * Uint32Array
+   */
+  CM_VIEW_UINT32 = 6,
+  /**
+   * Float16Array
+   */
+  CM_VIEW_FLOAT16 = 7,
+  /**
+   * Float32Array
+   */
+  CM_VIEW_FLOAT32 = 8,
+  /**
+   * Float64Array
+   */
+  CM_VIEW_FLOAT64 = 9,
+  /**
+   * BigInt64Array
+   */
+  CM_VIEW_BIGINT64 = 10,
+  /**
+   * BigUint64Array
+   */
+  CM_VIEW_BIGUINT64 = 11,
+  /**
+   * DataView (its length counts bytes)
+   */
+  CM_VIEW_DATAVIEW = 12,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum cm_view_kind cm_view_kind;
+#else
+typedef int32_t cm_view_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * The name of an Error value; any other name travels as `CM_ERROR_ERROR`.
+ */
+enum cm_error_name
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Error
+   */
+  CM_ERROR_ERROR = 0,
+  /**
+   * EvalError
+   */
+  CM_ERROR_EVAL = 1,
+  /**
+   * RangeError
+   */
+  CM_ERROR_RANGE = 2,
+  /**
+   * ReferenceError
+   */
+  CM_ERROR_REFERENCE = 3,
+  /**
+   * SyntaxError
+   */
+  CM_ERROR_SYNTAX = 4,
+  /**
+   * TypeError
+   */
+  CM_ERROR_TYPE = 5,
+  /**
+   * URIError
+   */
+  CM_ERROR_URI = 6,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum cm_error_name cm_error_name;
+#else
+typedef int32_t cm_error_name;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * The bytes of an ArrayBuffer: immutable, reference-counted, shared without copying.
+ * Every `cm_buffer *` is owned by the caller and released with `cm_buffer_free`; its
+ * bytes stay valid (and at the same address) until then.
+ */
+typedef struct cm_buffer cm_buffer;
+
+/**
+ * A received message: its value, its raw encoding and side table, and the ports it
+ * carried. Returned by the receive functions; owned by the caller, released with
+ * `cm_message_free` (which closes the ports that were not taken). Not thread-safe: do
+ * not use one message from two threads at once.
+ */
+typedef struct cm_message cm_message;
+
+/**
+ * A streaming message writer, lent to a `cm_write_fn` callback. It is valid only
+ * during that callback: never keep the pointer.
+ *
+ * Write exactly one value: containers are announced with their length
+ * (`cm_writer_begin_array(w, 2)`, then two values) and close by themselves;
+ * `cm_writer_view`, `cm_writer_boxed`, `cm_writer_shareable` and `cm_writer_error` with
+ * a cause announce exactly one following value. A call that does not fit the structure
+ * returns `CM_ERR_DATA_CLONE` and the whole post fails.
+ */
+typedef struct cm_writer cm_writer;
+
+/**
+ * A PortCollection handle (64-bit, 0 never valid): a weak, ordered set of ports that
+ * can broadcast one message to all of them. Released with `cm_collection_free`.
+ */
+typedef uint64_t cm_collection;
+
+/**
+ * A port handle: a 64-bit generational id; 0 is never a valid handle.
+ *
+ * A handle is a plain number: copy it, hand it to another thread, store it anywhere.
+ * It stays valid until `cm_port_close` or until the port is transferred (listed in a
+ * transfer list, or `cm_port_export`); from then on every function given it returns
+ * `CM_ERR_INVALID_HANDLE`.
+ */
+typedef uint64_t cm_port;
+
+/**
+ * A BroadcastChannel handle (64-bit, 0 never valid). Released with
+ * `cm_broadcast_close`.
+ */
+typedef uint64_t cm_broadcast;
+
+/**
+ * The notify callback of `cm_port_set_notify`: `user_data` as registered, and the port
+ * that has something to read.
+ */
+typedef void (*cm_notify_fn)(void *user_data, cm_port port);
+
+/**
+ * Releases the `user_data` of a callback once the library no longer needs it.
+ */
+typedef void (*cm_free_fn)(void *user_data);
+
+/**
+ * Queue statistics of a port (`cm_port_stats`).
+ */
+typedef struct {
+  /**
+   * Messages queued at this port and not received yet.
+   */
+  size_t queued_messages;
+  /**
+   * Their size: encoded bytes plus buffers.
+   */
+  size_t queued_bytes;
+  /**
+   * The port will not receive new messages (its partner closed).
+   */
+  bool closed;
+  /**
+   * The flow-control limit in messages set with `cm_port_set_limits` (0: none).
+   */
+  size_t max_messages;
+  /**
+   * The flow-control limit in bytes (0: none).
+   */
+  size_t max_bytes;
+} cm_stats;
+
+/**
+ * The release function of a foreign buffer: called once with `user_data`, the pointer
+ * and the length given to `cm_buffer_new_owned`.
+ */
+typedef void (*cm_buffer_free_fn)(void *user_data, uint8_t *ptr, size_t len);
+
+/**
+ * A callback that writes one message with `cm_writer_*` calls. Return `CM_OK`, or any
+ * other status to cancel the post (which then returns that status).
+ */
+typedef cm_status (*cm_write_fn)(cm_writer *writer, void *user_data);
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 /**
- * The library's version as a NUL-terminated string, for example `"0.1.0"`.
- * The pointer is static: never free it.
+ * The library's version as a NUL-terminated string, for example `"0.1.0"` (the same as
+ * `CM_VERSION` at build time). The pointer is static: never free it.
  */
 const char *cm_version(void);
+
+/**
+ * The ABI version of the loaded library (`CM_ABI_VERSION` of the header it was built
+ * with). A program built against this header should check
+ * `cm_abi_version() == CM_ABI_VERSION` before anything else.
+ */
+uint32_t cm_abi_version(void);
+
+/**
+ * The library's version as one number: `major * 10000 + minor * 100 + patch` (the same
+ * as `CM_VERSION_NUMBER` at build time).
+ */
+uint32_t cm_version_number(void);
+
+/**
+ * A description of the most recent failure on the calling thread, as a NUL-terminated
+ * UTF-8 string; `""` when no call on this thread has failed yet.
+ *
+ * Ownership: the string belongs to the library and stays valid until the next `cm_*`
+ * call on the same thread; copy it to keep it. Never NULL.
+ */
+const char *cm_last_error_message(void);
+
+/**
+ * Creates an empty PortCollection; `*collection` = its handle, owned by the caller
+ * (`cm_collection_free`).
+ */
+cm_status cm_collection_new(cm_collection *collection);
+
+/**
+ * Adds `port` to the collection (kept weakly: the collection never keeps a port open;
+ * closed or transferred ports leave it by themselves). Adding a member again does
+ * nothing; a closed port is not added.
+ */
+cm_status cm_collection_add(cm_collection collection, cm_port port);
+
+/**
+ * Removes `port` from the collection (nothing when it is not a member).
+ */
+cm_status cm_collection_remove(cm_collection collection, cm_port port);
+
+/**
+ * `*member` = whether `port` is in the collection.
+ */
+cm_status cm_collection_contains(cm_collection collection, cm_port port, bool *member);
+
+/**
+ * Removes every port from the collection.
+ */
+cm_status cm_collection_clear(cm_collection collection);
+
+/**
+ * `*len` = the number of live member ports.
+ */
+cm_status cm_collection_len(cm_collection collection, size_t *len);
+
+/**
+ * Posts `value` (borrowed; encoded once) to every member port, in order; the payload
+ * is shared, not copied per port. `*delivered` (may be NULL) = the number of ports it
+ * was posted to. A broadcast cannot transfer: a port value inside `value` is
+ * `CM_ERR_DATA_CLONE`.
+ */
+cm_status cm_collection_post(cm_collection collection, const cm_value *value, size_t *delivered);
+
+/**
+ * As `cm_collection_post`, with an already-encoded message (see
+ * `cm_port_post_encoded` for `bytes` and `buffers`, both borrowed).
+ */
+cm_status cm_collection_post_encoded(cm_collection collection,
+                                     const uint8_t *bytes,
+                                     size_t len,
+                                     const cm_buffer *const *buffers,
+                                     size_t buffers_len,
+                                     size_t *delivered);
+
+/**
+ * Releases the collection handle (its member ports are not affected).
+ */
+cm_status cm_collection_free(cm_collection collection);
+
+/**
+ * Joins the process-wide broadcast group `name` (UTF-8, `name_len` bytes, borrowed):
+ * `*channel` = a new handle owned by the caller (`cm_broadcast_close`). Messages posted
+ * by any other channel of the same name reach this one (never its own).
+ */
+cm_status cm_broadcast_new(const char *name, size_t name_len, cm_broadcast *channel);
+
+/**
+ * Posts `value` (borrowed) to every other channel of the same name. `*delivered` (may
+ * be NULL) = how many received it.
+ */
+cm_status cm_broadcast_post(cm_broadcast channel, const cm_value *value, size_t *delivered);
+
+/**
+ * As `cm_broadcast_post`, with an already-encoded message (see `cm_port_post_encoded`).
+ */
+cm_status cm_broadcast_post_encoded(cm_broadcast channel,
+                                    const uint8_t *bytes,
+                                    size_t len,
+                                    const cm_buffer *const *buffers,
+                                    size_t buffers_len,
+                                    size_t *delivered);
+
+/**
+ * Receives the next message of the channel, decoded (timeouts as `cm_port_recv`).
+ * `*out` = a new message owned by the caller (`cm_message_free`), NULL otherwise.
+ */
+cm_status cm_broadcast_recv(cm_broadcast channel, int64_t timeout_ms, cm_message **out);
+
+/**
+ * Closes the channel (it leaves its group; a receive blocked on it returns
+ * `CM_CLOSED`) and releases the handle.
+ */
+cm_status cm_broadcast_close(cm_broadcast channel);
+
+/**
+ * `*value` = the message's value, decoded now if it was received with
+ * `cm_port_recv_raw`. Borrowed: valid until `cm_message_free` (or
+ * `cm_message_take_value`). `CM_ERR_MESSAGE` when the bytes cannot be decoded.
+ */
+cm_status cm_message_value(cm_message *message, const cm_value **value);
+
+/**
+ * `*value` = the message's value, moved out (no copy): a new value owned by the caller
+ * (`cm_value_free`). Later `cm_message_value` calls fail with `CM_ERR_INVALID_STATE`.
+ */
+cm_status cm_message_take_value(cm_message *message, cm_value **value);
+
+/**
+ * `*count` = how many ports the message carries (its transfer list's length).
+ */
+cm_status cm_message_port_count(const cm_message *message, size_t *count);
+
+/**
+ * Adopts the message's port number `index` (a `CM_KIND_PORT` value `index` in the data
+ * refers to it): `*port` = a new handle owned by the caller (`cm_port_close`). The port
+ * starts with its queue not started and receives every message queued or in flight for
+ * it. Each port can be taken once (`CM_ERR_INVALID_STATE` the second time); ports not
+ * taken are closed by `cm_message_free`.
+ */
+cm_status cm_message_take_port(cm_message *message, size_t index, cm_port *port);
+
+/**
+ * The message's raw encoding (docs/wire-format.md: CBOR with the format header):
+ * `*bytes`, `*len`, borrowed, valid until `cm_message_free`. Buffers the bytes refer to
+ * by side-table index are `cm_message_buffer(message, i)`.
+ */
+cm_status cm_message_bytes(const cm_message *message, const uint8_t **bytes, size_t *len);
+
+/**
+ * `*count` = the number of buffers in the message's side table.
+ */
+cm_status cm_message_buffer_count(const cm_message *message, size_t *count);
+
+/**
+ * `*buffer` = side-table buffer `index` of the message, shared (no copy): a new
+ * `cm_buffer` owned by the caller (`cm_buffer_free`), valid after the message is freed.
+ */
+cm_status cm_message_buffer(const cm_message *message, size_t index, cm_buffer **buffer);
+
+/**
+ * Releases a message; ports it carried that were not taken are closed (their partners
+ * see the close). NULL is ignored.
+ */
+void cm_message_free(cm_message *message);
+
+/**
+ * Creates a channel: two entangled ports. `*port1` and `*port2` receive their handles;
+ * the caller owns both and releases each with `cm_port_close`.
+ *
+ * Returns `CM_ERR_NULL_POINTER` when an out-pointer is NULL (nothing is created then).
+ */
+cm_status cm_channel_new(cm_port *port1, cm_port *port2);
+
+/**
+ * Posts `value` to the port's partner (the web's `postMessage(value, transfer)`),
+ * transferring the `transfer_len` ports listed in `transfer`.
+ *
+ * `value` is borrowed (the caller still owns it and may reuse or free it at once: it is
+ * encoded before this returns). A `CM_VALUE_PORT` value `i` inside it stands for
+ * `transfer[i]`. Buffers inside it are shared, not copied, when 1 KiB or larger.
+ * `transfer` is borrowed; on success every handle in it becomes invalid (the ports
+ * moved to the receiver, with every message queued or in flight for them).
+ *
+ * Posting on a port whose partner closed does nothing (and succeeds), as on the web.
+ *
+ * Errors: `CM_ERR_INVALID_HANDLE` (the port or a transfer-list entry),
+ * `CM_ERR_NULL_POINTER`, `CM_ERR_DATA_CLONE` (the port itself or a port twice in the
+ * transfer list, a port value outside the transfer list, an invalid value tree):
+ * nothing is sent or detached then.
+ */
+cm_status cm_port_post(cm_port port,
+                       const cm_value *value,
+                       const cm_port *transfer,
+                       size_t transfer_len);
+
+/**
+ * Posts a message that is already encoded (docs/wire-format.md: raw CBOR with the
+ * format header), for callers that have their own CBOR encoder.
+ *
+ * `bytes` (`len` bytes) is borrowed and copied. `buffers` lists `buffers_len`
+ * `cm_buffer` pointers: the side table the bytes refer to by index; each is borrowed
+ * (its bytes are shared with the message, not copied; the caller still frees its
+ * `cm_buffer`s). `transfer` as for `cm_port_post`.
+ *
+ * The bytes are not validated here: a receiver that cannot decode them gets
+ * `CM_ERR_MESSAGE`.
+ */
+cm_status cm_port_post_encoded(cm_port port,
+                               const uint8_t *bytes,
+                               size_t len,
+                               const cm_buffer *const *buffers,
+                               size_t buffers_len,
+                               const cm_port *transfer,
+                               size_t transfer_len);
+
+/**
+ * Receives the next message and decodes it.
+ *
+ * `timeout_ms`: 0 = do not wait (`CM_EMPTY` when nothing is queued), negative = block
+ * until a message or the close, positive = wait at most that many milliseconds
+ * (`CM_TIMEOUT`). Receiving reads the queue whether or not the port was started (like
+ * Node's `receiveMessageOnPort`).
+ *
+ * On `CM_OK`, `*out` is a new message owned by the caller: read it with
+ * `cm_message_value` / `cm_message_take_value` / `cm_message_take_port`, release it
+ * with `cm_message_free`. Otherwise `*out` is set to NULL.
+ *
+ * Returns `CM_CLOSED` once the partner closed (or was dropped) and every message it
+ * sent before was received: the close is in-band. `CM_ERR_MESSAGE` when the message
+ * could not be decoded (the web's messageerror): it was consumed, the ports it carried
+ * were closed, and the next call goes on with the next message.
+ */
+cm_status cm_port_recv(cm_port port, int64_t timeout_ms, cm_message **out);
+
+/**
+ * As `cm_port_recv`, without decoding: the message's raw CBOR and side table are read
+ * with `cm_message_bytes` and `cm_message_buffer`, its ports taken with
+ * `cm_message_take_port`. `cm_message_value` decodes on demand (and may then return
+ * `CM_ERR_MESSAGE`).
+ */
+cm_status cm_port_recv_raw(cm_port port, int64_t timeout_ms, cm_message **out);
+
+/**
+ * Starts the port's message queue (the web's `start()`, spec B2): from now on the
+ * notify callback and the pollable fd report arrivals. Messages queued before are kept.
+ * Idempotent. (`cm_port_recv` works whether or not the port was started.)
+ */
+cm_status cm_port_start(cm_port port);
+
+/**
+ * Closes the port (the web's `close()`) and releases its handle: the handle is invalid
+ * afterwards (a second close returns `CM_ERR_INVALID_HANDLE`). The partner receives
+ * everything posted before, then `CM_CLOSED`. A receive blocked on this port in another
+ * thread returns `CM_CLOSED`. The notify callback's free function runs, and the
+ * pollable fd is closed.
+ */
+cm_status cm_port_close(cm_port port);
+
+/**
+ * Registers `callback` to be told when the port has something to read (a message or
+ * the close), and starts the port (as setting `onmessage` does on the web). Passing a
+ * NULL `callback` removes the current one.
+ *
+ * Threads: the callback runs on ANY thread, typically the thread that posted the
+ * message (or the caller of this function when messages are already queued). It must
+ * be quick and must not block: wake your own loop, which then calls `cm_port_recv` with
+ * timeout 0 until `CM_EMPTY` or `CM_CLOSED`. Wake-ups are coalesced: after the
+ * callback fires, it does not fire again until a receive on this port found the queue
+ * empty (or ended).
+ *
+ * Ownership: `user_data` is passed back untouched. `free_user_data` (may be NULL) is
+ * called exactly once with `user_data` when the callback is no longer used: when it is
+ * replaced or removed, when the port is closed or transferred. It may run on any
+ * thread. If this function fails, `free_user_data` is called before it returns.
+ */
+cm_status cm_port_set_notify(cm_port port,
+                             cm_notify_fn callback,
+                             void *user_data,
+                             cm_free_fn free_user_data);
+
+/**
+ * A file descriptor that is readable while the port has something to read (a message
+ * or the close), for poll/epoll/select/libuv loops; it also starts the port.
+ *
+ * Use: wait for `POLLIN`, then call `cm_port_recv` with timeout 0 until it returns
+ * `CM_EMPTY` (which makes the fd unreadable again until the next arrival) or
+ * `CM_CLOSED`. Never read or write the fd yourself.
+ *
+ * Ownership: the fd belongs to the port handle: do not close it; it is closed by
+ * `cm_port_close` or when the port is transferred. Repeated calls return the same fd.
+ * Linux only (an eventfd).
+ */
+cm_status cm_port_fd(cm_port port, int32_t *fd);
+
+/**
+ * Sets flow-control limits on this port's queue (0 = no limit; both 0 = off, the
+ * default). Limits never drop or refuse a message: they make the partner's
+ * `cm_port_is_ready` report false while this queue is at or above a limit. Limits move
+ * with the port when it is transferred.
+ */
+cm_status cm_port_set_limits(cm_port port, size_t max_messages, size_t max_bytes);
+
+/**
+ * `*ready` = whether the partner's queue is below its limits, so that posting now adds
+ * no pressure (true when it has no limits, and when there is no partner any more).
+ */
+cm_status cm_port_is_ready(cm_port port, bool *ready);
+
+/**
+ * `*entangled` = whether the port still has a partner to post to (false once the
+ * partner closed and this side has received the close).
+ */
+cm_status cm_port_is_entangled(cm_port port, bool *entangled);
+
+/**
+ * Fills `*stats` (caller-owned) with the port's queue statistics.
+ */
+cm_status cm_port_stats(cm_port port, cm_stats *stats);
+
+/**
+ * Moves the port out of the C API as a single-use number (`*token`) that any thread
+ * of this process can adopt: `cm_port_import` in C, or the Python/Node bindings' own
+ * import. The handle becomes invalid (as after a transfer); messages queued or arriving
+ * meanwhile wait for the new owner.
+ */
+cm_status cm_port_export(cm_port port, uint64_t *token);
+
+/**
+ * Adopts a port exported (by `cm_port_export` or another binding) under `token`;
+ * `*port` receives a new handle owned by the caller. A token works once:
+ * `CM_ERR_INVALID_HANDLE` for a token never issued or already imported.
+ */
+cm_status cm_port_import(uint64_t token, cm_port *port);
+
+/**
+ * A new `undefined`. Owned by the caller (`cm_value_free`).
+ */
+cm_value *cm_value_new_undefined(void);
+
+/**
+ * A new `null`. Owned by the caller.
+ */
+cm_value *cm_value_new_null(void);
+
+/**
+ * A new boolean. Owned by the caller.
+ */
+cm_value *cm_value_new_bool(bool b);
+
+/**
+ * A new integer. Owned by the caller.
+ */
+cm_value *cm_value_new_int(int64_t i);
+
+/**
+ * A new double (kept bit for bit: -0, NaN payloads, infinities). Owned by the caller.
+ */
+cm_value *cm_value_new_float(double f);
+
+/**
+ * A new BigInt: its sign and its big-endian magnitude (`len` bytes at `magnitude`,
+ * borrowed and copied; leading zeros are dropped). Owned by the caller; NULL on error.
+ */
+cm_value *cm_value_new_bigint(bool negative, const uint8_t *magnitude, size_t len);
+
+/**
+ * A new string from `len` bytes of UTF-8 at `s` (borrowed and copied; need not be
+ * NUL-terminated and may contain NUL). Owned by the caller; NULL when not valid UTF-8.
+ */
+cm_value *cm_value_new_string(const char *s, size_t len);
+
+/**
+ * A new string from `len` UTF-16 code units at `units` (borrowed and copied), which
+ * may hold lone surrogates (valid UTF-16 becomes an ordinary string). Owned by the
+ * caller.
+ */
+cm_value *cm_value_new_utf16(const uint16_t *units, size_t len);
+
+/**
+ * A new boxed primitive holding `inner` (a bool, number, bigint or string), which this
+ * call takes ownership of (always, even on failure). Owned by the caller.
+ */
+cm_value *cm_value_new_boxed(cm_value *inner);
+
+/**
+ * A new ArrayBuffer holding a copy of `len` bytes at `bytes` (borrowed). Owned by the
+ * caller.
+ */
+cm_value *cm_value_new_buffer(const uint8_t *bytes, size_t len);
+
+/**
+ * A new ArrayBuffer over `buffer`'s bytes, without copying (the value shares them;
+ * `buffer` is borrowed and the caller still frees it). Posting it shares the bytes with
+ * the receiver: zero-copy transfer of a `cm_buffer` made with `cm_buffer_new_owned`.
+ */
+cm_value *cm_value_new_buffer_from(const cm_buffer *buffer);
+
+/**
+ * A new typed array (or DataView) of `length` elements (bytes for a DataView) starting
+ * `byte_offset` bytes into `buffer`. `kind` is a `cm_view_kind`. `buffer` must be a
+ * `CM_KIND_BUFFER` value, or a `CM_KIND_SHARED` one wrapping a buffer, or a
+ * `CM_KIND_REF` to one; this call takes ownership of it (always). The bounds are
+ * checked when the value is posted or encoded. Owned by the caller.
+ */
+cm_value *cm_value_new_view(int32_t kind, uint64_t byte_offset, uint64_t length, cm_value *buffer);
+
+/**
+ * A new empty array (append with `cm_value_push`). Owned by the caller.
+ */
+cm_value *cm_value_new_array(void);
+
+/**
+ * A new hole (a missing element; valid only as an element of an array). Owned by the
+ * caller.
+ */
+cm_value *cm_value_new_hole(void);
+
+/**
+ * A new empty plain object (add entries with `cm_value_set`). Owned by the caller.
+ */
+cm_value *cm_value_new_object(void);
+
+/**
+ * A new empty Map (add entries with `cm_value_map_set`). Owned by the caller.
+ */
+cm_value *cm_value_new_map(void);
+
+/**
+ * A new empty Set (add elements with `cm_value_push`). Owned by the caller.
+ */
+cm_value *cm_value_new_set(void);
+
+/**
+ * A new Date: `ms` milliseconds since the Unix epoch (NaN: an invalid date). Owned by
+ * the caller.
+ */
+cm_value *cm_value_new_date(double ms);
+
+/**
+ * A new RegExp from its source and flags (UTF-8, borrowed and copied). Owned by the
+ * caller.
+ */
+cm_value *cm_value_new_regexp(const char *source,
+                              size_t source_len,
+                              const char *flags,
+                              size_t flags_len);
+
+/**
+ * A new Error. `name` is a `cm_error_name`. `message` and `stack` (UTF-8, borrowed and
+ * copied) are absent when NULL. `cause` (NULL: none) is taken over (always). Owned by
+ * the caller.
+ */
+cm_value *cm_value_new_error(int32_t name,
+                             const char *message,
+                             size_t message_len,
+                             const char *stack,
+                             size_t stack_len,
+                             cm_value *cause);
+
+/**
+ * A new shared value wrapping `inner` (taken over, always): other places of the same
+ * message refer to it with `cm_value_new_ref(id)`, where ids count 0, 1, ... in the
+ * order shared values are met depth-first (a container before its contents). Owned by
+ * the caller.
+ */
+cm_value *cm_value_new_shared(cm_value *inner);
+
+/**
+ * A new reference to shared value number `id` (see `cm_value_new_shared`). Owned by the
+ * caller.
+ */
+cm_value *cm_value_new_ref(uint32_t id);
+
+/**
+ * A new port value: the `index`-th port of the transfer list it is posted with. Owned
+ * by the caller.
+ */
+cm_value *cm_value_new_port(uint32_t index);
+
+/**
+ * Appends `item` (taken over, always, even on failure) to an array or a set.
+ * `CM_ERR_WRONG_KIND` when `container` is neither.
+ */
+cm_status cm_value_push(cm_value *container, cm_value *item);
+
+/**
+ * Sets `key` (UTF-8, `key_len` bytes, borrowed and copied) to `item` (taken over,
+ * always) in a plain object: replaces the value of an existing key, appends otherwise.
+ */
+cm_status cm_value_set(cm_value *object, const char *key, size_t key_len, cm_value *item);
+
+/**
+ * Appends the entry `key` → `item` to a Map (both taken over, always).
+ */
+cm_status cm_value_map_set(cm_value *map, cm_value *key, cm_value *item);
+
+/**
+ * A deep copy of `value` (borrowed); buffers are shared, not copied. Owned by the
+ * caller.
+ */
+cm_value *cm_value_clone(const cm_value *value);
+
+/**
+ * Releases an owned value (and everything in it). NULL is ignored. Never pass a
+ * borrowed `const cm_value *`.
+ */
+void cm_value_free(cm_value *value);
+
+/**
+ * `*kind` = the kind of `value` (a `cm_kind`).
+ */
+cm_status cm_value_kind(const cm_value *value, cm_kind *kind);
+
+/**
+ * `*out` = the boolean (`CM_KIND_BOOL`).
+ */
+cm_status cm_value_get_bool(const cm_value *value, bool *out);
+
+/**
+ * `*out` = the integer (`CM_KIND_INT`).
+ */
+cm_status cm_value_get_int(const cm_value *value, int64_t *out);
+
+/**
+ * `*out` = the double (`CM_KIND_FLOAT`).
+ */
+cm_status cm_value_get_float(const cm_value *value, double *out);
+
+/**
+ * `*out` = the number as a double (`CM_KIND_INT` or `CM_KIND_FLOAT`).
+ */
+cm_status cm_value_get_number(const cm_value *value, double *out);
+
+/**
+ * `*out` = the time value in milliseconds since the epoch (`CM_KIND_DATE`).
+ */
+cm_status cm_value_get_date(const cm_value *value, double *out);
+
+/**
+ * `*out` = the shared value number a reference refers to (`CM_KIND_REF`).
+ */
+cm_status cm_value_get_ref(const cm_value *value, uint32_t *out);
+
+/**
+ * `*out` = the port index (`CM_KIND_PORT`): the message's port number `*out`
+ * (`cm_message_take_port`).
+ */
+cm_status cm_value_get_port(const cm_value *value, uint32_t *out);
+
+/**
+ * `*ptr`, `*len` = the bytes of a string (`CM_KIND_STRING`): UTF-8, NOT NUL-terminated
+ * (may contain NUL). Borrowed: valid as long as `value`.
+ */
+cm_status cm_value_get_string(const cm_value *value, const char **ptr, size_t *len);
+
+/**
+ * `*units`, `*len` = the UTF-16 code units of a `CM_KIND_UTF16` string. Borrowed:
+ * valid as long as `value`.
+ */
+cm_status cm_value_get_utf16(const cm_value *value, const uint16_t **units, size_t *len);
+
+/**
+ * The sign and big-endian magnitude (no leading zero bytes; empty for 0) of a BigInt.
+ * `*magnitude` is borrowed: valid as long as `value`.
+ */
+cm_status cm_value_get_bigint(const cm_value *value,
+                              bool *negative,
+                              const uint8_t **magnitude,
+                              size_t *len);
+
+/**
+ * The bytes of an ArrayBuffer (`CM_KIND_BUFFER`). Borrowed: valid as long as `value`
+ * (use `cm_value_get_buffer_handle` to keep them longer without copying).
+ */
+cm_status cm_value_get_buffer(const cm_value *value, const uint8_t **ptr, size_t *len);
+
+/**
+ * `*out` = a new `cm_buffer` sharing the bytes of an ArrayBuffer value (no copy): the
+ * receiver's way to take a transferred buffer and keep it after the message is freed.
+ * Owned by the caller (`cm_buffer_free`).
+ */
+cm_status cm_value_get_buffer_handle(const cm_value *value, cm_buffer **out);
+
+/**
+ * The parts of a typed array / DataView (`CM_KIND_VIEW`): `*kind` (a `cm_view_kind`),
+ * `*byte_offset`, `*length` (elements; bytes for a DataView) and `*buffer` (its buffer
+ * value: a buffer, a shared buffer or a reference; borrowed, valid as long as `value`).
+ */
+cm_status cm_value_get_view(const cm_value *value,
+                            int32_t *kind,
+                            uint64_t *byte_offset,
+                            uint64_t *length,
+                            const cm_value **buffer);
+
+/**
+ * The source and flags of a RegExp (UTF-8, not NUL-terminated; borrowed, valid as long
+ * as `value`).
+ */
+cm_status cm_value_get_regexp(const cm_value *value,
+                              const char **source,
+                              size_t *source_len,
+                              const char **flags,
+                              size_t *flags_len);
+
+/**
+ * The parts of an Error: `*name` (a `cm_error_name`); `*message` / `*stack` (UTF-8,
+ * not NUL-terminated, NULL when absent) with their lengths; `*cause` (NULL when
+ * absent). Everything is borrowed: valid as long as `value`. Any out-pointer except
+ * `name` may be NULL to skip that part.
+ */
+cm_status cm_value_get_error(const cm_value *value,
+                             int32_t *name,
+                             const char **message,
+                             size_t *message_len,
+                             const char **stack,
+                             size_t *stack_len,
+                             const cm_value **cause);
+
+/**
+ * `*inner` = the value inside a boxed primitive (`CM_KIND_BOXED`) or a shared value
+ * (`CM_KIND_SHARED`). Borrowed: valid as long as `value`.
+ */
+cm_status cm_value_inner(const cm_value *value, const cm_value **inner);
+
+/**
+ * `*len` = the number of elements of an array or set, or entries of an object or map.
+ */
+cm_status cm_value_len(const cm_value *value, size_t *len);
+
+/**
+ * `*item` = element `index` of an array or set (borrowed: valid as long as `value`).
+ * `CM_ERR_OUT_OF_RANGE` past the end.
+ */
+cm_status cm_value_at(const cm_value *value, size_t index, const cm_value **item);
+
+/**
+ * Entry `index` of a plain object: `*key` (UTF-8, not NUL-terminated) and `*key_len`,
+ * and `*item`. All borrowed: valid as long as `value`.
+ */
+cm_status cm_value_entry(const cm_value *value,
+                         size_t index,
+                         const char **key,
+                         size_t *key_len,
+                         const cm_value **item);
+
+/**
+ * `*item` = the value of `key` (UTF-8, `key_len` bytes) in a plain object (borrowed:
+ * valid as long as `value`). `CM_ERR_NOT_FOUND` when the object has no such key.
+ */
+cm_status cm_value_get(const cm_value *value,
+                       const char *key,
+                       size_t key_len,
+                       const cm_value **item);
+
+/**
+ * Entry `index` of a Map: `*key` and `*item`, both borrowed (valid as long as `value`).
+ */
+cm_status cm_value_map_entry(const cm_value *value,
+                             size_t index,
+                             const cm_value **key,
+                             const cm_value **item);
+
+/**
+ * Encodes `value` (borrowed) as self-contained CBOR (docs/wire-format.md: every buffer
+ * inline, port values as bare indices). `*out` = a new `cm_buffer` holding the bytes,
+ * owned by the caller (`cm_buffer_free`). `CM_ERR_DATA_CLONE` when the tree is not a
+ * valid message value (a hole outside an array, a dangling reference, ...).
+ */
+cm_status cm_value_to_cbor(const cm_value *value, cm_buffer **out);
+
+/**
+ * Decodes a message's bytes (`len` bytes at `bytes`, borrowed) with its side table
+ * (`buffers_len` borrowed `cm_buffer` pointers; shared, not copied) and its port count
+ * (valid port values are `0..port_count`). `*out` = a new value owned by the caller.
+ * `CM_ERR_MESSAGE` (with the reason) when the bytes are not a valid message.
+ */
+cm_status cm_value_decode(const uint8_t *bytes,
+                          size_t len,
+                          const cm_buffer *const *buffers,
+                          size_t buffers_len,
+                          uint32_t port_count,
+                          cm_value **out);
+
+/**
+ * A new buffer with a copy of `len` bytes at `bytes` (borrowed). Owned by the caller;
+ * NULL on error.
+ */
+cm_buffer *cm_buffer_new(const uint8_t *bytes, size_t len);
+
+/**
+ * A new buffer over memory the caller hands over, without copying: `len` bytes at
+ * `ptr`. From now on the library owns that memory (the caller must not write or free
+ * it); when the last reference to the bytes goes (the buffer, and any message or value
+ * sharing it, possibly on another thread, possibly after the receiver is done), the
+ * library calls `free_fn(user_data, ptr, len)` once, on whichever thread drops it.
+ * `free_fn` may be NULL (static memory). Owned by the caller (`cm_buffer_free`).
+ * If this function fails, `free_fn` has been called.
+ */
+cm_buffer *cm_buffer_new_owned(uint8_t *ptr,
+                               size_t len,
+                               cm_buffer_free_fn free_fn,
+                               void *user_data);
+
+/**
+ * `*ptr`, `*len` = the buffer's bytes (read-only; borrowed: valid until `cm_buffer_free`
+ * of this `cm_buffer`, whatever happens to messages sharing them).
+ */
+cm_status cm_buffer_data(const cm_buffer *buffer, const uint8_t **ptr, size_t *len);
+
+/**
+ * Releases the caller's reference to a buffer. NULL is ignored.
+ */
+void cm_buffer_free(cm_buffer *buffer);
+
+/**
+ * Posts one message written by `write(writer, user_data)` (called once, on this thread,
+ * before this function returns) to the port's partner, transferring the ports in
+ * `transfer` (borrowed; on success those handles become invalid). This is the fast path:
+ * no value tree is built. `cm_writer_port(w, i)` stands for `transfer[i]`.
+ *
+ * Errors: as `cm_port_post`; the transfer list is checked first (the port itself, a port
+ * twice), then the message is written.
+ */
+cm_status cm_port_post_with(cm_port port,
+                            cm_write_fn write,
+                            void *user_data,
+                            const cm_port *transfer,
+                            size_t transfer_len);
+
+/**
+ * As `cm_collection_post`, with the message written by `write` (no ports).
+ */
+cm_status cm_collection_post_with(cm_collection collection,
+                                  cm_write_fn write,
+                                  void *user_data,
+                                  size_t *delivered);
+
+/**
+ * Writes `undefined`.
+ */
+cm_status cm_writer_undefined(cm_writer *w);
+
+/**
+ * Writes `null`.
+ */
+cm_status cm_writer_null(cm_writer *w);
+
+/**
+ * Writes a boolean.
+ */
+cm_status cm_writer_bool(cm_writer *w, bool b);
+
+/**
+ * Writes an integer.
+ */
+cm_status cm_writer_int(cm_writer *w, int64_t i);
+
+/**
+ * Writes a double (kept bit for bit).
+ */
+cm_status cm_writer_float(cm_writer *w, double f);
+
+/**
+ * Writes a BigInt: sign and big-endian magnitude (`len` bytes, borrowed).
+ */
+cm_status cm_writer_bigint(cm_writer *w, bool negative, const uint8_t *magnitude, size_t len);
+
+/**
+ * Writes a string (`len` bytes of UTF-8, borrowed; need not be NUL-terminated).
+ */
+cm_status cm_writer_string(cm_writer *w, const char *s, size_t len);
+
+/**
+ * Writes a string given as `len` UTF-16 code units (borrowed; lone surrogates kept).
+ */
+cm_status cm_writer_utf16(cm_writer *w, const uint16_t *units, size_t len);
+
+/**
+ * Writes an ArrayBuffer holding a copy of `len` bytes (borrowed).
+ */
+cm_status cm_writer_bytes(cm_writer *w, const uint8_t *bytes, size_t len);
+
+/**
+ * Writes an ArrayBuffer moving `buffer`'s bytes to the receiver without copying
+ * (always in the side table). `buffer` is borrowed: the message shares its bytes, the
+ * caller still frees its `cm_buffer` (typically right after the post).
+ */
+cm_status cm_writer_buffer(cm_writer *w, const cm_buffer *buffer);
+
+/**
+ * Opens an array of `len` elements.
+ */
+cm_status cm_writer_begin_array(cm_writer *w, size_t len);
+
+/**
+ * Writes a hole (a missing element of the array being written).
+ */
+cm_status cm_writer_hole(cm_writer *w);
+
+/**
+ * Opens a plain object of `len` entries: write `cm_writer_key` then a value, `len` times.
+ */
+cm_status cm_writer_begin_object(cm_writer *w, size_t len);
+
+/**
+ * Writes the key of the next object entry (`len` bytes of UTF-8, borrowed).
+ */
+cm_status cm_writer_key(cm_writer *w, const char *key, size_t len);
+
+/**
+ * Opens a Map of `len` entries: a key value then a value, `len` times.
+ */
+cm_status cm_writer_begin_map(cm_writer *w, size_t len);
+
+/**
+ * Opens a Set of `len` elements.
+ */
+cm_status cm_writer_begin_set(cm_writer *w, size_t len);
+
+/**
+ * Writes a Date (milliseconds since the epoch).
+ */
+cm_status cm_writer_date(cm_writer *w, double ms);
+
+/**
+ * Writes a RegExp (source and flags: UTF-8, borrowed).
+ */
+cm_status cm_writer_regexp(cm_writer *w,
+                           const char *source,
+                           size_t source_len,
+                           const char *flags,
+                           size_t flags_len);
+
+/**
+ * Writes an Error (`name` a `cm_error_name`; `message`/`stack` UTF-8, borrowed, NULL =
+ * absent). With `has_cause`, the next value written is its cause.
+ */
+cm_status cm_writer_error(cm_writer *w,
+                          int32_t name,
+                          const char *message,
+                          size_t message_len,
+                          const char *stack,
+                          size_t stack_len,
+                          bool has_cause);
+
+/**
+ * Writes a typed array or DataView (`kind` a `cm_view_kind`): its buffer is the next
+ * value written (bytes, a buffer, a shareable buffer or a reference to one).
+ */
+cm_status cm_writer_view(cm_writer *w, int32_t kind, uint64_t byte_offset, uint64_t length);
+
+/**
+ * Writes a boxed primitive: the primitive is the next value written.
+ */
+cm_status cm_writer_boxed(cm_writer *w);
+
+/**
+ * Marks the next value as shared; `*id` (may be NULL) = its number for
+ * `cm_writer_ref` (0, 1, ... in order).
+ */
+cm_status cm_writer_shareable(cm_writer *w, uint32_t *id);
+
+/**
+ * Writes another reference to shared value `id`.
+ */
+cm_status cm_writer_ref(cm_writer *w, uint32_t id);
+
+/**
+ * Writes the `index`-th port of the transfer list.
+ */
+cm_status cm_writer_port(cm_writer *w, uint32_t index);
 
 #ifdef __cplusplus
 }  // extern "C"
