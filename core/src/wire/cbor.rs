@@ -63,12 +63,20 @@ pub mod tag {
 pub(crate) const HEADER_V1: [u8; 3] = [0xd9, 0xcb, 0x01];
 
 /// Writes a CBOR head (major type and argument) in its shortest form.
-#[inline]
+#[inline(always)]
 pub(crate) fn write_head(out: &mut Vec<u8>, major: u8, arg: u64) {
-    let m = major << 5;
     if arg < 24 {
-        out.push(m | arg as u8);
-    } else if arg <= 0xff {
+        out.push((major << 5) | arg as u8);
+    } else {
+        write_long_head(out, major, arg);
+    }
+}
+
+/// `write_head` for arguments of 24 and more.
+#[inline(never)]
+fn write_long_head(out: &mut Vec<u8>, major: u8, arg: u64) {
+    let m = major << 5;
+    if arg <= 0xff {
         out.extend_from_slice(&[m | 24, arg as u8]);
     } else if arg <= 0xffff {
         let b = (arg as u16).to_be_bytes();
@@ -200,6 +208,67 @@ pub(crate) fn write_date(out: &mut Vec<u8>, ms: f64) {
     }
     write_tag(out, tag::DATE_MS);
     write_float(out, ms);
+}
+
+/// Writes a string given as UTF-16 code units: a text string when they are valid
+/// UTF-16, tag UTF16 over the little-endian units otherwise.
+pub(crate) fn write_utf16(out: &mut Vec<u8>, units: &[u16]) {
+    match String::from_utf16(units) {
+        Ok(s) => write_text(out, &s),
+        Err(_) => {
+            write_tag(out, tag::UTF16);
+            write_head(out, MAJOR_BYTES, units.len() as u64 * 2);
+            out.reserve(units.len() * 2);
+            for u in units {
+                out.extend_from_slice(&u.to_le_bytes());
+            }
+        }
+    }
+}
+
+/// Writes a RegExp.
+pub(crate) fn write_regexp(out: &mut Vec<u8>, source: &str, flags: &str) {
+    write_tag(out, tag::REGEXP);
+    out.push(0x82);
+    write_text(out, source);
+    write_text(out, flags);
+}
+
+/// Writes an Error up to its cause (which follows when `has_cause`).
+pub(crate) fn write_error(
+    out: &mut Vec<u8>,
+    name: crate::ErrorName,
+    message: Option<&str>,
+    stack: Option<&str>,
+    has_cause: bool,
+) {
+    write_tag(out, tag::ERROR);
+    let n = 1 + u64::from(message.is_some()) + u64::from(stack.is_some()) + u64::from(has_cause);
+    write_head(out, MAJOR_MAP, n);
+    write_text(out, "name");
+    write_text(out, name.as_str());
+    if let Some(m) = message {
+        write_text(out, "message");
+        write_text(out, m);
+    }
+    if let Some(s) = stack {
+        write_text(out, "stack");
+        write_text(out, s);
+    }
+    if has_cause {
+        write_text(out, "cause");
+    }
+}
+
+/// Writes a view up to its buffer (which follows).
+pub(crate) fn write_view(out: &mut Vec<u8>, kind: crate::ViewKind, byte_offset: u64, length: u64) {
+    write_tag(out, tag::VIEW);
+    out.push(0x83);
+    write_head(out, MAJOR_UINT, byte_offset);
+    write_head(out, MAJOR_UINT, length);
+    if let Some(t) = super::view_kind_tag(kind) {
+        write_tag(out, t);
+    }
 }
 
 /// Writes a byte buffer inline, or into the side table when `len >= inline_limit`.

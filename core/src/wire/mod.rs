@@ -34,6 +34,7 @@
 
 mod cbor;
 mod de;
+mod direct;
 mod error;
 mod reader;
 mod ser;
@@ -41,6 +42,7 @@ mod writer;
 
 pub use cbor::tag;
 pub use error::{DecodeError, DecodeErrorKind};
+use reader::FastValue;
 pub use reader::{BufferData, Event, Reader, Utf16Units};
 pub use writer::Writer;
 
@@ -141,14 +143,7 @@ pub fn encode_value(
     out: &mut Vec<u8>,
     buffers: &mut Vec<Buffer>,
 ) -> Result<(), DataCloneError> {
-    let (out_len, buffers_len) = (out.len(), buffers.len());
-    let mut w = Writer::new(out, buffers, port_count);
-    let result = write_value(&mut w, value).and_then(|()| w.finish());
-    if result.is_err() {
-        out.truncate(out_len);
-        buffers.truncate(buffers_len);
-    }
-    result
+    direct::encode_message(value, port_count, SIDE_TABLE_THRESHOLD, out, buffers)
 }
 
 /// Writes `value` with `w` (the [`Writer`] checks structure and depth, which also
@@ -247,8 +242,37 @@ const MAX_RESERVE: usize = 1024;
 /// Reads one complete value from `r` as a [`Value`] (the reader's depth limit bounds
 /// this recursion).
 pub fn read_value(r: &mut Reader<'_>) -> Result<Value, DecodeError> {
-    let ev = r.next()?;
-    read_value_from(r, ev)
+    match r.fast_value() {
+        Some(FastValue::Value(v)) => Ok(v),
+        Some(FastValue::Array(n)) => {
+            let mut items = Vec::with_capacity(n.min(MAX_RESERVE));
+            for _ in 0..n {
+                items.push(read_value(r)?);
+            }
+            Ok(Value::Array(items))
+        }
+        Some(FastValue::Object(n)) => read_object(r, n),
+        None => {
+            let ev = r.next()?;
+            read_value_from(r, ev)
+        }
+    }
+}
+
+/// The `n` entries of an object whose head has been read.
+fn read_object(r: &mut Reader<'_>, n: usize) -> Result<Value, DecodeError> {
+    let mut entries = Vec::with_capacity(n.min(MAX_RESERVE));
+    for _ in 0..n {
+        let key = match r.fast_key(|b| std::str::from_utf8(b).ok()) {
+            Some(k) => k.to_owned(),
+            None => match r.next()? {
+                Event::Key(k) => k.to_owned(),
+                _ => unreachable_key(r)?,
+            },
+        };
+        entries.push((key, read_value(r)?));
+    }
+    Ok(Value::Object(entries))
 }
 
 fn read_value_from(r: &mut Reader<'_>, ev: Event<'_>) -> Result<Value, DecodeError> {
@@ -276,17 +300,7 @@ fn read_value_from(r: &mut Reader<'_>, ev: Event<'_>) -> Result<Value, DecodeErr
             Value::Array(items)
         }
         Event::Hole => Value::Hole,
-        Event::ObjectStart(n) => {
-            let mut entries = Vec::with_capacity(n.min(MAX_RESERVE));
-            for _ in 0..n {
-                let key = match r.next()? {
-                    Event::Key(k) => k.to_owned(),
-                    _ => unreachable_key(r)?,
-                };
-                entries.push((key, read_value(r)?));
-            }
-            Value::Object(entries)
-        }
+        Event::ObjectStart(n) => read_object(r, n)?,
         Event::Key(_) => return unreachable_key(r),
         Event::MapStart(n) => {
             let mut entries = Vec::with_capacity(n.min(MAX_RESERVE));
@@ -407,9 +421,7 @@ impl Value {
     /// As [`encode_value`].
     pub fn to_bytes(&self) -> Result<Vec<u8>, DataCloneError> {
         let (mut out, mut buffers) = (Vec::new(), Vec::new());
-        let mut w = Writer::new(&mut out, &mut buffers, u32::MAX).inline_buffers();
-        write_value(&mut w, self)?;
-        w.finish()?;
+        direct::encode_message(self, u32::MAX, usize::MAX, &mut out, &mut buffers)?;
         debug_assert!(buffers.is_empty());
         Ok(out)
     }

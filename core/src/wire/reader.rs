@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use super::MAX_DEPTH;
 use super::cbor::{self, Stack, tag};
 use super::error::{DecodeError, DecodeErrorKind as K};
-use crate::{Buffer, ErrorName, ViewKind};
+use crate::{Buffer, ErrorName, Value, ViewKind};
 
 /// The bytes of an `ArrayBuffer` as the reader found them.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -154,6 +154,17 @@ pub enum Event<'a> {
     SharedRef(u32),
     /// The `i`-th port of the message.
     Port(u32),
+}
+
+/// What [`Reader::fast_value`] read.
+#[derive(Debug)]
+pub(crate) enum FastValue {
+    /// A complete scalar value.
+    Value(Value),
+    /// An array of this many elements was opened.
+    Array(usize),
+    /// An object of this many entries was opened.
+    Object(usize),
 }
 
 /// An open container, packed in one word: the kind in the low 3 bits, the items
@@ -652,6 +663,76 @@ impl<'a> Reader<'a> {
             self.push_frame(Frame::new(kind, items));
         }
         Some(count as usize)
+    }
+
+    /// Fast path for [`read_value`](super::read_value): when an untagged value stands
+    /// in a plain position, reads it (exactly as [`Reader::next`] would): a scalar as
+    /// its [`Value`], an array or object as its count (opened; its items follow).
+    /// `None`, with nothing consumed, for anything else (tags, errors, keys, ...).
+    #[inline]
+    pub(crate) fn fast_value(&mut self) -> Option<FastValue> {
+        if !self.plain_value_due() {
+            return None;
+        }
+        let (major, arg, n) = self.peek_head()?;
+        let v = match major {
+            cbor::MAJOR_UINT if arg <= i64::MAX as u64 => Value::Int(arg as i64),
+            cbor::MAJOR_NINT if arg <= i64::MAX as u64 => Value::Int(-1 - arg as i64),
+            cbor::MAJOR_TEXT => {
+                let bytes = self.peek_text_bytes(n, arg)?;
+                let s = std::str::from_utf8(bytes).ok()?;
+                self.pos += n + bytes.len();
+                self.complete();
+                return Some(FastValue::Value(Value::String(s.to_owned())));
+            }
+            cbor::MAJOR_BYTES => {
+                let bytes = self.peek_text_bytes(n, arg)?;
+                self.pos += n + bytes.len();
+                self.complete();
+                return Some(FastValue::Value(Value::Buffer(Buffer::copy_from_slice(
+                    bytes,
+                ))));
+            }
+            cbor::MAJOR_ARRAY | cbor::MAJOR_MAP => {
+                if self.depth() >= MAX_DEPTH {
+                    return None;
+                }
+                let (kind, per_item) = if major == cbor::MAJOR_MAP {
+                    (F_OBJECT, 2)
+                } else {
+                    (F_ARRAY, 1)
+                };
+                let items = arg.checked_mul(per_item)?;
+                if items > self.remaining() - n as u64 {
+                    return None;
+                }
+                self.pos += n;
+                if arg == 0 {
+                    self.complete();
+                } else {
+                    self.push_frame(Frame::new(kind, items));
+                }
+                return Some(if major == cbor::MAJOR_MAP {
+                    FastValue::Object(arg as usize)
+                } else {
+                    FastValue::Array(arg as usize)
+                });
+            }
+            7 => match self.input[self.pos] {
+                cbor::FALSE => Value::Bool(false),
+                cbor::TRUE => Value::Bool(true),
+                cbor::NULL => Value::Null,
+                cbor::UNDEFINED => Value::Undefined,
+                0xf9 => Value::Float(cbor::f16_to_f64(arg as u16)),
+                0xfa => Value::Float(cbor::f32_to_f64(arg as u32)),
+                0xfb => Value::Float(f64::from_bits(arg)),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        self.pos += n;
+        self.complete();
+        Some(FastValue::Value(v))
     }
 
     /// Fast path: when `null` or `undefined` stands in a plain value position, reads

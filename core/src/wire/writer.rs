@@ -286,17 +286,7 @@ impl<'a> Writer<'a> {
     /// units are valid UTF-16 it is written as an ordinary text string.
     pub fn utf16(&mut self, units: &[u16]) -> Result<(), DataCloneError> {
         self.begin(Class::Primitive)?;
-        match String::from_utf16(units) {
-            Ok(s) => cbor::write_text(self.out, &s),
-            Err(_) => {
-                cbor::write_tag(self.out, tag::UTF16);
-                cbor::write_head(self.out, cbor::MAJOR_BYTES, units.len() as u64 * 2);
-                self.out.reserve(units.len() * 2);
-                for u in units {
-                    self.out.extend_from_slice(&u.to_le_bytes());
-                }
-            }
-        }
+        cbor::write_utf16(self.out, units);
         self.complete();
         Ok(())
     }
@@ -395,10 +385,7 @@ impl<'a> Writer<'a> {
     /// A `RegExp`.
     pub fn regexp(&mut self, source: &str, flags: &str) -> Result<(), DataCloneError> {
         self.begin(Class::Other)?;
-        cbor::write_tag(self.out, tag::REGEXP);
-        self.out.push(0x82);
-        cbor::write_text(self.out, source);
-        cbor::write_text(self.out, flags);
+        cbor::write_regexp(self.out, source, flags);
         self.complete();
         Ok(())
     }
@@ -415,22 +402,8 @@ impl<'a> Writer<'a> {
         if has_cause && self.stack.len() >= MAX_DEPTH {
             return Err(Self::err("nesting deeper than the depth limit (256)"));
         }
-        cbor::write_tag(self.out, tag::ERROR);
-        let n =
-            1 + u64::from(message.is_some()) + u64::from(stack.is_some()) + u64::from(has_cause);
-        cbor::write_head(self.out, cbor::MAJOR_MAP, n);
-        cbor::write_text(self.out, "name");
-        cbor::write_text(self.out, name.as_str());
-        if let Some(m) = message {
-            cbor::write_text(self.out, "message");
-            cbor::write_text(self.out, m);
-        }
-        if let Some(s) = stack {
-            cbor::write_text(self.out, "stack");
-            cbor::write_text(self.out, s);
-        }
+        cbor::write_error(self.out, name, message, stack, has_cause);
         if has_cause {
-            cbor::write_text(self.out, "cause");
             self.push(Frame::Cause)
         } else {
             self.complete();
@@ -456,13 +429,7 @@ impl<'a> Writer<'a> {
             .checked_mul(length)
             .and_then(|n| n.checked_add(byte_offset))
             .ok_or_else(|| Self::err("typed array or DataView out of bounds of its ArrayBuffer"))?;
-        cbor::write_tag(self.out, tag::VIEW);
-        self.out.push(0x83);
-        cbor::write_head(self.out, cbor::MAJOR_UINT, byte_offset);
-        cbor::write_head(self.out, cbor::MAJOR_UINT, length);
-        if let Some(t) = super::view_kind_tag(kind) {
-            cbor::write_tag(self.out, t);
-        }
+        cbor::write_view(self.out, kind, byte_offset, length);
         self.push(Frame::ViewBuffer(needed))
     }
 
