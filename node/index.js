@@ -7,6 +7,10 @@
 // ThreadsafeFunction when a started port has something to read.
 
 const native = require('./channel-messaging.node');
+
+// post(endpoint, bytes, length) and recv(endpoint, scratch), without napi-rs' per-call
+// class check (see node/src/fast.rs)
+const fast = native.fastApi();
 const { Encoder, Decoder, DecodeError, dataCloneError } = require('./lib/codec.js');
 const { types } = require('node:util');
 
@@ -25,6 +29,9 @@ const BATCH = 1000;
 
 const RECV_EMPTY = -1;
 const RECV_ENDED = -2;
+
+// queueMicrotask wraps each callback in an AsyncResource; a resolved promise does not
+const resolved = Promise.resolve();
 
 // ------------------------------------------------------------------------ errors
 
@@ -346,6 +353,7 @@ function defineHandler(proto, type) {
 class PortState {
   constructor(port, handle) {
     this.native = handle;
+    this.ep = handle.endpoint();
     this.port = port;
     this.receiving = false; // JS-level started (Node's start/stop)
     this.coreStarted = false;
@@ -564,7 +572,7 @@ function postSimple(s, value) {
   try {
     const len = enc.encode(value, null, null);
     const err = enc.side.length === 0
-      ? s.native.post(enc.buf.subarray(0, len))
+      ? fast.post(s.ep, enc.buf, len)
       : s.native.postFull(enc.buf.subarray(0, len), enc.side, [], []);
     if (err !== null && err !== undefined) throw dataCloneError(err);
   } finally {
@@ -649,7 +657,7 @@ function startPort(s) {
 
 /**
  * Delivers one message, then schedules the next delivery behind a full microtask
- * checkpoint (queueMicrotask -> nextTick: the tick runs only once the microtask queue
+ * checkpoint (a promise reaction -> nextTick: the tick runs only once the microtask queue
  * is empty), so that code awaiting events.once() between messages loses nothing. After
  * BATCH messages it yields to the event loop with setImmediate (timers run).
  */
@@ -665,7 +673,7 @@ function drainStep(s) {
     s.batch = 0;
     setImmediate(drainStep, s);
   } else {
-    queueMicrotask(s.tick);
+    resolved.then(s.tick);
   }
 }
 
@@ -675,7 +683,7 @@ function drainStep(s) {
  */
 function receiveOne(s, dispatchIt) {
   if (s.detached) return undefined;
-  const n = s.native.recv(scratch);
+  const n = fast.recv(s.ep, scratch);
   if (n >= 0) {
     let data;
     try {
@@ -848,6 +856,7 @@ class BroadcastChannel extends ListenerTarget {
     const s = {
       name: n,
       native: new native.NativeBroadcast(n),
+      ep: null,
       closed: false,
       refed: true,
       drainScheduled: false,
@@ -859,6 +868,7 @@ class BroadcastChannel extends ListenerTarget {
       if (!s.drainScheduled) bcDrainStep(s);
     };
     this[kState] = s;
+    s.ep = s.native.endpoint();
     s.native.setWake(s.wake);
     s.native.setRef(true);
     s.native.start();
@@ -877,7 +887,9 @@ class BroadcastChannel extends ListenerTarget {
     const enc = acquireEncoder();
     try {
       const len = enc.encode(message, null, null);
-      const err = s.native.post(enc.buf.subarray(0, len), enc.side);
+      const err = enc.side.length === 0
+        ? fast.post(s.ep, enc.buf, len)
+        : s.native.post(enc.buf.subarray(0, len), enc.side);
       if (err !== null && err !== undefined) {
         if (err.startsWith('InvalidStateError')) throw new DOMException('BroadcastChannel is closed.', 'InvalidStateError');
         throw dataCloneError(err);
@@ -919,7 +931,7 @@ defineHandler(BroadcastChannel.prototype, 'messageerror');
 function bcDrainStep(s) {
   s.drainScheduled = false;
   if (s.closed) return;
-  const n = s.native.recv(scratch);
+  const n = fast.recv(s.ep, scratch);
   let data;
   const target = s.target;
   if (n === RECV_EMPTY || n === RECV_ENDED) {
@@ -943,7 +955,7 @@ function bcDrainStep(s) {
     s.batch = 0;
     setImmediate(bcDrainStep, s);
   } else {
-    queueMicrotask(s.tick);
+    resolved.then(s.tick);
   }
 }
 

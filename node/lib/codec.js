@@ -622,7 +622,6 @@ class Decoder {
     this.shared = [];
     this.pendingShare = NO_SHARE;
     this.depth = 0;
-    this.dv = null;
     // envelope
     const [major, arg] = this.headOf();
     if (major !== 6) this.fail('Malformed');
@@ -645,7 +644,11 @@ class Decoder {
   }
 
   dataView() {
-    if (this.dv === null) this.dv = new DataView(this.b.buffer, this.b.byteOffset, this.b.byteLength);
+    const b = this.b;
+    if (this.dvOf !== b) {
+      this.dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      this.dvOf = b;
+    }
     return this.dv;
   }
 
@@ -1116,7 +1119,8 @@ Decoder.prototype.head = function head() {
     this.pos += 2;
   } else if (info === 26) {
     this.need(4);
-    this.arg = this.dataView().getUint32(this.pos);
+    const p = this.pos;
+    this.arg = b[p] * 0x1000000 + ((b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]);
     this.pos += 4;
   } else if (info === 27) {
     this.need(8);

@@ -21,7 +21,7 @@
 #![allow(missing_debug_implementations)]
 
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use channel_messaging::{
     Buffer, BroadcastChannel, Limits, Message, MessageChannel, MessagePort, PortCollection,
@@ -34,6 +34,8 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
 use napi_derive::napi;
 
+mod fast;
+
 /// The library's version.
 #[napi]
 pub fn version() -> &'static str {
@@ -42,6 +44,82 @@ pub fn version() -> &'static str {
 
 /// The JS wake-up callback, callable from any thread.
 type Wake = ThreadsafeFunction<(), Unknown<'static>, (), Status, false>;
+
+/// What the fast entry points (`fastApi`) operate on: a port or a broadcast channel
+/// and the message parked by the last `recv` that returned -3.
+pub struct Endpoint {
+    magic: u64,
+    kind: EndpointKind,
+    pending: Mutex<Option<Message>>,
+}
+
+enum EndpointKind {
+    Port(MessagePort),
+    Broadcast(BroadcastChannel),
+}
+
+const ENDPOINT_MAGIC: u64 = 0x636d_5f65_6e64_7074;
+
+impl Endpoint {
+    fn new(kind: EndpointKind) -> Arc<Self> {
+        Arc::new(Endpoint {
+            magic: ENDPOINT_MAGIC,
+            kind,
+            pending: Mutex::new(None),
+        })
+    }
+
+    fn try_recv(&self) -> Result<Message, TryRecvError> {
+        match &self.kind {
+            EndpointKind::Port(p) => p.try_recv_message(),
+            EndpointKind::Broadcast(b) => b.try_recv_message(),
+        }
+    }
+
+    fn recv_into(&self, scratch: &mut [u8]) -> i32 {
+        match self.try_recv() {
+            Ok(msg) => {
+                let bytes = msg.bytes();
+                if msg.buffers().is_empty() && msg.port_count() == 0 && bytes.len() <= scratch.len()
+                {
+                    scratch[..bytes.len()].copy_from_slice(bytes);
+                    bytes.len() as i32
+                } else {
+                    *lock(&self.pending) = Some(msg);
+                    RECV_PENDING
+                }
+            }
+            Err(TryRecvError::Empty) => RECV_EMPTY,
+            Err(_) => RECV_ENDED,
+        }
+    }
+
+    fn take_pending(&self) -> Option<PendingMessage> {
+        lock(&self.pending).take().map(into_pending)
+    }
+
+    fn post_bytes(&self, bytes: &[u8]) -> Option<String> {
+        match &self.kind {
+            EndpointKind::Port(p) => p
+                .post_encoded(bytes, Vec::new(), &[])
+                .err()
+                .map(|e| e.message().to_owned()),
+            EndpointKind::Broadcast(b) => broadcast_result(b.post_encoded(bytes, Vec::new())),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn broadcast_result(r: Result<usize, PostError>) -> Option<String> {
+    match r {
+        Ok(_) => None,
+        Err(PostError::InvalidState(e)) => Some(format!("InvalidStateError: {e}")),
+        Err(e) => Some(e.to_string()),
+    }
+}
 
 /// `recv` results other than a length.
 const RECV_EMPTY: i32 = -1;
@@ -137,34 +215,22 @@ fn into_pending(mut msg: Message) -> PendingMessage {
     }
 }
 
-/// Copies a simple message into `scratch`, or parks it in `pending`.
-fn deliver(msg: Message, scratch: &mut [u8], pending: &RefCell<Option<Message>>) -> i32 {
-    let bytes = msg.bytes();
-    if msg.buffers().is_empty() && msg.port_count() == 0 && bytes.len() <= scratch.len() {
-        scratch[..bytes.len()].copy_from_slice(bytes);
-        bytes.len() as i32
-    } else {
-        *pending.borrow_mut() = Some(msg);
-        RECV_PENDING
-    }
-}
-
 // ------------------------------------------------------------------------ ports
 
 /// One end of a channel (the native half of the JS `MessagePort`).
 #[napi]
 pub struct NativePort {
+    core: Arc<Endpoint>,
     port: MessagePort,
     waker: RefCell<Waker>,
-    pending: RefCell<Option<Message>>,
 }
 
 impl NativePort {
     fn wrap(port: MessagePort) -> Self {
         NativePort {
+            core: Endpoint::new(EndpointKind::Port(port.clone())),
             port,
             waker: RefCell::default(),
-            pending: RefCell::default(),
         }
     }
 }
@@ -193,10 +259,13 @@ impl NativePort {
     /// DataCloneError message on failure (never for this form, kept for symmetry).
     #[napi]
     pub fn post(&self, bytes: &[u8]) -> Option<String> {
-        self.port
-            .post_encoded(bytes, Vec::new(), &[])
-            .err()
-            .map(|e| e.message().to_owned())
+        self.core.post_bytes(bytes)
+    }
+
+    /// The handle the fast entry points (`fastApi()`) take.
+    #[napi]
+    pub fn endpoint<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
+        fast::endpoint_external(env, &self.core)
     }
 
     /// The checks before serialization (spec C3 step 1, C5 duplicates).
@@ -227,7 +296,7 @@ impl NativePort {
         }
         for p in &ports {
             p.waker.borrow_mut().release();
-            p.pending.borrow_mut().take();
+            lock(&p.core.pending).take();
         }
         detach_all(detach)
     }
@@ -237,18 +306,13 @@ impl NativePort {
     #[napi]
     pub fn recv(&self, mut scratch: Uint8ArraySlice<'_>) -> i32 {
         // SAFETY: the scratch is only touched by this synchronous call on the JS thread.
-        let scratch = unsafe { scratch.as_mut() };
-        match self.port.try_recv_message() {
-            Ok(msg) => deliver(msg, scratch, &self.pending),
-            Err(TryRecvError::Empty) => RECV_EMPTY,
-            Err(_) => RECV_ENDED,
-        }
+        self.core.recv_into(unsafe { scratch.as_mut() })
     }
 
     /// The message parked by the last `recv` that returned -3.
     #[napi]
     pub fn take_pending(&self) -> Option<PendingMessage> {
-        self.pending.borrow_mut().take().map(into_pending)
+        self.core.take_pending()
     }
 
     /// Enables the port message queue (spec B2).
@@ -357,9 +421,9 @@ fn detach_all(detach: Vec<ArrayBuffer<'_>>) -> Option<String> {
 /// The native half of the JS `BroadcastChannel`.
 #[napi]
 pub struct NativeBroadcast {
+    core: Arc<Endpoint>,
     channel: BroadcastChannel,
     waker: RefCell<Waker>,
-    pending: RefCell<Option<Message>>,
 }
 
 #[napi]
@@ -367,39 +431,37 @@ impl NativeBroadcast {
     /// Joins the process-wide group `name`.
     #[napi(constructor)]
     pub fn new(name: String) -> Self {
+        let channel = BroadcastChannel::new(name);
         NativeBroadcast {
-            channel: BroadcastChannel::new(name),
+            core: Endpoint::new(EndpointKind::Broadcast(channel.clone())),
+            channel,
             waker: RefCell::default(),
-            pending: RefCell::default(),
         }
+    }
+
+    /// The handle the fast entry points (`fastApi()`) take.
+    #[napi]
+    pub fn endpoint<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
+        fast::endpoint_external(env, &self.core)
     }
 
     /// Posts to every other channel of the group; the error message on failure.
     #[napi]
     pub fn post(&self, bytes: &[u8], side: Vec<Uint8ArraySlice<'_>>) -> Option<String> {
-        match self.channel.post_encoded(bytes, copy_buffers(&side)) {
-            Ok(_) => None,
-            Err(PostError::InvalidState(e)) => Some(format!("InvalidStateError: {e}")),
-            Err(e) => Some(e.to_string()),
-        }
+        broadcast_result(self.channel.post_encoded(bytes, copy_buffers(&side)))
     }
 
     /// As [`NativePort::recv`].
     #[napi]
     pub fn recv(&self, mut scratch: Uint8ArraySlice<'_>) -> i32 {
         // SAFETY: the scratch is only touched by this synchronous call on the JS thread.
-        let scratch = unsafe { scratch.as_mut() };
-        match self.channel.try_recv_message() {
-            Ok(msg) => deliver(msg, scratch, &self.pending),
-            Err(TryRecvError::Empty) => RECV_EMPTY,
-            Err(_) => RECV_ENDED,
-        }
+        self.core.recv_into(unsafe { scratch.as_mut() })
     }
 
     /// As [`NativePort::take_pending`].
     #[napi]
     pub fn take_pending(&self) -> Option<PendingMessage> {
-        self.pending.borrow_mut().take().map(into_pending)
+        self.core.take_pending()
     }
 
     /// Enables delivery through the wake-up callback.
