@@ -51,6 +51,7 @@ impl<'a> Serializer<'a> {
 
     /// Starts a container: the head now if the length is known, a placeholder to
     /// patch otherwise.
+    #[inline]
     fn start<'s>(
         &'s mut self,
         kind: Kind,
@@ -106,7 +107,17 @@ pub(crate) struct Compound<'s, 'a> {
 }
 
 impl Compound<'_, '_> {
+    #[inline]
     fn end(self) -> Result<(), DataCloneError> {
+        if self.len == Some(self.count as usize) && !self.any_keys {
+            self.ser.depth -= 1 + usize::from(self.variant);
+            return Ok(());
+        }
+        self.end_slow()
+    }
+
+    #[inline(never)]
+    fn end_slow(self) -> Result<(), DataCloneError> {
         let major = if self.kind == Kind::Seq {
             cbor::MAJOR_ARRAY
         } else {
@@ -149,6 +160,7 @@ impl Compound<'_, '_> {
         Ok(())
     }
 
+    #[inline(always)]
     fn field(
         &mut self,
         key: &'static str,
@@ -206,7 +218,11 @@ impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
     }
     #[inline]
     fn serialize_u64(self, v: u64) -> Res {
-        cbor::write_u128(self.out, v.into());
+        if v <= i64::MAX as u64 {
+            cbor::write_head(self.out, cbor::MAJOR_UINT, v);
+        } else {
+            cbor::write_u128(self.out, v.into());
+        }
         Ok(())
     }
     fn serialize_u128(self, v: u128) -> Res {
@@ -394,6 +410,7 @@ impl ser::SerializeStruct for Compound<'_, '_> {
     fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Res {
         self.field(key, value)
     }
+    #[inline]
     fn end(self) -> Res {
         Compound::end(self)
     }
