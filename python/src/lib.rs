@@ -1,10 +1,33 @@
-//! The native module behind the `channel_messaging` Python package.
+//! The native module behind the `channel_messaging` Python package
+//! (`channel_messaging._native`). The package re-exports everything users need; this
+//! module converts values and adapts wake-ups, every rule lives in the Rust core.
 
 use pyo3::prelude::*;
+
+mod broadcast;
+mod buffer;
+mod capi;
+mod convert;
+mod dispatch;
+mod errors;
+mod events;
+mod port;
 
 /// The private native module `channel_messaging._native`.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("_BufferBase", buffer::base_type(py)?)?;
+    m.add_class::<port::MessageChannel>()?;
+    m.add_class::<port::MessagePort>()?;
+    m.add_class::<port::MessageEvent>()?;
+    m.add_class::<port::RecvTask>()?;
+    m.add_class::<broadcast::BroadcastChannel>()?;
+    m.add_class::<broadcast::PortCollection>()?;
+    m.add_function(wrap_pyfunction!(buffer::_buffer_state, m)?)?;
+    m.add_function(wrap_pyfunction!(buffer::_buffer_address, m)?)?;
+    m.add_function(wrap_pyfunction!(events::_drain, m)?)?;
+    m.add_function(wrap_pyfunction!(dispatch::_dispatcher_main, m)?)?;
     Ok(())
 }

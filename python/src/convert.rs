@@ -1,0 +1,1108 @@
+//! Python objects to messages and back (DESIGN.md §3), straight between Python objects and
+//! the wire format: no intermediate `Value` tree on the hot paths.
+
+use std::collections::HashMap;
+
+use channel_messaging::wire::{BufferData, DecodeError, Event, Reader, Writer};
+use channel_messaging::{Buffer as CoreBuffer, ErrorName, Value, ViewKind};
+use pyo3::exceptions::PyTypeError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString,
+    PyTuple,
+};
+
+use crate::buffer;
+use crate::capi::{self, PyBuffer};
+use crate::errors;
+use crate::port::MessagePort;
+
+/// Python objects of channel_messaging/_values.py that the converters use.
+pub struct Helpers {
+    pub undefined: Py<PyAny>,
+    regexp: Py<PyAny>,
+    datetime: Py<PyAny>,
+    dt_to_ms: Py<PyAny>,
+    ms_to_dt: Py<PyAny>,
+    freeze: Py<PyAny>,
+    exc_parts: Py<PyAny>,
+    make_error: Py<PyAny>,
+    memoryview: Py<PyAny>,
+    int_from_bytes: Py<PyAny>,
+}
+
+static HELPERS: PyOnceLock<Helpers> = PyOnceLock::new();
+
+pub fn helpers(py: Python<'_>) -> PyResult<&Helpers> {
+    HELPERS.get_or_try_init(py, || {
+        let v = py.import("channel_messaging._values")?;
+        let get = |name: &str| -> PyResult<Py<PyAny>> { Ok(v.getattr(name)?.unbind()) };
+        let builtins = py.import("builtins")?;
+        Ok(Helpers {
+            undefined: get("UNDEFINED")?,
+            regexp: get("RegExp")?,
+            datetime: py.import("datetime")?.getattr("datetime")?.unbind(),
+            dt_to_ms: get("_datetime_to_ms")?,
+            ms_to_dt: get("_ms_to_datetime")?,
+            freeze: get("_freeze")?,
+            exc_parts: get("_exception_parts")?,
+            make_error: get("_make_exception")?,
+            memoryview: builtins.getattr("memoryview")?.unbind(),
+            int_from_bytes: builtins.getattr("int")?.getattr("from_bytes")?.unbind(),
+        })
+    })
+}
+
+fn clone_err(py: Python<'_>, e: channel_messaging::DataCloneError) -> PyErr {
+    errors::data_clone(py, e.message())
+}
+
+/// Runs `f` over the bytes of a bytes-like object (`bytes`, `bytearray`, `memoryview`,
+/// anything with the buffer protocol).
+pub fn with_bytes<R>(
+    py: Python<'_>,
+    obj: &Bound<'_, PyAny>,
+    f: impl FnOnce(&[u8]) -> R,
+) -> PyResult<R> {
+    if let Ok(b) = obj.cast_exact::<PyBytes>() {
+        return Ok(f(b.as_bytes()));
+    }
+    let mut view = PyBuffer::zeroed();
+    // SAFETY: `view` is released below; the GIL is held throughout.
+    unsafe {
+        if capi::PyObject_GetBuffer(obj.as_ptr(), &mut view, capi::PYBUF_C_CONTIGUOUS) != 0 {
+            return Err(PyErr::fetch(py));
+        }
+        let bytes = if view.len > 0 {
+            std::slice::from_raw_parts(view.buf as *const u8, view.len as usize)
+        } else {
+            &[]
+        };
+        let r = f(bytes);
+        capi::PyBuffer_Release(&mut view);
+        Ok(r)
+    }
+}
+
+// ---- encoding ---------------------------------------------------------------------------
+
+/// Transfer lists.
+pub struct Transfer;
+
+impl Transfer {
+    /// Splits `transfer` (spec C5 first pass: only ports and Buffers, none twice).
+    #[allow(clippy::type_complexity)]
+    pub fn parse<'py>(
+        py: Python<'py>,
+        transfer: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<(Vec<Bound<'py, MessagePort>>, Vec<Bound<'py, PyAny>>)> {
+        let mut ports = Vec::new();
+        let mut bufs: Vec<Bound<'py, PyAny>> = Vec::new();
+        let Some(transfer) = transfer else {
+            return Ok((ports, bufs));
+        };
+        if transfer.is_none() {
+            return Ok((ports, bufs));
+        }
+        if transfer.is_instance_of::<PyString>() || transfer.is_instance_of::<PyBytes>() {
+            return Err(PyTypeError::new_err(
+                "transfer must be a sequence of MessagePort and Buffer objects",
+            ));
+        }
+        let iter = transfer.try_iter().map_err(|_| {
+            PyTypeError::new_err("transfer must be a sequence of MessagePort and Buffer objects")
+        })?;
+        for (i, item) in iter.enumerate() {
+            let item = item?;
+            if let Ok(p) = item.cast::<MessagePort>() {
+                ports.push(p.clone());
+            } else if buffer::is_buffer(&item) {
+                if bufs.iter().any(|b| b.is(&item)) {
+                    return Err(errors::data_clone(
+                        py,
+                        format!("the Buffer at transfer index {i} is listed twice"),
+                    ));
+                }
+                bufs.push(item);
+            } else {
+                return Err(errors::data_clone(
+                    py,
+                    format!(
+                        "the object at transfer index {i} ({}) is not transferable: only \
+                         MessagePort and Buffer are",
+                        type_name(&item)
+                    ),
+                ));
+            }
+        }
+        Ok((ports, bufs))
+    }
+}
+
+/// Takes the bytes of every transferred buffer, after checking them all (so that a
+/// failure detaches nothing).
+pub fn take_buffers<'py>(
+    bufs: Vec<Bound<'py, PyAny>>,
+) -> PyResult<Vec<(Bound<'py, PyAny>, CoreBuffer)>> {
+    for (i, b) in bufs.iter().enumerate() {
+        buffer::check_transferable(b, i)?;
+    }
+    Ok(bufs
+        .into_iter()
+        .map(|b| {
+            let data = CoreBuffer::from(buffer::take(&b));
+            (b, data)
+        })
+        .collect())
+}
+
+/// Gives the bytes back to buffers whose post failed (the message, and with it every
+/// other handle to the bytes, is gone by then, so this does not copy).
+pub fn restore_buffers(taken: Vec<(Bound<'_, PyAny>, CoreBuffer)>) {
+    for (obj, data) in taken {
+        buffer::restore(&obj, data.into_vec());
+    }
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .qualname()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// Encodes one message.
+pub struct Encoder<'a, 'py> {
+    py: Python<'py>,
+    h: &'a Helpers,
+    ports: &'a [Bound<'py, MessagePort>],
+    tbufs: &'a [(Bound<'py, PyAny>, CoreBuffer)],
+    /// Objects referenced more than once: their shared id once written.
+    shared: HashMap<usize, Option<u32>>,
+}
+
+const SCAN_DEPTH: usize = 300;
+
+fn is_container(obj: &Bound<'_, PyAny>) -> bool {
+    // The common scalars first, by exact type (one pointer comparison each).
+    if obj.is_exact_instance_of::<PyString>()
+        || obj.is_exact_instance_of::<PyInt>()
+        || obj.is_exact_instance_of::<PyFloat>()
+        || obj.is_none()
+        || obj.is_exact_instance_of::<PyBool>()
+        || obj.is_exact_instance_of::<PyBytes>()
+    {
+        return false;
+    }
+    obj.is_instance_of::<PyDict>()
+        || obj.is_instance_of::<PyList>()
+        || obj.is_instance_of::<PyTuple>()
+        || obj.is_instance_of::<PySet>()
+        || obj.is_instance_of::<PyFrozenSet>()
+        || obj.is_instance_of::<PyByteArray>()
+        || obj.is_instance_of::<pyo3::exceptions::PyBaseException>()
+        || buffer::is_buffer(obj)
+}
+
+impl<'a, 'py> Encoder<'a, 'py> {
+    pub fn new(
+        py: Python<'py>,
+        ports: &'a [Bound<'py, MessagePort>],
+        tbufs: &'a [(Bound<'py, PyAny>, CoreBuffer)],
+    ) -> PyResult<Self> {
+        Ok(Encoder {
+            py,
+            h: helpers(py)?,
+            ports,
+            tbufs,
+            shared: HashMap::new(),
+        })
+    }
+
+    /// Encodes `obj` into `out` / `buffers`.
+    pub fn encode(
+        &mut self,
+        obj: &Bound<'py, PyAny>,
+        out: &mut Vec<u8>,
+        buffers: &mut Vec<CoreBuffer>,
+    ) -> PyResult<()> {
+        self.find_shared(obj)?;
+        let mut w = Writer::new(out, buffers, self.ports.len() as u32);
+        self.write(&mut w, obj)?;
+        w.finish().map_err(|e| clone_err(self.py, e))
+    }
+
+    /// Finds the containers referenced more than once (shared references and cycles).
+    /// Skipped when no container holds another one, the common case.
+    fn find_shared(&mut self, root: &Bound<'py, PyAny>) -> PyResult<()> {
+        let nested = if let Ok(d) = root.cast_exact::<PyDict>() {
+            d.iter().any(|(_, v)| is_container(&v))
+        } else if let Ok(l) = root.cast_exact::<PyList>() {
+            l.iter().any(|v| is_container(&v))
+        } else {
+            is_container(root)
+        };
+        if !nested {
+            return Ok(());
+        }
+        let mut counts: HashMap<usize, u32> = HashMap::new();
+        self.scan(root, &mut counts, 0)?;
+        self.shared = counts
+            .into_iter()
+            .filter(|&(_, n)| n > 1)
+            .map(|(k, _)| (k, None))
+            .collect();
+        Ok(())
+    }
+
+    fn scan(
+        &self,
+        obj: &Bound<'py, PyAny>,
+        counts: &mut HashMap<usize, u32>,
+        depth: usize,
+    ) -> PyResult<()> {
+        if depth > SCAN_DEPTH || !is_container(obj) {
+            return Ok(());
+        }
+        let n = counts.entry(obj.as_ptr() as usize).or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            return Ok(());
+        }
+        if let Ok(d) = obj.cast::<PyDict>() {
+            for (k, v) in d.iter() {
+                self.scan(&k, counts, depth + 1)?;
+                self.scan(&v, counts, depth + 1)?;
+            }
+        } else if obj.is_instance_of::<PyList>()
+            || obj.is_instance_of::<PyTuple>()
+            || obj.is_instance_of::<PySet>()
+            || obj.is_instance_of::<PyFrozenSet>()
+        {
+            for v in obj.try_iter()? {
+                self.scan(&v?, counts, depth + 1)?;
+            }
+        } else if obj.is_instance_of::<pyo3::exceptions::PyBaseException>() {
+            let cause = obj.getattr("__cause__")?;
+            self.scan(&cause, counts, depth + 1)?;
+        }
+        Ok(())
+    }
+
+    /// Handles identity: returns true when `obj` was written as a reference.
+    fn share(&mut self, w: &mut Writer<'_>, obj: &Bound<'py, PyAny>) -> PyResult<bool> {
+        if self.shared.is_empty() {
+            return Ok(false);
+        }
+        match self.shared.get_mut(&(obj.as_ptr() as usize)) {
+            None => Ok(false),
+            Some(Some(id)) => {
+                w.shared_ref(*id).map_err(|e| clone_err(self.py, e))?;
+                Ok(true)
+            }
+            Some(slot) => {
+                *slot = Some(w.shareable().map_err(|e| clone_err(self.py, e))?);
+                Ok(false)
+            }
+        }
+    }
+
+    fn write(&mut self, w: &mut Writer<'_>, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+        let py = self.py;
+        let ce = |e| clone_err(py, e);
+        if obj.is_exact_instance_of::<PyString>() {
+            return write_str(w, obj);
+        }
+        if obj.is_exact_instance_of::<PyInt>() {
+            return self.write_int(w, obj);
+        }
+        if let Ok(d) = obj.cast_exact::<PyDict>() {
+            return self.write_dict(w, d);
+        }
+        if obj.is_exact_instance_of::<PyFloat>() {
+            return w.float(obj.extract::<f64>()?).map_err(ce);
+        }
+        if obj.is_none() {
+            return w.null().map_err(ce);
+        }
+        if let Ok(b) = obj.cast_exact::<PyBool>() {
+            return w.bool(b.is_true()).map_err(ce);
+        }
+        if obj.is_exact_instance_of::<PyList>() || obj.is_exact_instance_of::<PyTuple>() {
+            return self.write_seq(w, obj);
+        }
+        if let Ok(b) = obj.cast_exact::<PyBytes>() {
+            return w.bytes(b.as_bytes()).map_err(ce);
+        }
+        if obj.is(self.h.undefined.bind(py)) {
+            return w.undefined().map_err(ce);
+        }
+        if let Ok(p) = obj.cast::<MessagePort>() {
+            return match self.ports.iter().position(|q| q.is(p)) {
+                Some(i) => w.port(i as u32).map_err(ce),
+                None => Err(errors::data_clone(
+                    py,
+                    "a MessagePort inside the message must also be listed in transfer (ports \
+                     are transferred, never copied)",
+                )),
+            };
+        }
+        if buffer::is_buffer(obj) {
+            if self.share(w, obj)? {
+                return Ok(());
+            }
+            if let Some((_, data)) = self.tbufs.iter().find(|(b, _)| b.is(obj)) {
+                return w.transferred_buffer(data.clone()).map_err(ce);
+            }
+            return w.bytes(buffer::bytes_of(obj)?).map_err(ce);
+        }
+        // Subclasses and the less common types (RegExp first: it is a tuple).
+        if obj.is_instance(self.h.regexp.bind(py))? {
+            let source: String = obj.getattr("source")?.extract()?;
+            let flags: String = obj.getattr("flags")?.extract()?;
+            return w.regexp(&source, &flags).map_err(ce);
+        }
+        if let Ok(b) = obj.cast::<PyBool>() {
+            return w.bool(b.is_true()).map_err(ce);
+        }
+        if obj.is_instance_of::<PyString>() {
+            return write_str(w, obj);
+        }
+        if obj.is_instance_of::<PyInt>() {
+            return self.write_int(w, obj);
+        }
+        if obj.is_instance_of::<PyFloat>() {
+            return w.float(obj.extract::<f64>()?).map_err(ce);
+        }
+        if let Ok(d) = obj.cast::<PyDict>() {
+            return self.write_dict(w, d);
+        }
+        if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+            return self.write_seq(w, obj);
+        }
+        if obj.is_instance_of::<PySet>() || obj.is_instance_of::<PyFrozenSet>() {
+            if self.share(w, obj)? {
+                return Ok(());
+            }
+            let items: Vec<Bound<'py, PyAny>> = obj.try_iter()?.collect::<PyResult<_>>()?;
+            w.begin_set(items.len()).map_err(ce)?;
+            for item in &items {
+                self.write(w, item)?;
+            }
+            return Ok(());
+        }
+        if obj.is_instance_of::<PyBytes>() {
+            return w.bytes(obj.cast::<PyBytes>()?.as_bytes()).map_err(ce);
+        }
+        if obj.is_instance_of::<PyByteArray>() {
+            if self.share(w, obj)? {
+                return Ok(());
+            }
+            return with_bytes(py, obj, |b| w.bytes(b))?.map_err(ce);
+        }
+        if obj.is_instance(self.h.memoryview.bind(py))? {
+            return self.write_memoryview(w, obj);
+        }
+        if obj.is_instance(self.h.datetime.bind(py))? {
+            let ms: f64 = self.h.dt_to_ms.bind(py).call1((obj,))?.extract()?;
+            return w.date(ms).map_err(ce);
+        }
+        if obj.is_instance_of::<pyo3::exceptions::PyBaseException>() {
+            if self.share(w, obj)? {
+                return Ok(());
+            }
+            let (name, message, stack): (String, Option<String>, Option<String>) =
+                self.h.exc_parts.bind(py).call1((obj,))?.extract()?;
+            let cause = obj.getattr("__cause__")?;
+            let has_cause = !cause.is_none();
+            w.error(
+                ErrorName::from_name(&name),
+                message.as_deref(),
+                stack.as_deref(),
+                has_cause,
+            )
+            .map_err(ce)?;
+            if has_cause {
+                self.write(w, &cause)?;
+            }
+            return Ok(());
+        }
+        Err(errors::data_clone(
+            py,
+            format!(
+                "an object of type {} cannot be cloned (supported: None, bool, int, float, str, \
+                 bytes, bytearray, memoryview, Buffer, list, tuple, dict, set, frozenset, \
+                 datetime, exceptions, RegExp, UNDEFINED, and transferred MessagePorts)",
+                type_name(obj)
+            ),
+        ))
+    }
+
+    fn write_int(&mut self, w: &mut Writer<'_>, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+        let mut overflow = 0;
+        // SAFETY: `obj` is an int; the GIL is held.
+        let v = unsafe { ffi::PyLong_AsLongLongAndOverflow(obj.as_ptr(), &mut overflow) };
+        if overflow == 0 {
+            if v == -1 && PyErr::occurred(self.py) {
+                return Err(PyErr::fetch(self.py));
+            }
+            return w.int(v).map_err(|e| clone_err(self.py, e));
+        }
+        let negative = overflow < 0;
+        let mag = obj.call_method0("__abs__")?;
+        let bits: usize = mag.call_method0("bit_length")?.extract()?;
+        let bytes = mag.call_method1("to_bytes", (bits.div_ceil(8), "big"))?;
+        let bytes = bytes.cast::<PyBytes>()?;
+        w.bigint(negative, bytes.as_bytes())
+            .map_err(|e| clone_err(self.py, e))
+    }
+
+    fn write_dict(&mut self, w: &mut Writer<'_>, d: &Bound<'py, PyDict>) -> PyResult<()> {
+        if self.share(w, d.as_any())? {
+            return Ok(());
+        }
+        let py = self.py;
+        let ce = |e| clone_err(py, e);
+        let all_str = d.iter().all(|(k, _)| k.is_instance_of::<PyString>());
+        if all_str {
+            w.begin_object(d.len()).map_err(ce)?;
+            for (k, v) in d.iter() {
+                match utf8_of(&k) {
+                    Some(s) => w.key(s).map_err(ce)?,
+                    None => {
+                        return Err(errors::data_clone(
+                            py,
+                            "a dict key with lone surrogates cannot be an object key",
+                        ));
+                    }
+                }
+                self.write(w, &v)?;
+            }
+        } else {
+            w.begin_map(d.len()).map_err(ce)?;
+            for (k, v) in d.iter() {
+                self.write(w, &k)?;
+                self.write(w, &v)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_seq(&mut self, w: &mut Writer<'_>, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+        if self.share(w, obj)? {
+            return Ok(());
+        }
+        let py = self.py;
+        if let Ok(l) = obj.cast::<PyList>() {
+            w.begin_array(l.len()).map_err(|e| clone_err(py, e))?;
+            // A list may change while its items are written (a getter cannot run here,
+            // but __del__ can): index defensively.
+            let mut i = 0;
+            while let Ok(item) = l.get_item(i) {
+                self.write(w, &item)?;
+                i += 1;
+            }
+            if i == 0 && l.len() == 0 {
+                return Ok(());
+            }
+            return Ok(());
+        }
+        let t = obj.cast::<PyTuple>()?;
+        w.begin_array(t.len()).map_err(|e| clone_err(py, e))?;
+        for item in t.iter() {
+            self.write(w, &item)?;
+        }
+        Ok(())
+    }
+
+    fn write_memoryview(&mut self, w: &mut Writer<'_>, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+        let py = self.py;
+        let mut view = PyBuffer::zeroed();
+        // SAFETY: released below; the GIL is held throughout.
+        unsafe {
+            if capi::PyObject_GetBuffer(
+                obj.as_ptr(),
+                &mut view,
+                capi::PYBUF_C_CONTIGUOUS | capi::PYBUF_FORMAT,
+            ) != 0
+            {
+                let e = PyErr::fetch(py);
+                return Err(errors::data_clone(
+                    py,
+                    format!("this memoryview cannot be cloned: {e}"),
+                ));
+            }
+            let format = if view.format.is_null() {
+                "B".to_owned()
+            } else {
+                std::ffi::CStr::from_ptr(view.format)
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            let itemsize = view.itemsize.max(1) as u64;
+            let ndim = view.ndim;
+            let bytes: &[u8] = if view.len > 0 {
+                std::slice::from_raw_parts(view.buf as *const u8, view.len as usize)
+            } else {
+                &[]
+            };
+            let result = (|| {
+                if ndim > 1 {
+                    return Err(errors::data_clone(
+                        py,
+                        "a multi-dimensional memoryview cannot be cloned (cast it to 1-D first)",
+                    ));
+                }
+                let kind = view_kind_of(&format, itemsize).ok_or_else(|| {
+                    errors::data_clone(
+                        py,
+                        format!("a memoryview of format {format:?} cannot be cloned"),
+                    )
+                })?;
+                w.view(kind, 0, bytes.len() as u64 / itemsize)
+                    .map_err(|e| clone_err(py, e))?;
+                w.bytes(bytes).map_err(|e| clone_err(py, e))
+            })();
+            capi::PyBuffer_Release(&mut view);
+            result
+        }
+    }
+}
+
+fn view_kind_of(format: &str, itemsize: u64) -> Option<ViewKind> {
+    let f = format.trim_start_matches(['@', '=', '<']);
+    Some(match (f, itemsize) {
+        ("b", 1) => ViewKind::Int8,
+        ("B" | "c", 1) => ViewKind::Uint8,
+        ("h", 2) => ViewKind::Int16,
+        ("H", 2) => ViewKind::Uint16,
+        ("i" | "l", 4) => ViewKind::Int32,
+        ("I" | "L", 4) => ViewKind::Uint32,
+        ("q" | "l" | "n", 8) => ViewKind::BigInt64,
+        ("Q" | "L" | "N", 8) => ViewKind::BigUint64,
+        ("e", 2) => ViewKind::Float16,
+        ("f", 4) => ViewKind::Float32,
+        ("d", 8) => ViewKind::Float64,
+        _ => return None,
+    })
+}
+
+fn view_format(kind: ViewKind) -> &'static str {
+    match kind {
+        ViewKind::Int8 => "b",
+        ViewKind::Uint8 | ViewKind::Uint8Clamped | ViewKind::DataView => "B",
+        ViewKind::Int16 => "h",
+        ViewKind::Uint16 => "H",
+        ViewKind::Int32 => "i",
+        ViewKind::Uint32 => "I",
+        ViewKind::Float16 => "e",
+        ViewKind::Float32 => "f",
+        ViewKind::Float64 => "d",
+        ViewKind::BigInt64 => "q",
+        ViewKind::BigUint64 => "Q",
+        _ => "B",
+    }
+}
+
+/// The UTF-8 of a `str` without copying (None when it holds lone surrogates).
+fn utf8_of<'a>(s: &'a Bound<'_, PyAny>) -> Option<&'a str> {
+    let mut size: ffi::Py_ssize_t = 0;
+    // SAFETY: `s` is a str; the UTF-8 buffer is cached in the object and lives as long
+    // as it does (we borrow `s` for 'a).
+    unsafe {
+        let p = capi::PyUnicode_AsUTF8AndSize(s.as_ptr(), &mut size);
+        if p.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        let bytes = std::slice::from_raw_parts(p as *const u8, size as usize);
+        Some(std::str::from_utf8_unchecked(bytes))
+    }
+}
+
+fn write_str(w: &mut Writer<'_>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = obj.py();
+    match utf8_of(obj) {
+        Some(s) => w.str(s).map_err(|e| clone_err(py, e)),
+        None => {
+            // Lone surrogates: UTF-16 code units.
+            let b = obj.call_method1("encode", ("utf-16-le", "surrogatepass"))?;
+            let b = b.cast::<PyBytes>()?.as_bytes();
+            let units: Vec<u16> = b
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            w.utf16(&units).map_err(|e| clone_err(py, e))
+        }
+    }
+}
+
+// ---- decoding ---------------------------------------------------------------------------
+
+/// Why a message could not become Python objects (the web's `messageerror`).
+#[derive(Debug)]
+pub enum Fail {
+    Wire(DecodeError),
+    Py(PyErr),
+}
+
+impl From<DecodeError> for Fail {
+    fn from(e: DecodeError) -> Self {
+        Fail::Wire(e)
+    }
+}
+
+impl From<PyErr> for Fail {
+    fn from(e: PyErr) -> Self {
+        Fail::Py(e)
+    }
+}
+
+impl Fail {
+    pub fn describe(&self, py: Python<'_>) -> String {
+        match self {
+            Fail::Wire(e) => format!("the message cannot be decoded: {e}"),
+            Fail::Py(e) => format!(
+                "the message cannot be rebuilt as Python objects: {}",
+                e.value(py)
+            ),
+        }
+    }
+}
+
+/// A decoded message: its data and its ports (transfer-list order).
+pub struct Decoded<'py> {
+    pub data: Bound<'py, PyAny>,
+    pub ports: Vec<Bound<'py, PyAny>>,
+}
+
+/// Decodes a received message into Python objects, adopting its ports.
+pub fn decode_message<'py>(
+    py: Python<'py>,
+    mut msg: channel_messaging::Message,
+) -> Result<Decoded<'py>, Fail> {
+    let h = helpers(py)?;
+    let port_count = msg.port_count() as u32;
+    let ports: Vec<Bound<'py, PyAny>> = msg
+        .take_ports()
+        .into_iter()
+        .map(|p| Ok(Bound::new(py, MessagePort::from_core(p))?.into_any()))
+        .collect::<PyResult<_>>()?;
+    let mut dec = Decoder {
+        py,
+        h,
+        ports: &ports,
+        side: msg.buffers(),
+        shared: Vec::new(),
+        deferred: Vec::new(),
+    };
+    let data = {
+        let mut r = Reader::new(msg.bytes(), msg.buffers(), port_count)?;
+        let ev = r.next()?;
+        let v = dec.read(&mut r, ev, None)?;
+        r.finish()?;
+        v
+    };
+    let deferred = std::mem::take(&mut dec.deferred);
+    if !deferred.is_empty() {
+        // Drop the message so that our handles to its buffers are the only ones left:
+        // `into_vec` then hands over the sender's allocation without copying.
+        let mut side: Vec<Option<CoreBuffer>> = msg.buffers().iter().cloned().map(Some).collect();
+        drop(dec);
+        drop(msg);
+        let mut installed: HashMap<u32, Bound<'py, PyAny>> = HashMap::new();
+        for (obj, idx) in deferred {
+            match side.get_mut(idx as usize).and_then(Option::take) {
+                Some(b) => buffer::restore(&obj, b.into_vec()),
+                None => {
+                    if let Some(first) = installed.get(&idx) {
+                        let copy = buffer::bytes_of(first)?.to_vec();
+                        buffer::restore(&obj, copy);
+                    }
+                }
+            }
+            installed.entry(idx).or_insert(obj);
+        }
+    }
+    Ok(Decoded { data, ports })
+}
+
+/// Object keys repeat from message to message: a small per-thread cache of key strings
+/// saves creating and hashing a new `str` for each.
+const KEY_CACHE: usize = 64;
+
+thread_local! {
+    static KEYS: std::cell::RefCell<Vec<Option<(Box<str>, Py<PyString>)>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn key_string<'py>(py: Python<'py>, k: &str) -> Bound<'py, PyString> {
+    if k.len() > 32 {
+        return PyString::new(py, k);
+    }
+    let h = k.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let slot = (h % KEY_CACHE as u64) as usize;
+    let hit = KEYS.try_with(|c| {
+        let Ok(mut c) = c.try_borrow_mut() else {
+            return None;
+        };
+        if c.is_empty() {
+            c.resize_with(KEY_CACHE, || None);
+        }
+        match &c[slot] {
+            Some((s, obj)) if &**s == k => Some(obj.bind(py).clone()),
+            _ => {
+                let obj = PyString::intern(py, k);
+                c[slot] = Some((k.into(), obj.clone().unbind()));
+                Some(obj)
+            }
+        }
+    });
+    match hit {
+        Ok(Some(s)) => s,
+        _ => PyString::new(py, k),
+    }
+}
+
+struct Decoder<'a, 'py> {
+    py: Python<'py>,
+    h: &'a Helpers,
+    ports: &'a [Bound<'py, PyAny>],
+    side: &'a [CoreBuffer],
+    shared: Vec<Option<Bound<'py, PyAny>>>,
+    /// Side-table buffers whose bytes are moved in once the message is dropped.
+    deferred: Vec<(Bound<'py, PyAny>, u32)>,
+}
+
+impl<'py> Decoder<'_, 'py> {
+    fn register(&mut self, share: Option<u32>, obj: &Bound<'py, PyAny>) {
+        if let Some(id) = share {
+            let id = id as usize;
+            if self.shared.len() <= id {
+                self.shared.resize(id + 1, None);
+            }
+            self.shared[id] = Some(obj.clone());
+        }
+    }
+
+    fn read_next(&mut self, r: &mut Reader<'_>) -> Result<Bound<'py, PyAny>, Fail> {
+        let ev = r.next()?;
+        self.read(r, ev, None)
+    }
+
+    fn read(
+        &mut self,
+        r: &mut Reader<'_>,
+        ev: Event<'_>,
+        share: Option<u32>,
+    ) -> Result<Bound<'py, PyAny>, Fail> {
+        let py = self.py;
+        let obj: Bound<'py, PyAny> = match ev {
+            Event::ObjectStart(n) => {
+                let d = PyDict::new(py);
+                self.register(share, d.as_any());
+                for _ in 0..n {
+                    let key = match r.next()? {
+                        Event::Key(k) => key_string(py, k),
+                        _ => {
+                            return Err(Fail::Py(errors::message_error(py, "object key expected")));
+                        }
+                    };
+                    let v = self.read_next(r)?;
+                    d.set_item(key, v)?;
+                }
+                return Ok(d.into_any());
+            }
+            Event::Str(s) => PyString::new(py, s).into_any(),
+            Event::Int(i) => PyInt::new(py, i).into_any(),
+            Event::Float(f) => PyFloat::new(py, f).into_any(),
+            Event::Null => py.None().into_bound(py),
+            Event::Bool(b) => PyBool::new(py, b).to_owned().into_any(),
+            Event::Undefined | Event::Hole => self.h.undefined.bind(py).clone(),
+            Event::ArrayStart(n) => {
+                let l = PyList::empty(py);
+                self.register(share, l.as_any());
+                for _ in 0..n {
+                    let v = self.read_next(r)?;
+                    l.append(v)?;
+                }
+                return Ok(l.into_any());
+            }
+            Event::MapStart(n) => {
+                let d = PyDict::new(py);
+                self.register(share, d.as_any());
+                for _ in 0..n {
+                    let k = self.read_next(r)?;
+                    let v = self.read_next(r)?;
+                    if d.set_item(&k, &v).is_err() {
+                        let k = self.h.freeze.bind(py).call1((k,))?;
+                        d.set_item(k, v)?;
+                    }
+                }
+                return Ok(d.into_any());
+            }
+            Event::SetStart(n) => {
+                let s = PySet::empty(py)?;
+                for _ in 0..n {
+                    let v = self.read_next(r)?;
+                    if s.add(&v).is_err() {
+                        s.add(self.h.freeze.bind(py).call1((v,))?)?;
+                    }
+                }
+                s.into_any()
+            }
+            Event::BigInt {
+                negative,
+                magnitude,
+            } => {
+                let m = self
+                    .h
+                    .int_from_bytes
+                    .bind(py)
+                    .call1((PyBytes::new(py, &magnitude), "big"))?;
+                if negative { m.neg()? } else { m }
+            }
+            Event::Utf16(units) => {
+                let bytes: Vec<u8> = units.iter().flat_map(u16::to_le_bytes).collect();
+                PyBytes::new(py, &bytes).call_method1("decode", ("utf-16-le", "surrogatepass"))?
+            }
+            Event::Buffer(data) => match data {
+                BufferData::Inline(b) => buffer::new_buffer(py, b.to_vec())?,
+                BufferData::Side { index, .. } => {
+                    let obj = buffer::new_buffer(py, Vec::new())?;
+                    self.deferred.push((obj.clone(), index));
+                    obj
+                }
+            },
+            Event::Date(ms) => self.h.ms_to_dt.bind(py).call1((ms,))?,
+            Event::RegExp { source, flags } => self.h.regexp.bind(py).call1((source, flags))?,
+            Event::Error {
+                name,
+                message,
+                stack,
+                has_cause,
+            } => {
+                let e = self
+                    .h
+                    .make_error
+                    .bind(py)
+                    .call1((name.as_str(), message, stack))?;
+                self.register(share, &e);
+                if has_cause {
+                    let cause = self.read_next(r)?;
+                    e.setattr("__cause__", cause)?;
+                }
+                return Ok(e);
+            }
+            Event::View {
+                kind,
+                byte_offset,
+                length,
+            } => {
+                let buf = self.read_next(r)?;
+                self.install_now(&buf)?;
+                let mv = self.h.memoryview.bind(py).call1((buf,))?;
+                let start = byte_offset as usize;
+                let end = start + length as usize * kind.element_size();
+                let slice = pyo3::types::PySlice::new(py, start as isize, end as isize, 1);
+                let mut v = mv.get_item(slice)?;
+                let fmt = view_format(kind);
+                if fmt != "B" {
+                    v = v.call_method1("cast", (fmt,))?;
+                }
+                v
+            }
+            Event::Boxed => self.read_next(r)?,
+            Event::Shareable(id) => {
+                let ev = r.next()?;
+                return self.read(r, ev, Some(id));
+            }
+            Event::SharedRef(id) => match self.shared.get(id as usize).and_then(|s| s.clone()) {
+                Some(obj) => obj,
+                None => {
+                    return Err(Fail::Py(errors::message_error(
+                        py,
+                        "a reference cycle through a value Python builds only after its \
+                         contents (a set, a memoryview) cannot be rebuilt",
+                    )));
+                }
+            },
+            Event::Port(i) => self.ports[i as usize].clone(),
+            Event::Key(_) => {
+                return Err(Fail::Py(errors::message_error(
+                    py,
+                    "object key out of place",
+                )));
+            }
+        };
+        self.register(share, &obj);
+        Ok(obj)
+    }
+
+    /// A view needs its buffer's bytes now: copy them in if they were deferred.
+    fn install_now(&mut self, buf: &Bound<'py, PyAny>) -> PyResult<()> {
+        if let Some(pos) = self.deferred.iter().position(|(b, _)| b.is(buf)) {
+            let (obj, idx) = self.deferred.remove(pos);
+            let bytes = self
+                .side
+                .get(idx as usize)
+                .map(|b| b.to_vec())
+                .unwrap_or_default();
+            buffer::restore(&obj, bytes);
+        }
+        Ok(())
+    }
+}
+
+/// Converts a decoded core [`Value`] (the async path, where the core decoded the message)
+/// into Python objects.
+pub fn value_to_py<'py>(
+    py: Python<'py>,
+    value: Value,
+    ports: &[Bound<'py, PyAny>],
+) -> Result<Bound<'py, PyAny>, Fail> {
+    let mut c = ValueConv {
+        py,
+        h: helpers(py)?,
+        ports,
+        shared: Vec::new(),
+    };
+    c.conv(value, None)
+}
+
+struct ValueConv<'a, 'py> {
+    py: Python<'py>,
+    h: &'a Helpers,
+    ports: &'a [Bound<'py, PyAny>],
+    shared: Vec<Option<Bound<'py, PyAny>>>,
+}
+
+impl<'py> ValueConv<'_, 'py> {
+    fn register(&mut self, share: Option<u32>, obj: &Bound<'py, PyAny>) {
+        if let Some(id) = share {
+            let id = id as usize;
+            if self.shared.len() <= id {
+                self.shared.resize(id + 1, None);
+            }
+            self.shared[id] = Some(obj.clone());
+        }
+    }
+
+    fn conv(&mut self, v: Value, share: Option<u32>) -> Result<Bound<'py, PyAny>, Fail> {
+        let py = self.py;
+        let obj = match v {
+            Value::Undefined | Value::Hole => self.h.undefined.bind(py).clone(),
+            Value::Null => py.None().into_bound(py),
+            Value::Bool(b) => PyBool::new(py, b).to_owned().into_any(),
+            Value::Int(i) => PyInt::new(py, i).into_any(),
+            Value::Float(f) => PyFloat::new(py, f).into_any(),
+            Value::BigInt(b) => {
+                let m = self
+                    .h
+                    .int_from_bytes
+                    .bind(py)
+                    .call1((PyBytes::new(py, &b.magnitude), "big"))?;
+                if b.negative { m.neg()? } else { m }
+            }
+            Value::String(s) => PyString::new(py, &s).into_any(),
+            Value::Utf16(units) => {
+                let bytes: Vec<u8> = units.iter().flat_map(|u| u.to_le_bytes()).collect();
+                PyBytes::new(py, &bytes).call_method1("decode", ("utf-16-le", "surrogatepass"))?
+            }
+            Value::Boxed(inner) => return self.conv(*inner, share),
+            Value::Buffer(b) => buffer::new_buffer(py, b.into_vec())?,
+            Value::View(view) => {
+                let buf = self.conv(*view.buffer, None)?;
+                let mv = self.h.memoryview.bind(py).call1((buf,))?;
+                let start = view.byte_offset as usize;
+                let end = start + view.length as usize * view.kind.element_size();
+                let slice = pyo3::types::PySlice::new(py, start as isize, end as isize, 1);
+                let mut v = mv.get_item(slice)?;
+                let fmt = view_format(view.kind);
+                if fmt != "B" {
+                    v = v.call_method1("cast", (fmt,))?;
+                }
+                v
+            }
+            Value::Array(items) => {
+                let l = PyList::empty(py);
+                self.register(share, l.as_any());
+                for item in items {
+                    l.append(self.conv(item, None)?)?;
+                }
+                return Ok(l.into_any());
+            }
+            Value::Object(entries) => {
+                let d = PyDict::new(py);
+                self.register(share, d.as_any());
+                for (k, v) in entries {
+                    let v = self.conv(v, None)?;
+                    d.set_item(k, v)?;
+                }
+                return Ok(d.into_any());
+            }
+            Value::Map(entries) => {
+                let d = PyDict::new(py);
+                self.register(share, d.as_any());
+                for (k, v) in entries {
+                    let k = self.conv(k, None)?;
+                    let v = self.conv(v, None)?;
+                    if d.set_item(&k, &v).is_err() {
+                        d.set_item(self.h.freeze.bind(py).call1((k,))?, v)?;
+                    }
+                }
+                return Ok(d.into_any());
+            }
+            Value::Set(items) => {
+                let s = PySet::empty(py)?;
+                for item in items {
+                    let v = self.conv(item, None)?;
+                    if s.add(&v).is_err() {
+                        s.add(self.h.freeze.bind(py).call1((v,))?)?;
+                    }
+                }
+                s.into_any()
+            }
+            Value::Date(ms) => self.h.ms_to_dt.bind(py).call1((ms,))?,
+            Value::RegExp { source, flags } => self.h.regexp.bind(py).call1((source, flags))?,
+            Value::Error(e) => {
+                let obj = self.h.make_error.bind(py).call1((
+                    e.name.as_str(),
+                    e.message.as_deref(),
+                    e.stack.as_deref(),
+                ))?;
+                self.register(share, &obj);
+                if let Some(cause) = e.cause {
+                    let c = self.conv(cause, None)?;
+                    obj.setattr("__cause__", c)?;
+                }
+                return Ok(obj);
+            }
+            Value::Shared(inner) => {
+                let id = self.shared.len() as u32;
+                self.shared.push(None);
+                return self.conv(*inner, Some(id));
+            }
+            Value::Ref(id) => match self.shared.get(id as usize).and_then(|s| s.clone()) {
+                Some(obj) => obj,
+                None => {
+                    return Err(Fail::Py(errors::message_error(
+                        py,
+                        "a reference cycle through a set or memoryview cannot be rebuilt",
+                    )));
+                }
+            },
+            Value::Port(i) => self
+                .ports
+                .get(i as usize)
+                .cloned()
+                .ok_or_else(|| Fail::Py(errors::message_error(py, "port index out of range")))?,
+        };
+        self.register(share, &obj);
+        Ok(obj)
+    }
+}

@@ -1,0 +1,91 @@
+//! The dispatcher thread: runs handlers of ports installed outside an asyncio loop, and
+//! carries wake-ups that arrive on threads not holding the GIL.
+//!
+//! It is a daemon `threading.Thread` named `channel_messaging-dispatcher`, started the
+//! first time it is needed, that blocks (GIL released) on a queue of jobs.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{LazyLock, Mutex};
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::capi;
+
+/// Work for the dispatcher (run with the GIL held).
+pub type Job = Box<dyn FnOnce(Python<'_>) + Send>;
+
+struct Queue {
+    tx: Mutex<Sender<Job>>,
+    rx: Mutex<Receiver<Job>>,
+}
+
+static QUEUE: LazyLock<Queue> = LazyLock::new(|| {
+    let (tx, rx) = channel();
+    Queue {
+        tx: Mutex::new(tx),
+        rx: Mutex::new(rx),
+    }
+});
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Queues `job` for the dispatcher thread (callable without the GIL).
+pub fn push(job: Job) {
+    if let Ok(tx) = QUEUE.tx.lock() {
+        // The receiver lives in a static: sending cannot fail.
+        let _ = tx.send(job);
+    }
+}
+
+/// Runs `job` now when this thread holds the GIL, else hands it to the dispatcher.
+pub fn run_or_push(job: Job) {
+    if capi::gil_held() {
+        Python::attach(job);
+    } else {
+        push(job);
+    }
+}
+
+/// Starts the dispatcher thread if it is not running yet.
+pub fn ensure(py: Python<'_>) -> PyResult<()> {
+    if STARTED.swap(true, Ordering::AcqRel) {
+        return Ok(());
+    }
+    let target = py
+        .import("channel_messaging._native")?
+        .getattr("_dispatcher_main")?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("target", target)?;
+    kwargs.set_item("name", "channel_messaging-dispatcher")?;
+    kwargs.set_item("daemon", true)?;
+    let thread = py
+        .import("threading")?
+        .getattr("Thread")?
+        .call((), Some(&kwargs))?;
+    if let Err(e) = thread.call_method0("start") {
+        STARTED.store(false, Ordering::Release);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// The dispatcher thread's body (internal).
+#[pyfunction]
+pub fn _dispatcher_main(py: Python<'_>) -> PyResult<()> {
+    loop {
+        let job = py.detach(|| match QUEUE.rx.lock() {
+            Ok(rx) => rx.recv().ok(),
+            Err(_) => None,
+        });
+        let Some(job) = job else {
+            return Err(PyRuntimeError::new_err("the dispatcher queue is gone"));
+        };
+        if catch_unwind(AssertUnwindSafe(|| job(py))).is_err() {
+            PyRuntimeError::new_err("a channel_messaging dispatcher job panicked")
+                .write_unraisable(py, None);
+        }
+    }
+}

@@ -1,0 +1,527 @@
+//! Event handlers (`onmessage`, `add_event_listener`, ...) and where they run.
+//!
+//! Rules (README "Where handlers run"): handlers of a port run on the asyncio loop that was
+//! running in the thread that last installed a handler on it, woken with
+//! `loop.call_soon_threadsafe`; when that thread had no running loop, on the library's
+//! dispatcher thread. Each wake-up drains a bounded batch and reschedules itself, so a
+//! busy port does not starve the loop (spec B4). An exception in a handler goes to the
+//! loop's exception handler (or `sys.unraisablehook`) and delivery goes on (spec E5).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use channel_messaging::{
+    BroadcastChannel as CoreBroadcast, Message, MessagePort as CorePort, RecvTimeoutError,
+    TryRecvError,
+};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple, PyWeakrefReference};
+use pyo3::{PyTraverseError, PyVisit};
+
+use crate::convert;
+use crate::dispatch;
+
+/// What a receiving object reads from: a port or a broadcast channel.
+#[derive(Debug)]
+pub enum Source {
+    Port(CorePort),
+    Broadcast(CoreBroadcast),
+}
+
+impl Source {
+    pub fn try_recv_message(&self) -> Result<Message, TryRecvError> {
+        match self {
+            Source::Port(p) => p.try_recv_message(),
+            Source::Broadcast(b) => b.try_recv_message(),
+        }
+    }
+
+    fn start(&self) {
+        match self {
+            Source::Port(p) => p.start(),
+            Source::Broadcast(b) => b.start(),
+        }
+    }
+
+    fn set_ready_hook(&self, hook: Option<channel_messaging::ReadyHook>) {
+        match self {
+            Source::Port(p) => p.set_ready_hook(hook),
+            Source::Broadcast(b) => b.set_ready_hook(hook),
+        }
+    }
+
+    /// Whether this side closed itself (so that its end fires no `close` event).
+    fn closed_by_self(&self) -> bool {
+        match self {
+            Source::Port(p) => p.is_closed() || p.is_detached(),
+            Source::Broadcast(b) => b.is_closed(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Message,
+    MessageError,
+    Close,
+}
+
+impl Kind {
+    pub fn parse(s: &str) -> PyResult<Kind> {
+        match s {
+            "message" => Ok(Kind::Message),
+            "messageerror" => Ok(Kind::MessageError),
+            "close" => Ok(Kind::Close),
+            other => Err(PyValueError::new_err(format!(
+                "unknown event type {other:?} (expected 'message', 'messageerror' or 'close')"
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Message => "message",
+            Kind::MessageError => "messageerror",
+            Kind::Close => "close",
+        }
+    }
+}
+
+#[derive(Default, Debug)]
+struct Handlers {
+    on: [Option<Py<PyAny>>; 3],
+    listeners: Vec<(Kind, Py<PyAny>)>,
+    hooked: bool,
+}
+
+/// State the ready hook reaches from any thread.
+#[derive(Default, Debug)]
+pub struct Shared {
+    /// A weak reference to the Python object (the hook must not keep it alive).
+    me: Mutex<Option<Py<PyAny>>>,
+    /// A strong reference while the object listens for messages and has not ended
+    /// (spec F1: an entangled port with a message listener stays alive).
+    keepalive: Mutex<Option<Py<PyAny>>>,
+    /// The loop handlers run on; None: the dispatcher thread.
+    event_loop: Mutex<Option<Py<PyAny>>>,
+    close_fired: AtomicBool,
+    ended: AtomicBool,
+}
+
+/// The handlers of one receiving object.
+#[derive(Default, Debug)]
+pub struct Events {
+    handlers: Mutex<Handlers>,
+    pub shared: Arc<Shared>,
+}
+
+fn slot(kind: Kind) -> usize {
+    kind as usize
+}
+
+static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static DRAIN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// The running asyncio loop of this thread, if any.
+pub fn running_loop(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
+    let f = GET_RUNNING_LOOP.import(py, "asyncio", "_get_running_loop")?;
+    let l = f.call0()?;
+    Ok(if l.is_none() { None } else { Some(l) })
+}
+
+impl Events {
+    pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Ok(h) = self.handlers.try_lock() {
+            for o in h.on.iter().flatten() {
+                visit.call(o)?;
+            }
+            for (_, o) in &h.listeners {
+                visit.call(o)?;
+            }
+        }
+        if let Ok(l) = self.shared.event_loop.try_lock()
+            && let Some(l) = l.as_ref()
+        {
+            visit.call(l)?;
+        }
+        Ok(())
+    }
+
+    pub fn clear(&self) {
+        let taken = self.handlers.lock().map(|mut h| {
+            let on = std::mem::take(&mut h.on);
+            let listeners = std::mem::take(&mut h.listeners);
+            (on, listeners)
+        });
+        let l = self.shared.event_loop.lock().map(|mut l| l.take());
+        drop(taken);
+        drop(l);
+    }
+
+    pub fn get(&self, py: Python<'_>, kind: Kind) -> Option<Py<PyAny>> {
+        self.handlers
+            .lock()
+            .ok()
+            .and_then(|h| h.on[slot(kind)].as_ref().map(|o| o.clone_ref(py)))
+    }
+
+    /// `on<kind> = value`. Returns whether a handler is now set.
+    pub fn set(
+        &self,
+        obj: &Bound<'_, PyAny>,
+        src: &Source,
+        kind: Kind,
+        value: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let value = match value {
+            Some(v) if v.is_none() => None,
+            Some(v) if !v.is_callable() => {
+                return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                    "on{} must be callable or None",
+                    kind.name()
+                )));
+            }
+            v => v,
+        };
+        let set = value.is_some();
+        let old = {
+            let mut h = self.handlers.lock().map_err(poisoned)?;
+            std::mem::replace(&mut h.on[slot(kind)], value.map(Bound::unbind))
+        };
+        drop(old);
+        self.installed(obj, src)?;
+        Ok(set)
+    }
+
+    pub fn add_listener(
+        &self,
+        obj: &Bound<'_, PyAny>,
+        src: &Source,
+        kind: Kind,
+        listener: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        if !listener.is_callable() {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "the listener must be callable",
+            ));
+        }
+        {
+            let mut h = self.handlers.lock().map_err(poisoned)?;
+            if h.listeners
+                .iter()
+                .any(|(k, l)| *k == kind && l.bind(obj.py()).eq(listener).unwrap_or(false))
+            {
+                return Ok(());
+            }
+            h.listeners.push((kind, listener.clone().unbind()));
+        }
+        self.installed(obj, src)
+    }
+
+    pub fn remove_listener(
+        &self,
+        obj: &Bound<'_, PyAny>,
+        kind: Kind,
+        listener: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let removed = {
+            let mut h = self.handlers.lock().map_err(poisoned)?;
+            let pos = h
+                .listeners
+                .iter()
+                .position(|(k, l)| *k == kind && l.bind(obj.py()).eq(listener).unwrap_or(false));
+            pos.map(|i| h.listeners.remove(i))
+        };
+        drop(removed);
+        self.update_keepalive(obj)
+    }
+
+    fn listens_for_messages(&self) -> bool {
+        self.handlers.lock().is_ok_and(|h| {
+            h.on[slot(Kind::Message)].is_some()
+                || h.on[slot(Kind::MessageError)].is_some()
+                || h.listeners.iter().any(|(k, _)| *k != Kind::Close)
+        })
+    }
+
+    fn update_keepalive(&self, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+        let keep = self.listens_for_messages() && !self.shared.ended.load(Ordering::Acquire);
+        let old = {
+            let mut k = self.shared.keepalive.lock().map_err(poisoned)?;
+            if keep {
+                k.replace(obj.clone().unbind())
+            } else {
+                k.take()
+            }
+        };
+        drop(old);
+        Ok(())
+    }
+
+    /// A handler was installed: pick where handlers run, hook the source once.
+    fn installed(&self, obj: &Bound<'_, PyAny>, src: &Source) -> PyResult<()> {
+        let py = obj.py();
+        let lp = running_loop(py)?;
+        if lp.is_none() {
+            dispatch::ensure(py)?;
+        }
+        let old = self.shared.event_loop.lock().map_err(poisoned)?.take();
+        *self.shared.event_loop.lock().map_err(poisoned)? = lp.map(Bound::unbind);
+        drop(old);
+        {
+            let mut me = self.shared.me.lock().map_err(poisoned)?;
+            if me.is_none() {
+                *me = Some(PyWeakrefReference::new(obj)?.into_any().unbind());
+            }
+        }
+        self.update_keepalive(obj)?;
+        let hook = {
+            let mut h = self.handlers.lock().map_err(poisoned)?;
+            !std::mem::replace(&mut h.hooked, true)
+        };
+        if hook && !self.shared.ended.load(Ordering::Acquire) {
+            let shared = Arc::clone(&self.shared);
+            src.set_ready_hook(Some(Arc::new(move || Shared::wake(&shared))));
+        }
+        Ok(())
+    }
+
+    /// Enables the queue (spec B2).
+    pub fn start(&self, src: &Source) {
+        src.start();
+    }
+
+    /// The object ended (closed, transferred away): stop listening, drop the keepalive.
+    pub fn release(&self, src: &Source) {
+        self.shared.ended.store(true, Ordering::Release);
+        src.set_ready_hook(None);
+        let old = self.shared.keepalive.lock().ok().and_then(|mut k| k.take());
+        drop(old);
+    }
+
+    fn snapshot(&self, py: Python<'_>, kind: Kind) -> Vec<Py<PyAny>> {
+        let Ok(h) = self.handlers.lock() else {
+            return Vec::new();
+        };
+        h.on[slot(kind)]
+            .iter()
+            .map(|o| o.clone_ref(py))
+            .chain(
+                h.listeners
+                    .iter()
+                    .filter(|(k, _)| *k == kind)
+                    .map(|(_, o)| o.clone_ref(py)),
+            )
+            .collect()
+    }
+
+    /// Calls every handler of `kind` with `event`; reports their exceptions.
+    pub fn fire(&self, obj: &Bound<'_, PyAny>, kind: Kind, event: &Bound<'_, PyAny>) {
+        let py = obj.py();
+        for handler in self.snapshot(py, kind) {
+            let handler = handler.bind(py);
+            if let Err(e) = handler.call1((event,)) {
+                self.report(py, obj, kind, handler, e);
+            }
+        }
+    }
+
+    fn report(
+        &self,
+        py: Python<'_>,
+        obj: &Bound<'_, PyAny>,
+        kind: Kind,
+        handler: &Bound<'_, PyAny>,
+        e: PyErr,
+    ) {
+        let lp = self
+            .shared
+            .event_loop
+            .lock()
+            .ok()
+            .and_then(|l| l.as_ref().map(|l| l.clone_ref(py)));
+        if let Some(lp) = lp {
+            let ctx = PyDict::new(py);
+            let ok = ctx
+                .set_item(
+                    "message",
+                    format!(
+                        "exception in a '{}' handler of {}",
+                        kind.name(),
+                        obj.repr().map(|r| r.to_string()).unwrap_or_default()
+                    ),
+                )
+                .and_then(|()| ctx.set_item("exception", e.value(py)))
+                .and_then(|()| ctx.set_item("handler", handler))
+                .and_then(|()| lp.bind(py).call_method1("call_exception_handler", (ctx,)));
+            if let Err(e2) = ok {
+                e2.write_unraisable(py, Some(handler));
+            }
+        } else {
+            e.write_unraisable(py, Some(handler));
+        }
+    }
+}
+
+fn poisoned<T>(_: std::sync::PoisonError<T>) -> PyErr {
+    pyo3::exceptions::PyRuntimeError::new_err("internal lock poisoned")
+}
+
+impl Shared {
+    /// The ready hook: called on any thread.
+    fn wake(shared: &Arc<Shared>) {
+        let s = Arc::clone(shared);
+        dispatch::run_or_push(Box::new(move |py| s.schedule(py)));
+    }
+
+    fn target<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        let me = self.me.lock().ok()?.as_ref()?.clone_ref(py);
+        let obj = me.bind(py).call0().ok()?;
+        if obj.is_none() { None } else { Some(obj) }
+    }
+
+    /// Schedules a drain where handlers run.
+    pub fn schedule(&self, py: Python<'_>) {
+        let Some(obj) = self.target(py) else { return };
+        let lp = self
+            .event_loop
+            .lock()
+            .ok()
+            .and_then(|l| l.as_ref().map(|l| l.clone_ref(py)));
+        if let Some(lp) = lp {
+            let sent = DRAIN
+                .import(py, "channel_messaging._native", "_drain")
+                .and_then(|f| {
+                    lp.bind(py)
+                        .call_method1("call_soon_threadsafe", (f, &obj))
+                        .map(|_| ())
+                });
+            match sent {
+                Ok(()) => return,
+                // The loop is closed: fall back to the dispatcher.
+                Err(_) => {
+                    if let Ok(mut l) = self.event_loop.lock() {
+                        *l = None;
+                    }
+                    if dispatch::ensure(py).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let obj = obj.unbind();
+        dispatch::push(Box::new(move |py| drain(obj.bind(py))));
+    }
+}
+
+/// How many messages one wake-up dispatches before yielding (spec B4).
+const BATCH: usize = 64;
+
+/// Dispatches what is queued on `obj` (a MessagePort or BroadcastChannel).
+#[pyfunction]
+pub fn _drain(obj: &Bound<'_, PyAny>) {
+    drain(obj)
+}
+
+fn drain(obj: &Bound<'_, PyAny>) {
+    if let Ok(p) = obj.cast::<crate::port::MessagePort>() {
+        let p = p.get();
+        drain_source(obj, &p.source, &p.events);
+    } else if let Ok(b) = obj.cast::<crate::broadcast::BroadcastChannel>() {
+        let b = b.get();
+        drain_source(obj, &b.source, &b.events);
+    }
+}
+
+fn drain_source(obj: &Bound<'_, PyAny>, src: &Source, events: &Events) {
+    let py = obj.py();
+    for _ in 0..BATCH {
+        match src.try_recv_message() {
+            Ok(msg) => match convert::decode_message(py, msg) {
+                Ok(d) => {
+                    if let Ok(ev) =
+                        crate::port::MessageEvent::create(py, "message", d.data, d.ports, obj)
+                    {
+                        events.fire(obj, Kind::Message, &ev);
+                    }
+                }
+                Err(_) => fire_simple(obj, events, Kind::MessageError),
+            },
+            Err(TryRecvError::Empty) => return,
+            Err(TryRecvError::MessageError(_)) => fire_simple(obj, events, Kind::MessageError),
+            Err(TryRecvError::Closed) => {
+                if !src.closed_by_self() && !events.shared.close_fired.swap(true, Ordering::AcqRel)
+                {
+                    fire_simple(obj, events, Kind::Close);
+                }
+                events.release(src);
+                return;
+            }
+        }
+    }
+    events.shared.schedule(py);
+}
+
+fn fire_simple(obj: &Bound<'_, PyAny>, events: &Events, kind: Kind) {
+    let py = obj.py();
+    if let Ok(ev) = crate::port::MessageEvent::create(
+        py,
+        kind.name(),
+        py.None().into_bound(py),
+        Vec::new(),
+        obj,
+    ) {
+        events.fire(obj, kind, &ev);
+    }
+}
+
+/// Blocks (GIL released, in slices so that Ctrl-C works) for the next message of a port.
+pub fn blocking_recv(
+    py: Python<'_>,
+    port: &CorePort,
+    timeout: Option<f64>,
+) -> PyResult<Result<Message, RecvTimeoutError>> {
+    match port.try_recv_message() {
+        Ok(m) => return Ok(Ok(m)),
+        Err(TryRecvError::Empty) => {}
+        Err(TryRecvError::Closed) => return Ok(Err(RecvTimeoutError::Closed)),
+        Err(TryRecvError::MessageError(e)) => return Ok(Err(RecvTimeoutError::MessageError(e))),
+    }
+    let deadline = match timeout {
+        None => None,
+        Some(t) if t.is_nan() || t < 0.0 => {
+            return Err(PyValueError::new_err(
+                "timeout must be a non-negative number",
+            ));
+        }
+        Some(t) => Some(std::time::Instant::now() + Duration::from_secs_f64(t.min(1e9))),
+    };
+    const SLICE: Duration = Duration::from_millis(50);
+    loop {
+        let wait = match deadline {
+            None => SLICE,
+            Some(d) => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Ok(Err(RecvTimeoutError::Timeout));
+                }
+                left.min(SLICE)
+            }
+        };
+        match py.detach(|| port.recv_message_timeout(wait)) {
+            Err(RecvTimeoutError::Timeout) => py.check_signals()?,
+            other => return Ok(other),
+        }
+    }
+}
+
+/// The ports of an event as the frozen sequence `MessageEvent.ports` exposes.
+pub fn ports_tuple<'py>(
+    py: Python<'py>,
+    ports: Vec<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(py, ports)
+}

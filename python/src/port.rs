@@ -1,0 +1,641 @@
+//! `MessageChannel`, `MessagePort` and `MessageEvent`.
+
+use std::cell::RefCell;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+
+use channel_messaging::{
+    Buffer as CoreBuffer, Limits, MessageChannel as CoreChannel, MessagePort as CorePort,
+    RecvTimeoutError, TryRecvError,
+};
+use futures_core::Stream;
+use pyo3::exceptions::PyStopAsyncIteration;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple, PyWeakrefReference};
+use pyo3::{PyTraverseError, PyVisit};
+
+use crate::convert::{self, Encoder, Transfer};
+use crate::errors;
+use crate::events::{self, Events, Kind, Source};
+use crate::{buffer, dispatch};
+
+/// A message, a `messageerror` or a `close`, as handlers receive it.
+#[pyclass(module = "channel_messaging._native", frozen)]
+#[derive(Debug)]
+pub struct MessageEvent {
+    #[pyo3(get, name = "type")]
+    kind: String,
+    #[pyo3(get)]
+    data: Py<PyAny>,
+    #[pyo3(get)]
+    ports: Py<PyTuple>,
+    #[pyo3(get)]
+    target: Py<PyAny>,
+}
+
+impl MessageEvent {
+    pub fn create<'py>(
+        py: Python<'py>,
+        kind: &str,
+        data: Bound<'py, PyAny>,
+        ports: Vec<Bound<'py, PyAny>>,
+        target: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Ok(Bound::new(
+            py,
+            MessageEvent {
+                kind: kind.to_owned(),
+                data: data.unbind(),
+                ports: events::ports_tuple(py, ports)?.unbind(),
+                target: target.clone().unbind(),
+            },
+        )?
+        .into_any())
+    }
+}
+
+#[pymethods]
+impl MessageEvent {
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let data = self
+            .data
+            .bind(py)
+            .repr()
+            .map(|r| r.to_string())
+            .unwrap_or_default();
+        format!(
+            "<MessageEvent type={:?} data={} ports={}>",
+            self.kind,
+            data,
+            self.ports.bind(py).len()
+        )
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Encodes `message` with a per-thread scratch buffer and hands the bytes to `post`.
+pub fn encode_and<'py, R>(
+    py: Python<'py>,
+    message: &Bound<'py, PyAny>,
+    ports: &[Bound<'py, crate::port::MessagePort>],
+    tbufs: &[(Bound<'py, PyAny>, CoreBuffer)],
+    post: impl FnOnce(&[u8], Vec<CoreBuffer>) -> PyResult<R>,
+) -> PyResult<R> {
+    let mut enc = Encoder::new(py, ports, tbufs)?;
+    let mut buffers = Vec::new();
+    let mut fresh = Vec::new();
+    let borrowed = SCRATCH.with(|s| s.try_borrow_mut().ok().map(|mut s| std::mem::take(&mut *s)));
+    let mut out = borrowed.unwrap_or_else(|| std::mem::take(&mut fresh));
+    out.clear();
+    let result = enc
+        .encode(message, &mut out, &mut buffers)
+        .and_then(|()| post(&out, buffers));
+    if out.capacity() <= 1 << 16 {
+        SCRATCH.with(|s| {
+            if let Ok(mut s) = s.try_borrow_mut()
+                && s.capacity() < out.capacity()
+            {
+                *s = out;
+            }
+        });
+    }
+    result
+}
+
+/// One end of a channel.
+///
+/// Handlers (`onmessage`, `add_event_listener`) and pull-style receives (`recv`,
+/// iteration, `recv_async`) read the same queue.
+#[pyclass(module = "channel_messaging._native", frozen, weakref)]
+#[derive(Debug)]
+pub struct MessagePort {
+    pub source: Source,
+    pub events: Events,
+}
+
+impl MessagePort {
+    pub fn from_core(port: CorePort) -> Self {
+        MessagePort {
+            source: Source::Port(port),
+            events: Events::default(),
+        }
+    }
+
+    pub fn core(&self) -> &CorePort {
+        match &self.source {
+            Source::Port(p) => p,
+            // Never built: a MessagePort always wraps a port.
+            Source::Broadcast(_) => unreachable_port(),
+        }
+    }
+
+    fn closed_error(&self, py: Python<'_>) -> PyErr {
+        let p = self.core();
+        let why = if p.is_detached() {
+            "the port was transferred away"
+        } else if p.is_closed() {
+            "the port is closed"
+        } else {
+            "the port's partner closed (or was dropped) and every message it sent was received"
+        };
+        errors::port_closed(py, why)
+    }
+
+    fn recv_common<'py>(
+        slf: &Bound<'py, Self>,
+        timeout: Option<f64>,
+    ) -> PyResult<convert::Decoded<'py>> {
+        let py = slf.py();
+        let this = slf.get();
+        match events::blocking_recv(py, this.core(), timeout)? {
+            Ok(msg) => convert::decode_message(py, msg)
+                .map_err(|f| errors::message_error(py, f.describe(py))),
+            Err(RecvTimeoutError::Timeout) => Err(errors::empty(py, "no message arrived in time")),
+            Err(RecvTimeoutError::Closed) => Err(this.closed_error(py)),
+            Err(RecvTimeoutError::MessageError(e)) => Err(errors::message_error(
+                py,
+                format!("the message cannot be decoded: {e}"),
+            )),
+        }
+    }
+}
+
+#[allow(clippy::panic)]
+fn unreachable_port() -> ! {
+    // A MessagePort is only ever constructed with Source::Port (from_core).
+    panic!("MessagePort without a port")
+}
+
+#[pymethods]
+impl MessagePort {
+    /// Posts `message` to the partner, transferring the ports and Buffers in `transfer`.
+    #[pyo3(signature = (message, transfer = None))]
+    fn post_message(
+        &self,
+        py: Python<'_>,
+        message: &Bound<'_, PyAny>,
+        transfer: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let (ports, bufs) = Transfer::parse(py, transfer)?;
+        let me = self.core();
+        {
+            let core_ports: Vec<&CorePort> = ports.iter().map(|p| p.get().core()).collect();
+            me.check_transfer(&core_ports)
+                .map_err(|e| errors::data_clone(py, e.message()))?;
+        }
+        let taken = convert::take_buffers(bufs)?;
+        let result = encode_and(py, message, &ports, &taken, |bytes, buffers| {
+            let core_ports: Vec<&CorePort> = ports.iter().map(|p| p.get().core()).collect();
+            me.post_encoded(bytes, buffers, &core_ports)
+                .map_err(|e| errors::data_clone(py, e.message()))
+        });
+        match result {
+            Ok(()) => {
+                for (obj, data) in taken {
+                    drop(data);
+                    buffer::mark_detached(&obj);
+                }
+                for p in &ports {
+                    let p = p.get();
+                    p.events.release(&p.source);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                convert::restore_buffers(taken);
+                Err(e)
+            }
+        }
+    }
+
+    /// Enables the port message queue: handlers start receiving (spec B2). Idempotent.
+    fn start(&self) {
+        self.events.start(&self.source);
+    }
+
+    /// Closes the port (spec D1). Idempotent; never raises.
+    fn close(&self) {
+        self.core().close();
+        self.events.release(&self.source);
+    }
+
+    #[getter]
+    fn get_onmessage(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.events.get(py, Kind::Message)
+    }
+
+    #[setter]
+    fn set_onmessage(slf: &Bound<'_, Self>, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let this = slf.get();
+        let value = value.unwrap_or_else(|| slf.py().None().into_bound(slf.py()));
+        if this
+            .events
+            .set(slf.as_any(), &this.source, Kind::Message, Some(value))?
+        {
+            // Setting onmessage to a handler starts the queue (spec B2); None does not.
+            this.events.start(&this.source);
+        }
+        Ok(())
+    }
+
+    #[getter]
+    fn get_onmessageerror(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.events.get(py, Kind::MessageError)
+    }
+
+    #[setter]
+    fn set_onmessageerror(slf: &Bound<'_, Self>, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let this = slf.get();
+        let value = value.unwrap_or_else(|| slf.py().None().into_bound(slf.py()));
+        this.events
+            .set(slf.as_any(), &this.source, Kind::MessageError, Some(value))?;
+        Ok(())
+    }
+
+    #[getter]
+    fn get_onclose(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.events.get(py, Kind::Close)
+    }
+
+    #[setter]
+    fn set_onclose(slf: &Bound<'_, Self>, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let this = slf.get();
+        let value = value.unwrap_or_else(|| slf.py().None().into_bound(slf.py()));
+        this.events
+            .set(slf.as_any(), &this.source, Kind::Close, Some(value))?;
+        Ok(())
+    }
+
+    /// Adds `listener` for `type` ('message', 'messageerror' or 'close'). Does not start
+    /// the queue (spec B2). Adding the same listener twice has no effect.
+    #[pyo3(signature = (r#type, listener))]
+    fn add_event_listener(
+        slf: &Bound<'_, Self>,
+        r#type: &str,
+        listener: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let this = slf.get();
+        this.events
+            .add_listener(slf.as_any(), &this.source, Kind::parse(r#type)?, listener)
+    }
+
+    /// Removes a listener added with `add_event_listener` (no effect when absent).
+    #[pyo3(signature = (r#type, listener))]
+    fn remove_event_listener(
+        slf: &Bound<'_, Self>,
+        r#type: &str,
+        listener: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        slf.get()
+            .events
+            .remove_listener(slf.as_any(), Kind::parse(r#type)?, listener)
+    }
+
+    /// Blocks (GIL released) for the next message and returns its data.
+    #[pyo3(signature = (timeout = None))]
+    fn recv<'py>(slf: &Bound<'py, Self>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(Self::recv_common(slf, timeout)?.data)
+    }
+
+    /// Blocks for the next message and returns the whole MessageEvent (data and ports).
+    #[pyo3(signature = (timeout = None))]
+    fn recv_event<'py>(
+        slf: &Bound<'py, Self>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let d = Self::recv_common(slf, timeout)?;
+        MessageEvent::create(slf.py(), "message", d.data, d.ports, slf.as_any())
+    }
+
+    /// The next message's data if one is queued now; raises Empty otherwise.
+    fn recv_nowait<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        Self::recv_common(slf, Some(0.0)).map(|d| d.data)
+    }
+
+    fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(slf: &Bound<'py, Self>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let py = slf.py();
+        match Self::recv_common(slf, None) {
+            Ok(d) => Ok(Some(d.data)),
+            Err(e) if e.is_instance(py, errors::port_closed(py, "").get_type(py).as_any()) => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// An awaitable of the next message's data (on the running asyncio loop).
+    fn recv_async<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        start_async_recv(slf, false)
+    }
+
+    fn __aiter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __anext__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        start_async_recv(slf, true)
+    }
+
+    /// Sets flow-control limits on this port's queue (None: no limit).
+    #[pyo3(signature = (max_messages = None, max_bytes = None))]
+    fn set_limits(&self, max_messages: Option<usize>, max_bytes: Option<usize>) {
+        self.core().set_limits(Limits {
+            max_messages,
+            max_bytes,
+        });
+    }
+
+    /// Whether the partner's queue is below its limits (posting adds no pressure).
+    fn is_ready(&self) -> bool {
+        self.core().is_ready()
+    }
+
+    /// Queue statistics: queued_messages, queued_bytes, closed, max_messages, max_bytes.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.core().stats();
+        let d = PyDict::new(py);
+        d.set_item("queued_messages", s.queued_messages)?;
+        d.set_item("queued_bytes", s.queued_bytes)?;
+        d.set_item("closed", s.closed)?;
+        d.set_item("max_messages", s.limits.max_messages)?;
+        d.set_item("max_bytes", s.limits.max_bytes)?;
+        Ok(d)
+    }
+
+    /// Whether close() was called on this port.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.core().is_closed()
+    }
+
+    /// Whether this port was transferred away (it is inert).
+    #[getter]
+    fn detached(&self) -> bool {
+        self.core().is_detached()
+    }
+
+    /// Whether the port still has a partner to post to.
+    #[getter]
+    fn entangled(&self) -> bool {
+        self.core().is_entangled()
+    }
+
+    /// Detaches the port, as a transfer would, under a single-use number that any
+    /// thread or binding of this process can adopt with `MessagePort.import_handle`.
+    fn export_handle(&self, py: Python<'_>) -> PyResult<u64> {
+        let h = self
+            .core()
+            .export_handle()
+            .map_err(|e| errors::data_clone(py, e.message()))?;
+        self.events.release(&self.source);
+        Ok(h)
+    }
+
+    /// Adopts a port exported with `export_handle` (from any binding of this process).
+    #[staticmethod]
+    fn import_handle(py: Python<'_>, handle: u64) -> PyResult<MessagePort> {
+        CorePort::import_handle(handle)
+            .map(MessagePort::from_core)
+            .ok_or_else(|| {
+                errors::invalid_state(py, format!("no exported port has the handle {handle}"))
+            })
+    }
+
+    fn __repr__(&self) -> String {
+        let p = self.core();
+        let state = if p.is_detached() {
+            "detached"
+        } else if p.is_closed() {
+            "closed"
+        } else if p.is_entangled() {
+            "entangled"
+        } else {
+            "disentangled"
+        };
+        format!("<MessagePort {state}>")
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        self.events.traverse(&visit)
+    }
+
+    fn __clear__(&self) {
+        self.events.clear();
+    }
+}
+
+// ---- async receive ----------------------------------------------------------------------
+
+/// One pending `recv_async` / `__anext__`: polled on its loop when the core wakes it.
+#[derive(Debug)]
+struct AsyncRecv {
+    port: Py<PyAny>,
+    fut: Py<PyAny>,
+    event_loop: Py<PyAny>,
+    end_iteration: bool,
+}
+
+struct AsyncWaker(Mutex<Option<Arc<AsyncRecv>>>);
+
+impl Wake for AsyncWaker {
+    fn wake(self: Arc<Self>) {
+        let task = self.0.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            dispatch::run_or_push(Box::new(move |py| {
+                let runner = Bound::new(py, RecvTask { task: Some(task) });
+                if let Ok(runner) = runner {
+                    let lp = runner
+                        .get()
+                        .task
+                        .as_ref()
+                        .map(|t| t.event_loop.clone_ref(py));
+                    if let Some(lp) = lp
+                        && let Err(e) = lp.bind(py).call_method1("call_soon_threadsafe", (runner,))
+                    {
+                        e.write_unraisable(py, None);
+                    }
+                }
+            }));
+        }
+    }
+}
+
+/// The callback that polls an `AsyncRecv` on its loop (internal).
+#[pyclass(module = "channel_messaging._native", frozen)]
+#[derive(Debug)]
+pub struct RecvTask {
+    task: Option<Arc<AsyncRecv>>,
+}
+
+#[pymethods]
+impl RecvTask {
+    fn __call__(&self, py: Python<'_>) {
+        if let Some(t) = &self.task {
+            poll_async(py, t);
+        }
+    }
+}
+
+fn settle(py: Python<'_>, fut: &Bound<'_, PyAny>, result: PyResult<Bound<'_, PyAny>>) {
+    let r = match result {
+        Ok(v) => fut.call_method1("set_result", (v,)),
+        Err(e) => fut.call_method1("set_exception", (e.value(py),)),
+    };
+    if let Err(e) = r {
+        e.write_unraisable(py, Some(fut));
+    }
+}
+
+fn closed_or_stop(py: Python<'_>, port: &MessagePort, end_iteration: bool) -> PyErr {
+    if end_iteration {
+        PyStopAsyncIteration::new_err(())
+    } else {
+        port.closed_error(py)
+    }
+}
+
+fn poll_async(py: Python<'_>, task: &Arc<AsyncRecv>) {
+    let fut = task.fut.bind(py);
+    if fut
+        .call_method0("done")
+        .and_then(|d| d.is_truthy())
+        .unwrap_or(true)
+    {
+        return; // cancelled
+    }
+    let port_obj = task.port.bind(py).call0().ok().filter(|p| !p.is_none());
+    let Some(port_obj) = port_obj else {
+        settle(
+            py,
+            fut,
+            Err(errors::port_closed(py, "the port was garbage-collected")),
+        );
+        return;
+    };
+    let Ok(port) = port_obj.cast::<MessagePort>() else {
+        return;
+    };
+    let this = port.get();
+    match this.core().try_recv_message() {
+        Ok(msg) => {
+            let r = convert::decode_message(py, msg)
+                .map(|d| d.data)
+                .map_err(|f| errors::message_error(py, f.describe(py)));
+            settle(py, fut, r);
+            return;
+        }
+        Err(TryRecvError::Closed) => {
+            settle(py, fut, Err(closed_or_stop(py, this, task.end_iteration)));
+            return;
+        }
+        Err(TryRecvError::Empty) | Err(TryRecvError::MessageError(_)) => {}
+    }
+    // Nothing queued: register with the core's waker (the stream polls the same queue;
+    // a message that slipped in between arrives here already decoded by the core).
+    let waker = Waker::from(Arc::new(AsyncWaker(Mutex::new(Some(Arc::clone(task))))));
+    let mut cx = Context::from_waker(&waker);
+    let mut handle = this.core().clone();
+    match Pin::new(&mut handle).poll_next(&mut cx) {
+        Poll::Pending => {}
+        Poll::Ready(Some(Ok(ev))) => {
+            let ports: PyResult<Vec<Bound<'_, PyAny>>> = ev
+                .ports
+                .into_iter()
+                .map(|p| Ok(Bound::new(py, MessagePort::from_core(p))?.into_any()))
+                .collect();
+            let r = ports.and_then(|ports| {
+                convert::value_to_py(py, ev.data, &ports)
+                    .map_err(|f| errors::message_error(py, f.describe(py)))
+            });
+            settle(py, fut, r);
+        }
+        Poll::Ready(Some(Err(e))) => settle(
+            py,
+            fut,
+            Err(errors::message_error(
+                py,
+                format!("the message cannot be decoded: {e}"),
+            )),
+        ),
+        Poll::Ready(None) => settle(py, fut, Err(closed_or_stop(py, this, task.end_iteration))),
+    }
+}
+
+static CREATE_FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+fn start_async_recv<'py>(
+    slf: &Bound<'py, MessagePort>,
+    end_iteration: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = slf.py();
+    let lp = CREATE_FUTURE
+        .import(py, "asyncio", "get_running_loop")?
+        .call0()?;
+    let fut = lp.call_method0("create_future")?;
+    let task = Arc::new(AsyncRecv {
+        port: PyWeakrefReference::new(slf.as_any())?.into_any().unbind(),
+        fut: fut.clone().unbind(),
+        event_loop: lp.unbind(),
+        end_iteration,
+    });
+    dispatch::ensure(py)?;
+    poll_async(py, &task);
+    Ok(fut)
+}
+
+// ---- MessageChannel ---------------------------------------------------------------------
+
+/// Two entangled ports (spec A1, A2).
+#[pyclass(module = "channel_messaging._native", frozen)]
+#[derive(Debug)]
+pub struct MessageChannel {
+    port1: Py<MessagePort>,
+    port2: Py<MessagePort>,
+}
+
+#[pymethods]
+impl MessageChannel {
+    #[new]
+    fn new(py: Python<'_>) -> PyResult<Self> {
+        let (a, b) = CoreChannel::new().into_ports();
+        Ok(MessageChannel {
+            port1: Py::new(py, MessagePort::from_core(a))?,
+            port2: Py::new(py, MessagePort::from_core(b))?,
+        })
+    }
+
+    /// The first port (always the same object, spec A3).
+    #[getter]
+    fn port1(&self, py: Python<'_>) -> Py<MessagePort> {
+        self.port1.clone_ref(py)
+    }
+
+    /// The second port (always the same object, spec A3).
+    #[getter]
+    fn port2(&self, py: Python<'_>) -> Py<MessagePort> {
+        self.port2.clone_ref(py)
+    }
+
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(
+            PyTuple::new(py, [self.port1.clone_ref(py), self.port2.clone_ref(py)])?
+                .into_any()
+                .try_iter()?
+                .into_any(),
+        )
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.port1)?;
+        visit.call(&self.port2)
+    }
+}
