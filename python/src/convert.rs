@@ -733,8 +733,11 @@ pub fn decode_message<'py>(
 /// saves creating and hashing a new `str` for each.
 const KEY_CACHE: usize = 64;
 
+/// A cached key: its text and its interned string.
+type CachedKey = (Box<str>, Py<PyString>);
+
 thread_local! {
-    static KEYS: std::cell::RefCell<Vec<Option<(Box<str>, Py<PyString>)>>> =
+    static KEYS: std::cell::RefCell<Vec<Option<CachedKey>>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
