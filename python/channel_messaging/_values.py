@@ -102,9 +102,11 @@ def _exception_parts(exc: BaseException) -> Tuple[str, Optional[str], Optional[s
 def _make_exception(name: str, message: Optional[str], stack: Optional[str]) -> BaseException:
     """The exception for a received Error: TypeError, SyntaxError, ReferenceError as
     themselves, RangeError as ValueError, anything else as Exception. ``stack`` is kept
-    as the attribute ``stack`` (None when the sender had none); ``name`` as ``js_name``."""
+    as the attribute ``stack`` (None when the sender had none), ``name`` as ``js_name``,
+    the cause as ``cause`` (and as ``__cause__`` when it is an exception)."""
     cls = _PY_ERRORS.get(name, Exception)
     exc = cls(message) if message is not None else cls()
     exc.stack = stack  # type: ignore[attr-defined]
     exc.js_name = name  # type: ignore[attr-defined]
+    exc.cause = None  # type: ignore[attr-defined]
     return exc

@@ -897,7 +897,7 @@ impl<'py> Decoder<'_, 'py> {
                 self.register(share, &e);
                 if has_cause {
                     let cause = self.read_next(r)?;
-                    e.setattr("__cause__", cause)?;
+                    set_cause(&e, cause)?;
                 }
                 return Ok(e);
             }
@@ -959,6 +959,15 @@ impl<'py> Decoder<'_, 'py> {
         }
         Ok(())
     }
+}
+
+/// An Error's cause: always the attribute `cause` (JavaScript's name), and also
+/// `__cause__` when it is an exception (Python allows nothing else there).
+fn set_cause(exc: &Bound<'_, PyAny>, cause: Bound<'_, PyAny>) -> PyResult<()> {
+    if cause.is_instance_of::<pyo3::exceptions::PyBaseException>() {
+        exc.setattr("__cause__", &cause)?;
+    }
+    exc.setattr("cause", cause)
 }
 
 /// Converts a decoded core [`Value`] (the async path, where the core decoded the message)
@@ -1081,7 +1090,7 @@ impl<'py> ValueConv<'_, 'py> {
                 self.register(share, &obj);
                 if let Some(cause) = e.cause {
                     let c = self.conv(cause, None)?;
-                    obj.setattr("__cause__", c)?;
+                    set_cause(&obj, c)?;
                 }
                 return Ok(obj);
             }

@@ -28,6 +28,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(buffer::_buffer_state, m)?)?;
     m.add_function(wrap_pyfunction!(buffer::_buffer_address, m)?)?;
     m.add_function(wrap_pyfunction!(events::_drain, m)?)?;
+    m.add_function(wrap_pyfunction!(port::_post_encoded, m)?)?;
+    m.add_function(wrap_pyfunction!(port::_encode, m)?)?;
     m.add_function(wrap_pyfunction!(dispatch::_dispatcher_main, m)?)?;
     Ok(())
 }

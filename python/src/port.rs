@@ -639,3 +639,48 @@ impl MessageChannel {
         visit.call(&self.port2)
     }
 }
+
+// ---- raw access for tests and other bindings ------------------------------------------
+
+/// Posts already-encoded bytes (docs/wire-format.md) with a side table of buffers,
+/// transferring `transfer` (internal: golden-vector tests, cross-binding fixtures).
+#[pyfunction]
+#[pyo3(signature = (port, data, buffers = Vec::new(), transfer = Vec::new()))]
+pub fn _post_encoded(
+    py: Python<'_>,
+    port: &Bound<'_, MessagePort>,
+    data: &[u8],
+    buffers: Vec<Vec<u8>>,
+    transfer: Vec<Bound<'_, MessagePort>>,
+) -> PyResult<()> {
+    let ports: Vec<&CorePort> = transfer.iter().map(|p| p.get().core()).collect();
+    let buffers = buffers.into_iter().map(CoreBuffer::from).collect();
+    port.get()
+        .core()
+        .post_encoded(data, buffers, &ports)
+        .map_err(|e| errors::data_clone(py, e.message()))?;
+    for p in &transfer {
+        p.get().events.release(&p.get().source);
+    }
+    Ok(())
+}
+
+/// The encoding of `value` (no transfer): `(bytes, side-table buffers)` (internal).
+#[pyfunction]
+pub fn _encode<'py>(
+    py: Python<'py>,
+    value: &Bound<'py, PyAny>,
+) -> PyResult<(
+    Bound<'py, pyo3::types::PyBytes>,
+    Vec<Bound<'py, pyo3::types::PyBytes>>,
+)> {
+    encode_and(py, value, &[], &[], |bytes, buffers| {
+        Ok((
+            pyo3::types::PyBytes::new(py, bytes),
+            buffers
+                .iter()
+                .map(|b| pyo3::types::PyBytes::new(py, b))
+                .collect(),
+        ))
+    })
+}

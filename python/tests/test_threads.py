@@ -1,0 +1,195 @@
+"""Threads: ping-pong, ports moving between threads with messages in flight, zero-copy
+Buffers, an 8-thread stress test, GIL release and Ctrl-C."""
+
+import _thread
+import ctypes
+import gc
+import threading
+import time
+import weakref
+
+import pytest
+
+from channel_messaging import Buffer, DetachedError, MessageChannel, PortClosedError
+
+from conftest import wait_for
+
+
+def test_thread_ping_pong():
+    ch = MessageChannel()
+
+    def echo():
+        for msg in ch.port2:  # ends when port1 closes
+            ch.port2.post_message({"seq": msg["seq"] + 1, "name": msg["name"]})
+
+    t = threading.Thread(target=echo)
+    t.start()
+    for i in range(2000):
+        ch.port1.post_message({"seq": i, "name": "tick"})
+        assert ch.port1.recv(timeout=5) == {"seq": i + 1, "name": "tick"}
+    ch.port1.close()
+    t.join(5)
+    assert not t.is_alive()
+
+
+def test_port_moves_between_threads_with_messages_in_flight():
+    work = MessageChannel()
+    hand = MessageChannel()
+    n = 3000
+    received = []
+
+    def producer():
+        for i in range(n):
+            work.port1.post_message(i)
+        work.port1.close()
+
+    def consumer():
+        port = hand.port2.recv_event(timeout=5).ports[0]
+        for msg in port:
+            received.append(msg)
+
+    c = threading.Thread(target=consumer)
+    c.start()
+    p = threading.Thread(target=producer)
+    p.start()
+    time.sleep(0.001)
+    hand.port1.post_message("here", [work.port2])  # moves while messages arrive
+    p.join(10)
+    c.join(10)
+    assert received == list(range(n))
+
+
+def test_buffer_transfer_does_not_copy_and_detaches():
+    ch = MessageChannel()
+    buf = Buffer(1 << 20)
+    with memoryview(buf) as m:
+        m[:4] = b"abcd"
+    address = buf.address
+    assert address == ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    got = []
+    t = threading.Thread(target=lambda: got.append(ch.port2.recv(timeout=5)))
+    t.start()
+    ch.port1.post_message({"payload": buf}, [buf])
+    t.join(5)
+    received = got[0]["payload"]
+    assert isinstance(received, Buffer)
+    assert received.address == address  # the same memory: no copy
+    assert ctypes.addressof(ctypes.c_char.from_buffer(received)) == address
+    assert bytes(memoryview(received)[:4]) == b"abcd" and len(received) == 1 << 20
+    assert buf.detached and len(buf) == 0
+    with pytest.raises(DetachedError):
+        memoryview(buf)
+    with pytest.raises(DetachedError):
+        bytes(buf)
+    assert issubclass(DetachedError, BufferError)
+
+
+def test_buffer_with_live_memoryview_cannot_be_transferred():
+    from channel_messaging import DataCloneError
+
+    ch = MessageChannel()
+    buf = Buffer(10)
+    view = memoryview(buf)
+    with pytest.raises(DataCloneError, match="memoryview"):
+        ch.port1.post_message(buf, [buf])
+    view.release()
+    ch.port1.post_message(buf, [buf])
+    assert buf.detached
+
+
+def test_stress_8_threads_nothing_lost_or_reordered():
+    senders, per = 8, 2000
+    ch = [MessageChannel() for _ in range(senders)]
+    sink = MessageChannel()
+    results = {}
+
+    def worker(k):
+        # each worker relays its own channel's messages into a shared sink port
+        port = ch[k].port2
+        out = sink.port1
+        for msg in port:
+            out.post_message((k, msg))
+
+    def feeder(k):
+        for i in range(per):
+            ch[k].port1.post_message(i)
+        ch[k].port1.close()
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(senders)]
+    threads += [threading.Thread(target=feeder, args=(k,)) for k in range(senders)]
+    for t in threads:
+        t.start()
+    for _ in range(senders * per):
+        k, i = sink.port2.recv(timeout=10)
+        results.setdefault(k, []).append(i)
+    for t in threads:
+        t.join(10)
+    assert all(results[k] == list(range(per)) for k in range(senders))
+
+
+def test_blocking_recv_releases_the_gil():
+    ch = MessageChannel()
+    counter = [0]
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            counter[0] += 1
+
+    t = threading.Thread(target=spin)
+    t.start()
+    from channel_messaging import Empty
+
+    with pytest.raises(Empty):
+        ch.port2.recv(timeout=0.3)
+    before = counter[0]
+    with pytest.raises(Empty):
+        ch.port2.recv(timeout=0.3)
+    stop.set()
+    t.join()
+    assert counter[0] > before + 1000
+
+
+def test_ctrl_c_interrupts_a_blocked_recv():
+    ch = MessageChannel()
+    timer = threading.Timer(0.2, _thread.interrupt_main)
+    timer.start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        ch.port2.recv()
+    assert time.monotonic() - start < 3
+
+
+def test_dropped_port_closes_and_handler_cycle_is_collected(unraisable):
+    ch = MessageChannel()
+    port = ch.port2
+    port.onmessage = lambda e: port.post_message(e.data)  # references its own port
+    ref = weakref.ref(port)
+    other = ch.port1
+    other.post_message("ping")
+    assert other.recv(timeout=5) == "ping"
+    port.close()
+    del port, ch
+    assert wait_for(lambda: (gc.collect(), ref() is None)[1])
+    with pytest.raises(PortClosedError):
+        other.recv(timeout=5)
+
+
+def test_listening_port_stays_alive_until_closed():
+    ch = MessageChannel()
+    got = []
+    ch.port2.onmessage = lambda e: got.append(e.data)
+    sender = ch.port1
+    del ch
+    gc.collect()
+    sender.post_message("still listening")
+    assert wait_for(lambda: got == ["still listening"])
+    sender.close()
+
+
+def test_handlers_without_loop_run_on_the_dispatcher_thread(channel):
+    where = []
+    channel.port2.onmessage = lambda e: where.append(threading.current_thread().name)
+    channel.port1.post_message(1)
+    assert wait_for(lambda: where)
+    assert where == ["channel_messaging-dispatcher"]
