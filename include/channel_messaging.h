@@ -330,6 +330,118 @@ typedef int32_t cm_error_name;
 #endif // __cplusplus
 
 /**
+ * What `cm_reader_next` found (`cm_event.type`).
+ */
+enum cm_event_type
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * `undefined`
+   */
+  CM_EVENT_UNDEFINED = 0,
+  /**
+   * `null`
+   */
+  CM_EVENT_NULL = 1,
+  /**
+   * a boolean: `flag`
+   */
+  CM_EVENT_BOOL = 2,
+  /**
+   * an integer: `i`
+   */
+  CM_EVENT_INT = 3,
+  /**
+   * a double: `f`
+   */
+  CM_EVENT_FLOAT = 4,
+  /**
+   * a BigInt: `flag` = negative, `ptr`/`len` = big-endian magnitude
+   */
+  CM_EVENT_BIGINT = 5,
+  /**
+   * a string: `ptr`/`len` = UTF-8 (not NUL-terminated)
+   */
+  CM_EVENT_STRING = 6,
+  /**
+   * a string with lone surrogates: `ptr` = little-endian UTF-16 code units, `len` = the
+   * number of units
+   */
+  CM_EVENT_UTF16 = 7,
+  /**
+   * a boxed primitive: the primitive follows
+   */
+  CM_EVENT_BOXED = 8,
+  /**
+   * an ArrayBuffer: `ptr`/`len` = its bytes
+   */
+  CM_EVENT_BUFFER = 9,
+  /**
+   * a typed array / DataView: `kind` = its `cm_view_kind`, `n2` = byte offset, `n` =
+   * length; its buffer follows
+   */
+  CM_EVENT_VIEW = 10,
+  /**
+   * an array of `n` elements follows
+   */
+  CM_EVENT_ARRAY = 11,
+  /**
+   * a missing array element
+   */
+  CM_EVENT_HOLE = 12,
+  /**
+   * a plain object of `n` entries follows: `CM_EVENT_KEY`, value, ...
+   */
+  CM_EVENT_OBJECT = 13,
+  /**
+   * a Map of `n` entries follows: key value, value, ...
+   */
+  CM_EVENT_MAP = 14,
+  /**
+   * a Set of `n` elements follows
+   */
+  CM_EVENT_SET = 15,
+  /**
+   * a Date: `f` = milliseconds since the epoch
+   */
+  CM_EVENT_DATE = 16,
+  /**
+   * a RegExp: `ptr`/`len` = source, `ptr2`/`len2` = flags
+   */
+  CM_EVENT_REGEXP = 17,
+  /**
+   * an Error: `kind` = its `cm_error_name`; `ptr`/`len` = message (NULL when absent),
+   * `ptr2`/`len2` = stack (NULL when absent); `flag` = a cause value follows
+   */
+  CM_EVENT_ERROR = 18,
+  /**
+   * the next value is shared value number `n`
+   */
+  CM_EVENT_SHAREABLE = 19,
+  /**
+   * another reference to shared value number `n`
+   */
+  CM_EVENT_REF = 20,
+  /**
+   * the message's port number `n`
+   */
+  CM_EVENT_PORT = 21,
+  /**
+   * an object key: `ptr`/`len` = UTF-8
+   */
+  CM_EVENT_KEY = 22,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum cm_event_type cm_event_type;
+#else
+typedef int32_t cm_event_type;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * The bytes of an ArrayBuffer: immutable, reference-counted, shared without copying.
  * Every `cm_buffer *` is owned by the caller and released with `cm_buffer_free`; its
  * bytes stay valid (and at the same address) until then.
@@ -343,6 +455,12 @@ typedef struct cm_buffer cm_buffer;
  * not use one message from two threads at once.
  */
 typedef struct cm_message cm_message;
+
+/**
+ * A streaming message reader, lent to a `cm_read_fn` callback by `cm_message_read`. It is
+ * valid only during that callback: never keep the pointer.
+ */
+typedef struct cm_reader cm_reader;
 
 /**
  * A streaming message writer, lent to a `cm_write_fn` callback. It is valid only
@@ -414,6 +532,65 @@ typedef struct {
    */
   size_t max_bytes;
 } cm_stats;
+
+/**
+ * A callback that reads one message with `cm_reader_next`. Its return value is returned
+ * by `cm_message_read`.
+ */
+typedef cm_status (*cm_read_fn)(cm_reader *reader, void *user_data);
+
+/**
+ * One step of a message (`cm_reader_next`). Which fields are set depends on `type`
+ * (see `cm_event_type`); the others are zero. Pointers are borrowed from the message:
+ * valid until `cm_message_free`.
+ */
+typedef struct {
+  /**
+   * A `cm_event_type`.
+   */
+  int32_t type;
+  /**
+   * A sub-kind: the `cm_view_kind` of a view, the `cm_error_name` of an error.
+   */
+  int32_t kind;
+  /**
+   * A boolean's value, a BigInt's sign, whether an Error has a cause.
+   */
+  bool flag;
+  /**
+   * An integer's value.
+   */
+  int64_t i;
+  /**
+   * A double's value, a Date's time value.
+   */
+  double f;
+  /**
+   * A container's item count, a view's length, a shared id, a port index.
+   */
+  uint64_t n;
+  /**
+   * A view's byte offset.
+   */
+  uint64_t n2;
+  /**
+   * Bytes: a string, key, buffer, BigInt magnitude, UTF-16 units, RegExp source,
+   * Error message.
+   */
+  const uint8_t *ptr;
+  /**
+   * Their length (UTF-16: in units).
+   */
+  size_t len;
+  /**
+   * More bytes: RegExp flags, Error stack.
+   */
+  const uint8_t *ptr2;
+  /**
+   * Their length.
+   */
+  size_t len2;
+} cm_event;
 
 /**
  * The release function of a foreign buffer: called once with `user_data`, the pointer
@@ -770,6 +947,44 @@ cm_status cm_port_export(cm_port port, uint64_t *token);
  * `CM_ERR_INVALID_HANDLE` for a token never issued or already imported.
  */
 cm_status cm_port_import(uint64_t token, cm_port *port);
+
+/**
+ * Reads the message with `read(reader, user_data)`, called once on this thread before
+ * this returns; `cm_reader_next` yields its value as a sequence of events. Returns what
+ * the callback returned, or `CM_ERR_MESSAGE` when the message turned out to be
+ * malformed (even if the callback ignored that error). The callback may stop early.
+ * `message` is borrowed (the caller still frees it).
+ */
+cm_status cm_message_read(cm_message *message, cm_read_fn read, void *user_data);
+
+/**
+ * Receives the next message of `port` (timeouts as `cm_port_recv`) and reads it with
+ * `read(reader, user_data)` straight from the queue: no message object is allocated,
+ * no value tree is built (the fast path). The callback may adopt the message's ports
+ * with `cm_reader_take_port`; ports it does not take are closed. Returns what the
+ * callback returned, `CM_ERR_MESSAGE` when the message is malformed, or the receive's
+ * status (`CM_EMPTY`, `CM_TIMEOUT`, `CM_CLOSED`) without calling the callback.
+ */
+cm_status cm_port_recv_with(cm_port port, int64_t timeout_ms, cm_read_fn read, void *user_data);
+
+/**
+ * Adopts port number `index` of a message being read by `cm_port_recv_with`: `*port` =
+ * a new handle owned by the caller (`cm_port_close`). Once per port. (In
+ * `cm_message_read`, take ports with `cm_message_take_port` instead.)
+ */
+cm_status cm_reader_take_port(cm_reader *reader, size_t index, cm_port *port);
+
+/**
+ * Fills `*event` with the next step of the message. `CM_ERR_MESSAGE` when the message
+ * is malformed (the reader is then unusable); `CM_ERR_INVALID_STATE` once the whole
+ * value has been read.
+ */
+cm_status cm_reader_next(cm_reader *reader, cm_event *event);
+
+/**
+ * Skips the next complete value (a container with everything in it).
+ */
+cm_status cm_reader_skip(cm_reader *reader);
 
 /**
  * A new `undefined`. Owned by the caller (`cm_value_free`).

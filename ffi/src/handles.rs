@@ -25,6 +25,8 @@ struct SlotState {
     object: Option<Object>,
 }
 
+/// Cache-line aligned: two threads using neighbouring handles never share a line.
+#[repr(align(128))]
 struct Slot(Mutex<SlotState>);
 
 struct Table {

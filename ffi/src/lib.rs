@@ -30,6 +30,7 @@ mod group;
 mod handles;
 mod message;
 mod port;
+mod reader;
 mod value;
 mod writer;
 
@@ -37,6 +38,7 @@ pub use error::{cm_last_error_message, cm_status};
 pub use group::*;
 pub use message::*;
 pub use port::*;
+pub use reader::*;
 pub use value::*;
 pub use writer::*;
 

@@ -91,6 +91,12 @@ impl cm_message {
         }
     }
 
+    /// The encoded bytes, side table and port count (for a streaming reader).
+    pub(crate) fn parts(&self) -> Res<(&[u8], &[Buffer], u32)> {
+        let (b, s) = self.encoded()?;
+        Ok((b, s, self.port_count))
+    }
+
     fn decoded(&mut self) -> Res<&Value> {
         if self.value_taken {
             return fail(

@@ -380,6 +380,12 @@ pub unsafe extern "C" fn cm_port_recv_raw(
     unsafe { recv_impl(port, timeout_ms, out, false) }
 }
 
+/// Receives the next message of the port behind `handle`, still encoded.
+pub(crate) fn receive(handle: cm_port, timeout_ms: i64) -> Res<Message> {
+    let (p, wake) = get_port_and_wake(handle)?;
+    take_message(&p, wake.as_deref(), timeout_ms)
+}
+
 unsafe fn recv_impl(
     port: cm_port,
     timeout_ms: i64,

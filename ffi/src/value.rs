@@ -178,7 +178,7 @@ pub(crate) fn error_name_from(k: i32) -> Res<ErrorName> {
         )
 }
 
-fn error_name_to(n: ErrorName) -> i32 {
+pub(crate) fn error_name_to(n: ErrorName) -> i32 {
     ERROR_NAMES
         .iter()
         .position(|&v| v == n)

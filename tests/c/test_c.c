@@ -1035,6 +1035,90 @@ static void writer_posts_without_a_value_tree(void) {
   OK(cm_port_close(d));
 }
 
+/* ---- the streaming reader ------------------------------------------------------------ */
+
+struct read_state {
+  int events;
+  int64_t seq;
+  int saw_tick;
+  cm_port port;
+  cm_status take_again;
+};
+
+static cm_status read_all(cm_reader *r, void *ud) {
+  struct read_state *st = ud;
+  cm_event e;
+  cm_status s;
+  while ((s = cm_reader_next(r, &e)) == CM_OK) {
+    st->events++;
+    if (e.type == CM_EVENT_INT) st->seq = e.i;
+    if (e.type == CM_EVENT_STRING && e.len == 4 && memcmp(e.ptr, "tick", 4) == 0) st->saw_tick = 1;
+    if (e.type == CM_EVENT_PORT) {
+      if (cm_reader_take_port(r, (size_t)e.n, &st->port) != CM_OK) return CM_ERR_INVALID_STATE;
+      st->take_again = cm_reader_take_port(r, (size_t)e.n, &st->port);
+    }
+  }
+  return s == CM_ERR_INVALID_STATE ? CM_OK : s; /* read completely */
+}
+
+static cm_status read_skip(cm_reader *r, void *ud) {
+  struct read_state *st = ud;
+  cm_event e;
+  cm_status s = cm_reader_next(r, &e); /* the array */
+  if (s == CM_OK) s = cm_reader_skip(r); /* its first element, a whole object */
+  if (s == CM_OK) s = cm_reader_next(r, &e);
+  if (s == CM_OK && e.type == CM_EVENT_INT) st->seq = e.i;
+  return s;
+}
+
+static void streaming_reader_reads_without_a_value_tree(void) {
+  cm_port a, b, c, d;
+  OK(cm_channel_new(&a, &b));
+  OK(cm_channel_new(&c, &d));
+  cm_value *v = tick(42);
+  OK(cm_port_post(a, v, NULL, 0));
+  struct read_state st = {0, -1, 0, 0, CM_OK};
+  OK(cm_port_recv_with(b, 1000, read_all, &st));
+  CHECK(st.events == 5 && st.seq == 42 && st.saw_tick);
+  /* the same through a received message */
+  OK(cm_port_post(a, v, NULL, 0));
+  cm_message *m;
+  OK(cm_port_recv_raw(b, 1000, &m));
+  struct read_state st2 = {0, -1, 0, 0, CM_OK};
+  OK(cm_message_read(m, read_all, &st2));
+  CHECK(st2.events == 5 && st2.seq == 42);
+  cm_message_free(m);
+  /* skipping, and ports taken by the reader */
+  cm_value *arr = build_array(3, tick(1), cm_value_new_int(7), cm_value_new_port(0));
+  OK(cm_port_post(a, arr, &d, 1));
+  struct read_state st3 = {0, -1, 0, 0, CM_OK};
+  OK(cm_port_recv_with(b, 1000, read_skip, &st3));
+  CHECK(st3.seq == 7); /* the port it did not take was closed */
+  CHECK_STATUS(cm_port_recv(c, 1000, &m), CM_CLOSED);
+  OK(cm_channel_new(&c, &d));
+  OK(cm_port_post(a, arr, &d, 1));
+  struct read_state st4 = {0, -1, 0, 0, CM_OK};
+  OK(cm_port_recv_with(b, 1000, read_all, &st4));
+  CHECK(st4.port != 0 && st4.take_again == CM_ERR_INVALID_STATE);
+  OK(cm_port_post(c, v, NULL, 0));
+  cm_value *got = recv_value(st4.port);
+  CHECK(read_tick(got) == 42);
+  cm_value_free(got);
+  /* a malformed message is CM_ERR_MESSAGE; nothing queued is CM_EMPTY */
+  static const uint8_t garbage[] = {0xd9, 0xcb, 0x01, 0x82, 0x01};
+  OK(cm_port_post_encoded(a, garbage, sizeof garbage, NULL, 0, NULL, 0));
+  struct read_state st5 = {0, -1, 0, 0, CM_OK};
+  CHECK_STATUS(cm_port_recv_with(b, 1000, read_all, &st5), CM_ERR_MESSAGE);
+  CHECK_STATUS(cm_port_recv_with(b, 0, read_all, &st5), CM_EMPTY);
+  CHECK_STATUS(cm_port_recv_with(b, 0, NULL, NULL), CM_ERR_NULL_POINTER);
+  cm_value_free(v);
+  cm_value_free(arr);
+  OK(cm_port_close(st4.port));
+  OK(cm_port_close(a));
+  OK(cm_port_close(b));
+  OK(cm_port_close(c));
+}
+
 /* ---- export / import: a port moves to another thread by number ----------------------- */
 
 static void *import_thread(void *arg) {
@@ -1091,6 +1175,7 @@ static const struct test TESTS[] = {
     T(i1_broadcast_reaches_others_not_itself),
     T(w3b_buffers_move_without_copy),
     T(writer_posts_without_a_value_tree),
+    T(streaming_reader_reads_without_a_value_tree),
     T(c9_export_moves_a_port_to_another_thread),
 };
 
