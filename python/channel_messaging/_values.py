@@ -104,9 +104,9 @@ def _make_exception(name: str, message: Optional[str], stack: Optional[str]) -> 
     themselves, RangeError as ValueError, anything else as Exception. ``stack`` is kept
     as the attribute ``stack`` (None when the sender had none), ``name`` as ``js_name``,
     the cause as ``cause`` (and as ``__cause__`` when it is an exception)."""
-    cls = _PY_ERRORS.get(name, Exception)
-    exc = cls(message) if message is not None else cls()
-    exc.stack = stack  # type: ignore[attr-defined]
-    exc.js_name = name  # type: ignore[attr-defined]
-    exc.cause = None  # type: ignore[attr-defined]
+    cls: type = _PY_ERRORS.get(name, Exception)
+    exc: BaseException = cls(message) if message is not None else cls()
+    setattr(exc, "stack", stack)
+    setattr(exc, "js_name", name)
+    setattr(exc, "cause", None)
     return exc
