@@ -220,6 +220,7 @@ fn kind_of(v: &Value) -> cm_kind {
 /// # Safety
 ///
 /// `ptr` must point to `len` readable bytes that outlive the returned slice.
+#[inline]
 pub(crate) unsafe fn slice<'a, T>(ptr: *const T, len: usize, what: &'static str) -> Res<&'a [T]> {
     if len == 0 {
         return Ok(&[]);
@@ -239,9 +240,21 @@ pub(crate) unsafe fn slice<'a, T>(ptr: *const T, len: usize, what: &'static str)
 /// # Safety
 ///
 /// As [`slice`].
+#[inline]
 pub(crate) unsafe fn utf8<'a>(ptr: *const c_char, len: usize, what: &'static str) -> Res<&'a str> {
     // SAFETY: forwarded contract.
     let bytes = unsafe { slice(ptr.cast::<u8>(), len, what)? };
+    // Keys and short strings are usually ASCII: check those inline.
+    if bytes.len() <= 32 && bytes.iter().all(u8::is_ascii) {
+        // SAFETY: every byte is ASCII, so the bytes are valid UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    utf8_slow(bytes, what)
+}
+
+#[cold]
+#[inline(never)]
+fn utf8_slow<'a>(bytes: &'a [u8], what: &'static str) -> Res<&'a str> {
     std::str::from_utf8(bytes).map_err(|e| {
         Failure::new(
             CM_ERR_INVALID_ARGUMENT,
