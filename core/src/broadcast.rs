@@ -250,11 +250,46 @@ impl BroadcastChannel {
     ///
     /// As [`MessagePort::recv`](crate::MessagePort::recv).
     pub fn recv(&self) -> Result<MessageEvent, RecvError> {
-        match self.0.endpoint.wait(None, || self.try_recv_message()) {
-            Ok(m) => m.decode().map_err(RecvError::MessageError),
-            Err(RecvTimeoutError::MessageError(e)) => Err(RecvError::MessageError(e)),
-            Err(_) => Err(RecvError::Closed),
-        }
+        self.recv_message()?
+            .decode()
+            .map_err(RecvError::MessageError)
+    }
+
+    /// Blocks for the next message, still encoded (for bindings).
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Closed`] once the channel is closed.
+    pub fn recv_message(&self) -> Result<Message, RecvError> {
+        self.0
+            .endpoint
+            .wait(None, || self.try_recv_message())
+            .map_err(|e| match e {
+                RecvTimeoutError::MessageError(d) => RecvError::MessageError(d),
+                _ => RecvError::Closed,
+            })
+    }
+
+    /// Blocks for at most `timeout` for the next message, still encoded (for bindings).
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`] when nothing arrived in time, otherwise as
+    /// [`recv_message`](Self::recv_message).
+    pub fn recv_message_timeout(&self, timeout: Duration) -> Result<Message, RecvTimeoutError> {
+        let deadline = Instant::now().checked_add(timeout);
+        self.0.endpoint.wait(deadline, || self.try_recv_message())
+    }
+
+    /// Blocks for the next message and deserializes it as a `T`.
+    ///
+    /// # Errors
+    ///
+    /// As [`MessagePort::recv_as`](crate::MessagePort::recv_as).
+    pub fn recv_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, RecvError> {
+        self.recv_message()?
+            .deserialize()
+            .map_err(RecvError::MessageError)
     }
 
     /// Blocks for at most `timeout` for the next message.

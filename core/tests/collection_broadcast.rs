@@ -214,3 +214,23 @@ impl RecvAsTest for BroadcastChannel {
             .unwrap() as u32
     }
 }
+
+#[test]
+fn i_broadcast_receives_raw_and_serde() {
+    let a = BroadcastChannel::new("i-raw");
+    let b = BroadcastChannel::new("i-raw");
+    a.post(&41u16).unwrap();
+    a.post(&42u16).unwrap();
+    let raw = b.recv_message_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(raw.deserialize::<u16>().unwrap(), 41);
+    assert_eq!(b.recv_as::<u16>().unwrap(), 42);
+    assert!(matches!(
+        b.recv_message_timeout(Duration::from_millis(10)),
+        Err(RecvTimeoutError::Timeout)
+    ));
+    b.close();
+    assert!(matches!(
+        b.recv_message(),
+        Err(channel_messaging::RecvError::Closed)
+    ));
+}

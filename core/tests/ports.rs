@@ -818,3 +818,16 @@ fn b5_posting_only_signals_delivery_happens_at_the_receiver() {
     assert_eq!(seen.load(Ordering::SeqCst), 1);
     assert_eq!(recv_int(&b), 1);
 }
+
+#[test]
+fn stats_report_closed_as_soon_as_the_partner_closes() {
+    let (a, b) = MessageChannel::new().into_ports();
+    a.post_message(&int(1), &[]).unwrap();
+    assert!(!b.stats().closed);
+    a.close();
+    let s = b.stats();
+    assert!(s.closed, "the partner closed, before b received the close");
+    assert_eq!(s.queued_messages, 1, "what was sent before is still there");
+    assert_eq!(recv_int(&b), 1);
+    assert_closed(&b);
+}

@@ -189,8 +189,9 @@ pub struct PortStats {
     pub queued_messages: usize,
     /// Their size: encoded bytes plus buffers.
     pub queued_bytes: usize,
-    /// The port will not receive new messages: it was closed, its partner closed, or it
-    /// was transferred away.
+    /// The port will not receive new messages: it was closed, its partner closed (even
+    /// before this side has received the close), or it was transferred away. Messages
+    /// already queued can still be received.
     pub closed: bool,
     /// The flow-control limits set on this port.
     pub limits: Limits,
@@ -628,7 +629,11 @@ impl MessagePort {
             queued_bytes,
             closed: c.ended.is_some()
                 || !inbox.is_accepting()
-                || self.flags() & (CLOSED | DETACHED) != 0,
+                || self.flags() & (CLOSED | DETACHED) != 0
+                || self
+                    .0
+                    .target()
+                    .is_none_or(|partner| !partner.is_accepting()),
             limits: inbox.limits(),
         }
     }
