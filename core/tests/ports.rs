@@ -831,3 +831,33 @@ fn stats_report_closed_as_soon_as_the_partner_closes() {
     assert_eq!(recv_int(&b), 1);
     assert_closed(&b);
 }
+
+#[test]
+fn bindings_poll_raw_messages_and_take_their_buffers() {
+    use std::task::{Context, Poll, Waker};
+    let (a, b) = MessageChannel::new().into_ports();
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(b.poll_recv_message(&mut cx).is_pending());
+    let bytes = vec![9u8; 8192];
+    let ptr = bytes.as_ptr();
+    a.post_message(&Value::Buffer(Buffer::from(bytes)), &[])
+        .unwrap();
+    let Poll::Ready(Ok(mut msg)) = b.poll_recv_message(&mut cx) else {
+        panic!("expected a message")
+    };
+    let buffers = msg.take_buffers();
+    assert_eq!(
+        buffers.len(),
+        1,
+        "an 8 KiB buffer travels in the side table"
+    );
+    assert!(msg.buffers().is_empty());
+    drop(msg);
+    let owned = buffers.into_iter().next().unwrap().into_vec();
+    assert_eq!(owned.as_ptr(), ptr, "taken without a copy");
+    a.close();
+    assert!(matches!(
+        b.poll_recv_message(&mut cx),
+        Poll::Ready(Err(TryRecvError::Closed))
+    ));
+}

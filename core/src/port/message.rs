@@ -204,6 +204,16 @@ impl Message {
         self.bytes().len() + self.buffers().iter().map(|b| b.len()).sum::<usize>()
     }
 
+    /// Takes the out-of-band buffers, leaving the table empty. A binding that has decoded
+    /// the bytes takes them to own the memory: a buffer whose last handle is the one
+    /// taken here reaches the receiver without a copy ([`Buffer::into_vec`]).
+    pub fn take_buffers(&mut self) -> Vec<Buffer> {
+        match self.side.as_mut() {
+            Some(s) => std::mem::take(&mut s.buffers),
+            None => Vec::new(),
+        }
+    }
+
     /// Adopts the transferred ports, in transfer-list order: the `i`-th is what
     /// `Value::Port(i)` in the data refers to. Each starts with its queue disabled
     /// (spec B9) and receives every message that was queued or in flight for it.

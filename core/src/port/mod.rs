@@ -478,6 +478,18 @@ impl MessagePort {
             .map_err(RecvError::MessageError)
     }
 
+    /// Polls for the next message, still encoded: the building block of a binding's own
+    /// future. On `Pending`, the task's waker is registered and is woken by the next
+    /// message or the close.
+    ///
+    /// # Errors
+    ///
+    /// `Ready(Err(TryRecvError::Closed))` once the port has ended; never `Empty` (that is
+    /// `Pending`) and never `MessageError`.
+    pub fn poll_recv_message(&self, cx: &mut Context<'_>) -> Poll<Result<Message, TryRecvError>> {
+        self.0.endpoint.poll_pop(cx, || self.try_recv_message())
+    }
+
     /// The next message, asynchronously. The future is cancel-safe.
     ///
     /// # Examples
