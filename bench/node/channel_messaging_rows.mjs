@@ -10,8 +10,15 @@
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import { serialize } from 'node:v8';
+import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 
 const require = createRequire(import.meta.url);
+const root = new URL('../../', import.meta.url);
+if (isMainThread && !existsSync(new URL('node/channel-messaging.node', root))) {
+  // the addon is a build output (`make node`); build it once, quietly, if missing
+  execFileSync('make', ['--no-print-directory', 'node'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+}
 const cm = require('../../node/index.js');
 
 const W3_BYTES = 64 * 1024;

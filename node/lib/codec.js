@@ -1013,6 +1013,8 @@ function makeError(name, message, stack) {
   const err = message === undefined ? new Ctor() : new Ctor(message);
   if (stack !== undefined) {
     Object.defineProperty(err, 'stack', { value: stack, writable: true, enumerable: false, configurable: true });
+  } else {
+    delete err.stack; // the message carried none: do not invent one at the receiver
   }
   return err;
 }

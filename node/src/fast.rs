@@ -33,12 +33,21 @@ pub(crate) fn endpoint_external<'env>(
     let mut value = ptr::null_mut();
     // SAFETY: `raw` stays valid until `finalize_endpoint` takes it back.
     let status = unsafe {
-        sys::napi_create_external(env.raw(), raw, Some(finalize_endpoint), ptr::null_mut(), &mut value)
+        sys::napi_create_external(
+            env.raw(),
+            raw,
+            Some(finalize_endpoint),
+            ptr::null_mut(),
+            &mut value,
+        )
     };
     if status != sys::Status::napi_ok {
         // SAFETY: the external was not created, so `raw` is still ours.
         drop(unsafe { Arc::from_raw(raw as *const Endpoint) });
-        return Err(napi::Error::new(Status::GenericFailure, "cannot create an endpoint handle"));
+        return Err(napi::Error::new(
+            Status::GenericFailure,
+            "cannot create an endpoint handle",
+        ));
     }
     // SAFETY: `value` is a live value of this environment.
     unsafe { Unknown::from_napi_value(env.raw(), value) }
@@ -56,16 +65,30 @@ unsafe extern "C" fn finalize_endpoint(_env: sys::napi_env, data: *mut c_void, _
 pub fn fast_api(env: &Env) -> napi::Result<Object<'_>> {
     let mut obj = Object::new(env)?;
     for (name, cb) in [
-        ("post", fast_post as unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value),
+        (
+            "post",
+            fast_post
+                as unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value,
+        ),
         ("recv", fast_recv),
     ] {
         let mut f = ptr::null_mut();
         // SAFETY: a plain function with no data pointer.
         let status = unsafe {
-            sys::napi_create_function(env.raw(), name.as_ptr().cast(), name.len() as isize, Some(cb), ptr::null_mut(), &mut f)
+            sys::napi_create_function(
+                env.raw(),
+                name.as_ptr().cast(),
+                name.len() as isize,
+                Some(cb),
+                ptr::null_mut(),
+                &mut f,
+            )
         };
         if status != sys::Status::napi_ok {
-            return Err(napi::Error::new(Status::GenericFailure, "cannot create a function"));
+            return Err(napi::Error::new(
+                Status::GenericFailure,
+                "cannot create a function",
+            ));
         }
         // SAFETY: `f` is a live function value of this environment.
         obj.set_named_property(name, unsafe { Unknown::from_napi_value(env.raw(), f)? })?;
@@ -74,11 +97,23 @@ pub fn fast_api(env: &Env) -> napi::Result<Object<'_>> {
 }
 
 /// Reads up to `N` arguments.
-unsafe fn args<const N: usize>(env: sys::napi_env, info: sys::napi_callback_info) -> Option<[sys::napi_value; N]> {
+unsafe fn args<const N: usize>(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> Option<[sys::napi_value; N]> {
     let mut argv = [ptr::null_mut(); N];
     let mut argc = N;
     // SAFETY: `argv` has room for `argc` values.
-    let status = unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) };
+    let status = unsafe {
+        sys::napi_get_cb_info(
+            env,
+            info,
+            &mut argc,
+            argv.as_mut_ptr(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+        )
+    };
     (status == sys::Status::napi_ok && argc >= N).then_some(argv)
 }
 
@@ -87,11 +122,15 @@ unsafe fn endpoint<'a>(env: sys::napi_env, value: sys::napi_value) -> Option<&'a
     let mut t = 0;
     // SAFETY: plain queries on a live value.
     unsafe {
-        if sys::napi_typeof(env, value, &mut t) != sys::Status::napi_ok || t != sys::ValueType::napi_external {
+        if sys::napi_typeof(env, value, &mut t) != sys::Status::napi_ok
+            || t != sys::ValueType::napi_external
+        {
             return None;
         }
         let mut data = ptr::null_mut();
-        if sys::napi_get_value_external(env, value, &mut data) != sys::Status::napi_ok || data.is_null() {
+        if sys::napi_get_value_external(env, value, &mut data) != sys::Status::napi_ok
+            || data.is_null()
+        {
             return None;
         }
         // Externals of this addon all point at an `Endpoint`; the magic catches a
@@ -107,13 +146,24 @@ unsafe fn bytes<'a>(env: sys::napi_env, value: sys::napi_value) -> Option<&'a mu
     // SAFETY: a plain query; the slice lives as long as the typed array, which the
     // caller holds for the duration of the call.
     unsafe {
-        if sys::napi_get_typedarray_info(env, value, &mut kind, &mut len, &mut data, ptr::null_mut(), ptr::null_mut())
-            != sys::Status::napi_ok
+        if sys::napi_get_typedarray_info(
+            env,
+            value,
+            &mut kind,
+            &mut len,
+            &mut data,
+            ptr::null_mut(),
+            ptr::null_mut(),
+        ) != sys::Status::napi_ok
             || kind != sys::TypedarrayType::uint8_array
         {
             return None;
         }
-        Some(if len == 0 { &mut [] } else { std::slice::from_raw_parts_mut(data.cast(), len) })
+        Some(if len == 0 {
+            &mut []
+        } else {
+            std::slice::from_raw_parts_mut(data.cast(), len)
+        })
     }
 }
 
@@ -131,7 +181,10 @@ unsafe fn int32(env: sys::napi_env, v: i32) -> sys::napi_value {
     out
 }
 
-unsafe extern "C" fn fast_post(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+unsafe extern "C" fn fast_post(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
     let run = AssertUnwindSafe(|| unsafe {
         let Some([ep, buf, len]) = args::<3>(env, info) else {
             return throw_type_error(env, "post(endpoint, bytes, length) takes three arguments");
@@ -140,14 +193,21 @@ unsafe extern "C" fn fast_post(env: sys::napi_env, info: sys::napi_callback_info
             return throw_type_error(env, "post: not an endpoint and a Uint8Array");
         };
         let mut n = 0u32;
-        if sys::napi_get_value_uint32(env, len, &mut n) != sys::Status::napi_ok || n as usize > buf.len() {
+        if sys::napi_get_value_uint32(env, len, &mut n) != sys::Status::napi_ok
+            || n as usize > buf.len()
+        {
             return throw_type_error(env, "post: the length is not within the Uint8Array");
         }
         match ep.post_bytes(&buf[..n as usize]) {
             None => ptr::null_mut(),
             Some(message) => {
                 let mut out = ptr::null_mut();
-                sys::napi_create_string_utf8(env, message.as_ptr().cast(), message.len() as isize, &mut out);
+                sys::napi_create_string_utf8(
+                    env,
+                    message.as_ptr().cast(),
+                    message.len() as isize,
+                    &mut out,
+                );
                 out
             }
         }
@@ -155,7 +215,10 @@ unsafe extern "C" fn fast_post(env: sys::napi_env, info: sys::napi_callback_info
     catch_unwind(run).unwrap_or_else(|_| unsafe { throw_type_error(env, "post: internal error") })
 }
 
-unsafe extern "C" fn fast_recv(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+unsafe extern "C" fn fast_recv(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
     let run = AssertUnwindSafe(|| unsafe {
         let Some([ep, buf]) = args::<2>(env, info) else {
             return throw_type_error(env, "recv(endpoint, scratch) takes two arguments");

@@ -19,12 +19,14 @@
 
 // The classes here are JS-facing handles (their state is printed from JS, never from Rust).
 #![allow(missing_debug_implementations)]
+// napi-derive registers nothing in `cfg(test)` builds, so the exported items look unused there.
+#![cfg_attr(test, allow(dead_code))]
 
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
 use channel_messaging::{
-    Buffer, BroadcastChannel, Limits, Message, MessageChannel, MessagePort, PortCollection,
+    BroadcastChannel, Buffer, Limits, Message, MessageChannel, MessagePort, PortCollection,
     PostError, TryRecvError,
 };
 use napi::bindgen_prelude::{
@@ -198,11 +200,7 @@ pub struct PendingMessage {
 }
 
 fn into_pending(mut msg: Message) -> PendingMessage {
-    let ports = msg
-        .take_ports()
-        .into_iter()
-        .map(NativePort::wrap)
-        .collect();
+    let ports = msg.take_ports().into_iter().map(NativePort::wrap).collect();
     let buffers = msg
         .buffers()
         .iter()

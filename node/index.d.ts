@@ -1,0 +1,144 @@
+// Type definitions for channel-messaging (Node). Kept by hand; test/dts.test.js checks
+// that every name declared here exists at runtime and vice versa.
+
+/** An object that can be listed in a transfer list. */
+export type Transferable = MessagePort | ArrayBuffer;
+
+export interface StructuredSerializeOptions {
+  transfer?: Iterable<Transferable>;
+}
+
+export interface PortLimits {
+  /** At or above this many queued messages the partner sees pressure (null: none). */
+  maxMessages?: number | null;
+  /** At or above this many queued bytes the partner sees pressure (null: none). */
+  maxBytes?: number | null;
+}
+
+export interface PortStats {
+  queuedMessages: number;
+  queuedBytes: number;
+  closed: boolean;
+  limits: { maxMessages: number | null; maxBytes: number | null };
+}
+
+/** The event of 'message' and 'messageerror'. */
+export class MessageEvent<T = any> extends Event {
+  constructor(type: string, init?: { data?: T; ports?: readonly MessagePort[] });
+  readonly data: T;
+  readonly ports: readonly MessagePort[];
+  readonly origin: string;
+  readonly lastEventId: string;
+  readonly source: null;
+}
+
+interface NodeStyleTarget {
+  on(type: string, listener: (...args: any[]) => void): this;
+  addListener(type: string, listener: (...args: any[]) => void): this;
+  once(type: string, listener: (...args: any[]) => void): this;
+  off(type: string, listener: (...args: any[]) => void): this;
+  removeListener(type: string, listener: (...args: any[]) => void): this;
+  removeAllListeners(type?: string): this;
+  emit(type: string, arg?: any): boolean;
+  listenerCount(type: string): number;
+  eventNames(): string[];
+  setMaxListeners(n: number): this;
+  getMaxListeners(): number;
+}
+
+/** One end of a channel: a drop-in for worker_threads' MessagePort. */
+export class MessagePort extends EventTarget implements NodeStyleTarget {
+  private constructor();
+  postMessage(value: any, transfer?: readonly Transferable[] | Iterable<Transferable>): void;
+  postMessage(value: any, options?: StructuredSerializeOptions): void;
+  start(): void;
+  close(callback?: () => void): void;
+  ref(): void;
+  unref(): void;
+  hasRef(): boolean;
+  onmessage: ((this: MessagePort, ev: MessageEvent) => any) | null;
+  onmessageerror: ((this: MessagePort, ev: MessageEvent) => any) | null;
+  onclose: ((this: MessagePort, ev: Event) => any) | null;
+  /**
+   * Detaches this port (as a transfer does) and returns a single-use handle that
+   * `MessagePort.importHandle` adopts on any thread of this process, a Worker included.
+   */
+  exportHandle(): bigint;
+  /** Adopts a port exported with `exportHandle`; throws for a used, stale or forged handle. */
+  static importHandle(handle: bigint): MessagePort;
+  /** Flow control: limits on this port's queue (its partner sees the pressure). */
+  setLimits(limits?: PortLimits): void;
+  /** Whether the partner's queue is below its limits. */
+  isReady(): boolean;
+  stats(): PortStats;
+  [Symbol.asyncIterator](): AsyncIterableIterator<any>;
+
+  on(type: 'message', listener: (value: any) => void): this;
+  on(type: 'messageerror', listener: (error: Error) => void): this;
+  on(type: 'close', listener: () => void): this;
+  on(type: string, listener: (...args: any[]) => void): this;
+  addListener(type: string, listener: (...args: any[]) => void): this;
+  once(type: string, listener: (...args: any[]) => void): this;
+  off(type: string, listener: (...args: any[]) => void): this;
+  removeListener(type: string, listener: (...args: any[]) => void): this;
+  removeAllListeners(type?: string): this;
+  emit(type: string, arg?: any): boolean;
+  listenerCount(type: string): number;
+  eventNames(): string[];
+  setMaxListeners(n: number): this;
+  getMaxListeners(): number;
+}
+
+/** Two entangled ports: a drop-in for worker_threads' MessageChannel. */
+export class MessageChannel {
+  constructor();
+  readonly port1: MessagePort;
+  readonly port2: MessagePort;
+}
+
+/** Process-wide named one-to-many messaging: a drop-in for Node's BroadcastChannel. */
+export class BroadcastChannel extends EventTarget implements NodeStyleTarget {
+  constructor(name: string);
+  readonly name: string;
+  postMessage(message: any): void;
+  close(): void;
+  ref(): this;
+  unref(): this;
+  onmessage: ((this: BroadcastChannel, ev: MessageEvent) => any) | null;
+  onmessageerror: ((this: BroadcastChannel, ev: MessageEvent) => any) | null;
+
+  on(type: string, listener: (...args: any[]) => void): this;
+  addListener(type: string, listener: (...args: any[]) => void): this;
+  once(type: string, listener: (...args: any[]) => void): this;
+  off(type: string, listener: (...args: any[]) => void): this;
+  removeListener(type: string, listener: (...args: any[]) => void): this;
+  removeAllListeners(type?: string): this;
+  emit(type: string, arg?: any): boolean;
+  listenerCount(type: string): number;
+  eventNames(): string[];
+  setMaxListeners(n: number): this;
+  getMaxListeners(): number;
+}
+
+/** A weak, insertion-ordered set of ports that broadcasts (encoding once). */
+export class PortCollection implements Iterable<MessagePort> {
+  constructor();
+  add(port: MessagePort): void;
+  remove(port: MessagePort): void;
+  has(port: MessagePort): boolean;
+  clear(): void;
+  readonly size: number;
+  iterate(callback: (port: MessagePort) => void): void;
+  /** Posts to every member (clone only); returns how many ports it reached. */
+  postMessage(value: any): number;
+  [Symbol.iterator](): Iterator<MessagePort>;
+}
+
+/** Receives one queued message synchronously, whether or not the port was started. */
+export function receiveMessageOnPort(port: MessagePort): { message: any } | undefined;
+
+/** Same as `MessagePort.importHandle`. */
+export function importPort(handle: bigint): MessagePort;
+
+/** The package version. */
+export const version: string;

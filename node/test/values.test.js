@@ -1,0 +1,124 @@
+'use strict';
+// DESIGN.md §3's value mapping, round trip through a real port.
+const test = require('node:test');
+const assert = require('node:assert');
+const { MessageChannel, receiveMessageOnPort } = require('..');
+
+function roundTrip(value, transfer) {
+  const { port1, port2 } = new MessageChannel();
+  port1.postMessage(value, transfer);
+  const r = receiveMessageOnPort(port2);
+  port1.close();
+  return r.message;
+}
+
+test('g1_primitives_keep_their_values', () => {
+  for (const v of [undefined, null, true, false, 0, -0, 1, -1, 2 ** 53 - 1, -(2 ** 53), 1.5, NaN, Infinity, -Infinity,
+    0.1, 1e300, 5e-324, 0n, -1n, 2n ** 200n, -(2n ** 70n), '', 'a', 'héllo wörld ✓', 'x'.repeat(5000), 'nul\0nul', '\ud800', 'a\udfffb']) {
+    const back = roundTrip(v);
+    assert.ok(Object.is(back, v), `${String(v).slice(0, 20)} round-trips`);
+  }
+});
+
+test('g2_objects_arrays_holes_maps_sets_dates_regexps_errors_boxed', () => {
+  const v = {
+    obj: { a: 1, b: { c: [1, 2, 3] } },
+    holes: [1, , 3], // eslint-disable-line no-sparse-arrays
+    map: new Map([[{ k: 1 }, 'v'], [2, new Set([1])]]),
+    set: new Set(['x', 1, 2n]),
+    date: new Date(1700000000123),
+    invalid: new Date(NaN),
+    re: /a+b/gi,
+    err: new RangeError('out', { cause: new Error('inner') }),
+    boxed: [Object(1), Object('s'), Object(true), Object(3n)],
+    __proto__: null,
+  };
+  const back = roundTrip(v);
+  assert.deepStrictEqual(back.obj, v.obj);
+  assert.strictEqual(1 in back.holes, false);
+  assert.strictEqual(back.holes.length, 3);
+  assert.deepStrictEqual([...back.map.values()][1], new Set([1]));
+  assert.deepStrictEqual([...back.set], ['x', 1, 2n]);
+  assert.strictEqual(back.date.getTime(), 1700000000123);
+  assert.ok(Number.isNaN(back.invalid.getTime()));
+  assert.strictEqual(back.re.source, 'a+b');
+  assert.strictEqual(back.re.flags, 'gi');
+  assert.ok(back.err instanceof RangeError);
+  assert.strictEqual(back.err.message, 'out');
+  assert.strictEqual(back.err.stack, v.err.stack);
+  assert.strictEqual(back.err.cause.message, 'inner');
+  assert.deepStrictEqual(back.boxed.map((b) => b.valueOf()), [1, 's', true, 3n]);
+  assert.strictEqual(Object.getPrototypeOf(back), Object.prototype);
+});
+
+test('g2_typed_arrays_and_dataview_share_one_buffer', () => {
+  const ab = new ArrayBuffer(16);
+  const u8 = new Uint8Array(ab, 1, 4);
+  const f64 = new Float64Array(ab, 8, 1);
+  const dv = new DataView(ab, 2, 6);
+  u8[0] = 9;
+  f64[0] = 2.5;
+  const back = roundTrip({ u8, f64, dv, ab });
+  assert.strictEqual(back.u8.buffer, back.ab);
+  assert.strictEqual(back.f64.buffer, back.ab);
+  assert.strictEqual(back.dv.buffer, back.ab);
+  assert.strictEqual(back.u8[0], 9);
+  assert.strictEqual(back.f64[0], 2.5);
+  assert.strictEqual(back.dv.byteOffset, 2);
+  assert.strictEqual(back.dv.byteLength, 6);
+  // copied, not transferred: the original is intact
+  assert.strictEqual(ab.byteLength, 16);
+  for (const C of [Int8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, BigInt64Array, BigUint64Array]) {
+    const t = new C(3);
+    const b = roundTrip(t);
+    assert.ok(b instanceof C);
+    assert.strictEqual(b.length, 3);
+  }
+});
+
+test('g2_large_buffers_travel_in_the_side_table_and_are_copied', () => {
+  const big = new Uint8Array(64 * 1024).map((_, i) => i & 255);
+  const back = roundTrip(big.buffer);
+  assert.deepStrictEqual(new Uint8Array(back), big);
+  assert.strictEqual(big.buffer.byteLength, 64 * 1024);
+});
+
+test('g4_cycles_and_shared_references', () => {
+  const shared = { s: 1 };
+  const a = [shared, shared];
+  const cyc = { name: 'c' };
+  cyc.self = cyc;
+  const m = new Map();
+  m.set('me', m);
+  const back = roundTrip({ a, cyc, m, again: cyc });
+  assert.strictEqual(back.a[0], back.a[1]);
+  assert.notStrictEqual(back.a[0], shared);
+  assert.strictEqual(back.cyc.self, back.cyc);
+  assert.strictEqual(back.again, back.cyc);
+  assert.strictEqual(back.m.get('me'), back.m);
+});
+
+test('g_depth_limit_is_a_DataCloneError', () => {
+  let deep = [];
+  for (let i = 0; i < 300; i++) deep = [deep];
+  assert.throws(() => roundTrip(deep), (e) => e.name === 'DataCloneError');
+});
+
+test('g_class_instances_clone_as_plain_objects', () => {
+  class Point {
+    constructor() {
+      this.x = 1;
+    }
+  }
+  const back = roundTrip(new Point());
+  assert.deepStrictEqual(back, { x: 1 });
+  assert.strictEqual(Object.getPrototypeOf(back), Object.prototype);
+});
+
+test('g_proto_key_is_an_own_property', () => {
+  const v = JSON.parse('{"__proto__": {"polluted": true}}');
+  const back = roundTrip(v);
+  assert.strictEqual(Object.getPrototypeOf(back), Object.prototype);
+  assert.deepStrictEqual(back.__proto__, { polluted: true }); // eslint-disable-line no-proto
+  assert.strictEqual({}.polluted, undefined);
+});
