@@ -201,10 +201,12 @@ pub struct PendingMessage {
 
 fn into_pending(mut msg: Message) -> PendingMessage {
     let ports = msg.take_ports().into_iter().map(NativePort::wrap).collect();
+    // Taking the buffers makes this message's handle the last one (when it was not a
+    // broadcast), so `into_vec` hands the memory over without a copy.
     let buffers = msg
-        .buffers()
-        .iter()
-        .map(|b| Uint8Array::new(b.clone().into_vec()))
+        .take_buffers()
+        .into_iter()
+        .map(|b| Uint8Array::new(b.into_vec()))
         .collect();
     PendingMessage {
         bytes: Uint8Array::new(msg.bytes().to_vec()),
