@@ -861,3 +861,54 @@ fn bindings_poll_raw_messages_and_take_their_buffers() {
         Poll::Ready(Err(TryRecvError::Closed))
     ));
 }
+
+#[test]
+fn d5_close_hook_fires_once_for_an_unstarted_port() {
+    let (a, b) = MessageChannel::new().into_ports();
+    let fired = Arc::new(AtomicUsize::new(0));
+    let f = Arc::clone(&fired);
+    b.set_close_hook(Some(Arc::new(move || {
+        f.fetch_add(1, Ordering::SeqCst);
+    })));
+    a.post_message(&int(1), &[]).unwrap();
+    assert_eq!(fired.load(Ordering::SeqCst), 0);
+    a.close();
+    a.close();
+    assert_eq!(fired.load(Ordering::SeqCst), 1, "once, without start()");
+    assert!(!b.is_started());
+    // In-band delivery is unchanged: the message, then the close.
+    assert_eq!(recv_int(&b), 1);
+    assert_closed(&b);
+    // Set after the partner is gone: called at once.
+    let late = Arc::new(AtomicUsize::new(0));
+    let l = Arc::clone(&late);
+    b.set_close_hook(Some(Arc::new(move || {
+        l.fetch_add(1, Ordering::SeqCst);
+    })));
+    assert_eq!(late.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn d5_close_hook_fires_when_the_partner_is_dropped_or_lost() {
+    let count = |p: &MessagePort| {
+        let fired = Arc::new(AtomicUsize::new(0));
+        let f = Arc::clone(&fired);
+        p.set_close_hook(Some(Arc::new(move || {
+            f.fetch_add(1, Ordering::SeqCst);
+        })));
+        fired
+    };
+    let (a, b) = MessageChannel::new().into_ports();
+    let fired = count(&b);
+    drop(a);
+    assert_eq!(fired.load(Ordering::SeqCst), 1);
+    // A port lost in a message that is never delivered.
+    let (c, d) = MessageChannel::new().into_ports();
+    let (x, y) = MessageChannel::new().into_ports();
+    let fired = count(&d);
+    x.post_message(&Value::Null, &[&c]).unwrap();
+    assert_eq!(fired.load(Ordering::SeqCst), 0, "in transit is not closed");
+    drop(y);
+    assert_eq!(fired.load(Ordering::SeqCst), 1);
+    drop(x);
+}

@@ -36,6 +36,10 @@ struct Notify {
     /// The hook may fire on the next push (it is set, the queue is enabled, and it has
     /// not fired since the consumer last found the queue empty).
     hook_armed: bool,
+    /// Called once when the partner goes away (not in-band; see `set_close_hook`).
+    close_hook: Option<ReadyHook>,
+    /// The partner went away (its close marker is queued or was received).
+    partner_gone: bool,
 }
 
 /// Running totals of messages and bytes, packed into one word so that a post costs one
@@ -132,6 +136,36 @@ impl Inbox {
         if self.accepting.load(Ordering::Acquire) {
             self.queue.push(Envelope::PartnerClosed);
             self.wake_consumer();
+            self.partner_went_away();
+        }
+    }
+
+    /// Records that the partner went away and fires the close hook, once.
+    fn partner_went_away(&self) {
+        let hook = {
+            let mut n = lock(&self.notify);
+            n.partner_gone = true;
+            n.close_hook.take()
+        };
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+
+    /// Sets the hook called once when the partner goes away; at once when it already has.
+    pub(crate) fn set_close_hook(&self, hook: Option<ReadyHook>) {
+        let now = {
+            let mut n = lock(&self.notify);
+            if n.partner_gone {
+                n.close_hook = None;
+                hook
+            } else {
+                n.close_hook = hook;
+                None
+            }
+        };
+        if let Some(hook) = now {
+            hook();
         }
     }
 
@@ -140,6 +174,7 @@ impl Inbox {
     pub(crate) fn push_partner_closed_always(&self) {
         self.queue.push(Envelope::PartnerClosed);
         self.wake_consumer();
+        self.partner_went_away();
     }
 
     /// Queues the owner's own close marker and stops accepting messages: what is queued
@@ -287,6 +322,7 @@ impl Inbox {
             let mut n = lock(&self.notify);
             n.hook = None;
             n.hook_armed = false;
+            n.close_hook = None;
             self.interest.fetch_and(!HOOK, Ordering::SeqCst);
         }
         self.hook_fired.store(false, Ordering::Relaxed);

@@ -541,6 +541,21 @@ impl MessagePort {
         }
     }
 
+    /// Registers (or with `None`, removes) a hook called once when the partner goes away:
+    /// it closed, was dropped, or was lost in a message that was never delivered. Unlike
+    /// the ready hook it does not wait for the queue: it fires whether or not this port
+    /// is started, and before this side has received what the partner posted before it
+    /// closed (that is still delivered; then receives report `Closed`). For runtimes that
+    /// fire `close` on ports that were never started (Node). If the partner is already
+    /// gone, the hook is called at once, on the caller's thread; otherwise on the thread
+    /// that closed the partner, with no lock of this crate held. A transferred port starts
+    /// without one.
+    pub fn set_close_hook(&self, hook: Option<ReadyHook>) {
+        if let Some(inbox) = self.0.endpoint.inbox() {
+            inbox.set_close_hook(hook);
+        }
+    }
+
     // ---- closing ---------------------------------------------------------------------
 
     /// Closes the port (the web's `close()`, spec D1). Idempotent, never fails.
