@@ -5,7 +5,7 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::{LazyLock, Weak};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_core::Stream;
 
@@ -261,13 +261,7 @@ impl BroadcastChannel {
     ///
     /// [`RecvError::Closed`] once the channel is closed.
     pub fn recv_message(&self) -> Result<Message, RecvError> {
-        self.0
-            .endpoint
-            .wait(None, || self.try_recv_message())
-            .map_err(|e| match e {
-                RecvTimeoutError::MessageError(d) => RecvError::MessageError(d),
-                _ => RecvError::Closed,
-            })
+        self.0.endpoint.recv_message(|| self.try_recv_message())
     }
 
     /// Blocks for at most `timeout` for the next message, still encoded (for bindings).
@@ -277,8 +271,9 @@ impl BroadcastChannel {
     /// [`RecvTimeoutError::Timeout`] when nothing arrived in time, otherwise as
     /// [`recv_message`](Self::recv_message).
     pub fn recv_message_timeout(&self, timeout: Duration) -> Result<Message, RecvTimeoutError> {
-        let deadline = Instant::now().checked_add(timeout);
-        self.0.endpoint.wait(deadline, || self.try_recv_message())
+        self.0
+            .endpoint
+            .recv_message_timeout(timeout, || self.try_recv_message())
     }
 
     /// Blocks for the next message and deserializes it as a `T`.
@@ -298,10 +293,7 @@ impl BroadcastChannel {
     ///
     /// As [`MessagePort::recv_timeout`](crate::MessagePort::recv_timeout).
     pub fn recv_timeout(&self, timeout: Duration) -> Result<MessageEvent, RecvTimeoutError> {
-        let deadline = Instant::now().checked_add(timeout);
-        self.0
-            .endpoint
-            .wait(deadline, || self.try_recv_message())?
+        self.recv_message_timeout(timeout)?
             .decode()
             .map_err(RecvTimeoutError::MessageError)
     }

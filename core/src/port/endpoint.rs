@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::error::{RecvError, RecvTimeoutError, TryRecvError};
 use super::inbox::Inbox;
@@ -173,6 +173,26 @@ impl Endpoint {
                 inbox.unregister_sleeper();
             }
         }
+    }
+
+    /// Blocks for the next message (see `wait`), reporting a decode error never.
+    pub(crate) fn recv_message(
+        &self,
+        pop: impl FnMut() -> Result<Message, TryRecvError>,
+    ) -> Result<Message, RecvError> {
+        self.wait(None, pop).map_err(|e| match e {
+            RecvTimeoutError::MessageError(d) => RecvError::MessageError(d),
+            RecvTimeoutError::Timeout | RecvTimeoutError::Closed => RecvError::Closed,
+        })
+    }
+
+    /// Blocks for at most `timeout` for the next message.
+    pub(crate) fn recv_message_timeout(
+        &self,
+        timeout: Duration,
+        pop: impl FnMut() -> Result<Message, TryRecvError>,
+    ) -> Result<Message, RecvTimeoutError> {
+        self.wait(Instant::now().checked_add(timeout), pop)
     }
 
     fn owns(&self, inbox: &Arc<Inbox>) -> bool {

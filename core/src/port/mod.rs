@@ -8,7 +8,7 @@ pub(crate) mod message;
 use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_core::Stream;
 
@@ -432,13 +432,7 @@ impl MessagePort {
     ///
     /// [`RecvError::Closed`] once the port has ended.
     pub fn recv_message(&self) -> Result<Message, RecvError> {
-        self.0
-            .endpoint
-            .wait(None, || self.try_recv_message())
-            .map_err(|e| match e {
-                RecvTimeoutError::MessageError(d) => RecvError::MessageError(d),
-                _ => RecvError::Closed,
-            })
+        self.0.endpoint.recv_message(|| self.try_recv_message())
     }
 
     /// Blocks for at most `timeout` for the next message, and decodes it.
@@ -448,10 +442,7 @@ impl MessagePort {
     /// [`RecvTimeoutError::Timeout`] when nothing arrived in time; otherwise as
     /// [`recv`](Self::recv).
     pub fn recv_timeout(&self, timeout: Duration) -> Result<MessageEvent, RecvTimeoutError> {
-        let deadline = Instant::now().checked_add(timeout);
-        self.0
-            .endpoint
-            .wait(deadline, || self.try_recv_message())?
+        self.recv_message_timeout(timeout)?
             .decode()
             .map_err(RecvTimeoutError::MessageError)
     }
@@ -462,8 +453,9 @@ impl MessagePort {
     ///
     /// As [`recv_timeout`](Self::recv_timeout), never `MessageError`.
     pub fn recv_message_timeout(&self, timeout: Duration) -> Result<Message, RecvTimeoutError> {
-        let deadline = Instant::now().checked_add(timeout);
-        self.0.endpoint.wait(deadline, || self.try_recv_message())
+        self.0
+            .endpoint
+            .recv_message_timeout(timeout, || self.try_recv_message())
     }
 
     /// Blocks for the next message and deserializes it as a `T`.
