@@ -15,7 +15,7 @@ use pyo3::{PyTraverseError, PyVisit};
 use crate::convert;
 use crate::errors;
 use crate::events::{Events, Kind, Source};
-use crate::port::{MessagePort, encode_and};
+use crate::port::{AsyncOp, MessagePort, encode_and, start_async};
 
 /// A named, process-wide group: what one member posts, every other member with the same
 /// name receives (spec I1-I6). No transfer list; no delivery to the sender.
@@ -27,7 +27,7 @@ pub struct BroadcastChannel {
 }
 
 impl BroadcastChannel {
-    fn core(&self) -> &CoreBroadcast {
+    pub fn core(&self) -> &CoreBroadcast {
         match &self.source {
             Source::Broadcast(b) => b,
             Source::Port(_) => unreachable_bc(),
@@ -68,9 +68,10 @@ impl BroadcastChannel {
                     left.min(Duration::from_millis(50))
                 }
             };
-            match py.detach(|| bc.recv_timeout(wait)) {
-                Ok(ev) => {
-                    return convert::value_to_py(py, ev.data, &[])
+            match py.detach(|| bc.recv_message_timeout(wait)) {
+                Ok(m) => {
+                    return convert::decode_message(py, m)
+                        .map(|d| d.data)
                         .map_err(|f| errors::message_error(py, f.describe(py)));
                 }
                 Err(RecvTimeoutError::Timeout) => py.check_signals()?,
@@ -211,6 +212,30 @@ impl BroadcastChannel {
     /// The next message's data if one is queued; raises Empty otherwise.
     fn recv_nowait<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         Self::recv_data(slf, Some(0.0))
+    }
+
+    /// An awaitable of the next message's data (on the running asyncio loop); raises
+    /// PortClosedError once the channel is closed.
+    fn recv_async<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        start_async(
+            slf.as_any(),
+            AsyncOp::Recv {
+                end_iteration: false,
+            },
+        )
+    }
+
+    fn __aiter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __anext__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        start_async(
+            slf.as_any(),
+            AsyncOp::Recv {
+                end_iteration: true,
+            },
+        )
     }
 
     fn __repr__(&self) -> String {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use channel_messaging::wire::{BufferData, DecodeError, Event, Reader, Writer};
 use channel_messaging::{Buffer as CoreBuffer, ErrorName, Value, ViewKind};
+use pyo3::Borrowed;
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -206,6 +207,52 @@ fn is_container(obj: &Bound<'_, PyAny>) -> bool {
         || buffer::is_buffer(obj)
 }
 
+/// An exact `str`, `int`, `float`, `bool` or `None`: written without running any
+/// Python code, and without identity.
+fn is_plain_scalar(obj: &Bound<'_, PyAny>) -> bool {
+    obj.is_exact_instance_of::<PyString>()
+        || obj.is_exact_instance_of::<PyInt>()
+        || obj.is_exact_instance_of::<PyFloat>()
+        || obj.is_none()
+        || obj.is_exact_instance_of::<PyBool>()
+}
+
+/// What one pass over a dict's items found.
+struct DictScan {
+    /// Every key is a str (the dict becomes an object, not a Map).
+    all_str: bool,
+    /// Some key or value is a container (identity tracking is needed).
+    nested: bool,
+}
+
+fn scan_dict(d: &Bound<'_, PyDict>) -> DictScan {
+    let py = d.py();
+    let mut s = DictScan {
+        all_str: true,
+        nested: false,
+    };
+    let mut pos: ffi::Py_ssize_t = 0;
+    let mut k: *mut ffi::PyObject = std::ptr::null_mut();
+    let mut v: *mut ffi::PyObject = std::ptr::null_mut();
+    // SAFETY: the GIL is held; the borrowed items are only inspected (type checks run
+    // no Python code), so the dict cannot change during the loop.
+    while unsafe { ffi::PyDict_Next(d.as_ptr(), &mut pos, &mut k, &mut v) } != 0 {
+        let kb = unsafe { Borrowed::from_ptr(py, k) };
+        if !kb.is_exact_instance_of::<PyString>() {
+            if !kb.is_instance_of::<PyString>() {
+                s.all_str = false;
+            }
+            if is_container(&kb) {
+                s.nested = true;
+            }
+        }
+        if !s.nested && is_container(&*unsafe { Borrowed::from_ptr(py, v) }) {
+            s.nested = true;
+        }
+    }
+    s
+}
+
 impl<'a, 'py> Encoder<'a, 'py> {
     pub fn new(
         py: Python<'py>,
@@ -228,25 +275,90 @@ impl<'a, 'py> Encoder<'a, 'py> {
         out: &mut Vec<u8>,
         buffers: &mut Vec<CoreBuffer>,
     ) -> PyResult<()> {
-        self.find_shared(obj)?;
+        let start = out.len();
+        if let Ok(d) = obj.cast_exact::<PyDict>() {
+            // The common case, a flat dict with str keys, in one pass: no identity map (no
+            // item has an identity to preserve) and no scan ahead. Anything else found
+            // on the way (a container, a non-str key) starts over on the general path.
+            let mut w = Writer::new(out, buffers, self.ports.len() as u32);
+            if self.write_flat_dict(&mut w, d)? {
+                return w.finish().map_err(|e| clone_err(self.py, e));
+            }
+            drop(w);
+            out.truncate(start);
+            buffers.clear();
+            if scan_dict(d).nested {
+                self.find_shared(obj)?;
+            }
+        } else {
+            let nested = if let Ok(l) = obj.cast_exact::<PyList>() {
+                l.iter().any(|v| is_container(&v))
+            } else {
+                is_container(obj)
+            };
+            if nested {
+                self.find_shared(obj)?;
+            }
+        }
         let mut w = Writer::new(out, buffers, self.ports.len() as u32);
         self.write(&mut w, obj)?;
         w.finish().map_err(|e| clone_err(self.py, e))
     }
 
-    /// Finds the containers referenced more than once (shared references and cycles).
-    /// Skipped when no container holds another one, the common case.
-    fn find_shared(&mut self, root: &Bound<'py, PyAny>) -> PyResult<()> {
-        let nested = if let Ok(d) = root.cast_exact::<PyDict>() {
-            d.iter().any(|(_, v)| is_container(&v))
-        } else if let Ok(l) = root.cast_exact::<PyList>() {
-            l.iter().any(|v| is_container(&v))
-        } else {
-            is_container(root)
-        };
-        if !nested {
-            return Ok(());
+    /// Writes `d` as an object when every key is a str and no value is a container;
+    /// returns false (with `w` in an unspecified state) as soon as that turns out wrong.
+    fn write_flat_dict(&mut self, w: &mut Writer<'_>, d: &Bound<'py, PyDict>) -> PyResult<bool> {
+        let py = self.py;
+        let ce = |e| clone_err(py, e);
+        let len = d.len();
+        w.begin_object(len).map_err(ce)?;
+        let mut pos: ffi::Py_ssize_t = 0;
+        let mut k: *mut ffi::PyObject = std::ptr::null_mut();
+        let mut v: *mut ffi::PyObject = std::ptr::null_mut();
+        let mut count = 0usize;
+        // SAFETY: as in `write_dict`: borrowed items while nothing can run Python code
+        // (plain scalars), owned references otherwise.
+        while unsafe { ffi::PyDict_Next(d.as_ptr(), &mut pos, &mut k, &mut v) } != 0 {
+            count += 1;
+            if count > len {
+                break;
+            }
+            let kb = unsafe { Borrowed::from_ptr(py, k) };
+            if !kb.is_exact_instance_of::<PyString>() {
+                return Ok(false);
+            }
+            let vb = unsafe { Borrowed::from_ptr(py, v) };
+            if is_plain_scalar(&vb) {
+                match utf8_of(&kb) {
+                    Some(s) => w.key(s).map_err(ce)?,
+                    None => return Ok(false),
+                }
+                self.write(w, &vb)?;
+            } else {
+                if is_container(&vb) {
+                    return Ok(false);
+                }
+                let ko = kb.to_owned();
+                let vo = vb.to_owned();
+                match utf8_of(&ko) {
+                    Some(s) => w.key(s).map_err(ce)?,
+                    None => return Ok(false),
+                }
+                self.write(w, &vo)?;
+            }
         }
+        if count != len || d.len() != len {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "dictionary changed size during iteration",
+            ));
+        }
+        Ok(true)
+    }
+
+    /// Finds the containers referenced more than once (shared references and cycles).
+    /// Only called when a container holds another one (the identity map is not needed
+    /// otherwise: scalars have no identity in the clone).
+    fn find_shared(&mut self, root: &Bound<'py, PyAny>) -> PyResult<()> {
         let mut counts: HashMap<usize, u32> = HashMap::new();
         self.scan(root, &mut counts, 0)?;
         self.shared = counts
@@ -459,17 +571,39 @@ impl<'a, 'py> Encoder<'a, 'py> {
             .map_err(|e| clone_err(self.py, e))
     }
 
+    /// Writes a dict: an object when every key is a str, else a Map.
     fn write_dict(&mut self, w: &mut Writer<'_>, d: &Bound<'py, PyDict>) -> PyResult<()> {
         if self.share(w, d.as_any())? {
             return Ok(());
         }
         let py = self.py;
         let ce = |e| clone_err(py, e);
-        let all_str = d.iter().all(|(k, _)| k.is_instance_of::<PyString>());
+        let all_str = scan_dict(d).all_str;
+        let len = d.len();
         if all_str {
-            w.begin_object(d.len()).map_err(ce)?;
-            for (k, v) in d.iter() {
-                match utf8_of(&k) {
+            w.begin_object(len).map_err(ce)?;
+        } else {
+            w.begin_map(len).map_err(ce)?;
+        }
+        let mut pos: ffi::Py_ssize_t = 0;
+        let mut k: *mut ffi::PyObject = std::ptr::null_mut();
+        let mut v: *mut ffi::PyObject = std::ptr::null_mut();
+        let mut count = 0usize;
+        // SAFETY: the GIL is held; PyDict_Next yields borrowed references that stay
+        // valid until the dict is mutated. Writing a scalar of an exact built-in type
+        // runs no Python code, so those are used borrowed; anything else is held by an
+        // owned reference while it is written (its writing may run Python code that
+        // changes the dict: PyDict_Next stays memory-safe, and the count check below
+        // reports the change).
+        while unsafe { ffi::PyDict_Next(d.as_ptr(), &mut pos, &mut k, &mut v) } != 0 {
+            count += 1;
+            if count > len {
+                break;
+            }
+            let kb = unsafe { Borrowed::from_ptr(py, k) };
+            let vb = unsafe { Borrowed::from_ptr(py, v) };
+            if all_str {
+                match utf8_of(&kb) {
                     Some(s) => w.key(s).map_err(ce)?,
                     None => {
                         return Err(errors::data_clone(
@@ -478,14 +612,23 @@ impl<'a, 'py> Encoder<'a, 'py> {
                         ));
                     }
                 }
-                self.write(w, &v)?;
+                if is_plain_scalar(&vb) {
+                    self.write(w, &vb)?;
+                } else {
+                    let vo = vb.to_owned();
+                    self.write(w, &vo)?;
+                }
+            } else {
+                let ko = kb.to_owned();
+                let vo = vb.to_owned();
+                self.write(w, &ko)?;
+                self.write(w, &vo)?;
             }
-        } else {
-            w.begin_map(d.len()).map_err(ce)?;
-            for (k, v) in d.iter() {
-                self.write(w, &k)?;
-                self.write(w, &v)?;
-            }
+        }
+        if count != len || d.len() != len {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "dictionary changed size during iteration",
+            ));
         }
         Ok(())
     }
@@ -685,11 +828,14 @@ pub fn decode_message<'py>(
 ) -> Result<Decoded<'py>, Fail> {
     let h = helpers(py)?;
     let port_count = msg.port_count() as u32;
-    let ports: Vec<Bound<'py, PyAny>> = msg
-        .take_ports()
-        .into_iter()
-        .map(|p| Ok(Bound::new(py, MessagePort::from_core(p))?.into_any()))
-        .collect::<PyResult<_>>()?;
+    let ports: Vec<Bound<'py, PyAny>> = if port_count == 0 {
+        Vec::new()
+    } else {
+        msg.take_ports()
+            .into_iter()
+            .map(|p| Ok(Bound::new(py, MessagePort::from_core(p))?.into_any()))
+            .collect::<PyResult<_>>()?
+    };
     let mut dec = Decoder {
         py,
         h,
@@ -707,10 +853,10 @@ pub fn decode_message<'py>(
     };
     let deferred = std::mem::take(&mut dec.deferred);
     if !deferred.is_empty() {
-        // Drop the message so that our handles to its buffers are the only ones left:
-        // `into_vec` then hands over the sender's allocation without copying.
-        let mut side: Vec<Option<CoreBuffer>> = msg.buffers().iter().cloned().map(Some).collect();
+        // Take the message's buffers, so that ours are the only handles left: `into_vec`
+        // then hands over the sender's allocation without copying.
         drop(dec);
+        let mut side: Vec<Option<CoreBuffer>> = msg.take_buffers().into_iter().map(Some).collect();
         drop(msg);
         let mut installed: HashMap<u32, Bound<'py, PyAny>> = HashMap::new();
         for (obj, idx) in deferred {
@@ -729,45 +875,106 @@ pub fn decode_message<'py>(
     Ok(Decoded { data, ports })
 }
 
-/// Object keys repeat from message to message: a small per-thread cache of key strings
-/// saves creating and hashing a new `str` for each.
-const KEY_CACHE: usize = 64;
+/// Object keys (and short string values such as tags and names) repeat from message to
+/// message: a small cache of strings saves creating (and, for keys, hashing) a new `str`
+/// each time. Strings are immutable, so handing out the same object is invisible.
+const STR_CACHE: usize = 256;
 
-/// A cached key: its text and its interned string.
-type CachedKey = (Box<str>, Py<PyString>);
+/// Strings of at most this many bytes are cached.
+const STR_CACHE_MAX: usize = 24;
 
-thread_local! {
-    static KEYS: std::cell::RefCell<Vec<Option<CachedKey>>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+/// A cached string: its text and its (interned) object.
+type CachedStr = (Box<str>, Py<PyString>);
+
+/// State that is only touched while the GIL is held (this module does not support
+/// free-threaded builds: abi3), so the GIL serializes every access.
+struct GilCell<T>(std::cell::UnsafeCell<T>);
+
+// SAFETY: every access goes through `GilCell::with`, which requires a `Python` token
+// (the GIL held) and runs no Python code while the borrow is live.
+unsafe impl<T: Send> Sync for GilCell<T> {}
+
+impl<T> GilCell<T> {
+    /// Runs `f` on the value. `f` must not run Python code (which could release the GIL
+    /// and let another thread in) nor re-enter `with`.
+    fn with<R>(&self, _py: Python<'_>, f: impl FnOnce(&mut T) -> R) -> R {
+        // SAFETY: see the Sync impl.
+        f(unsafe { &mut *self.0.get() })
+    }
 }
 
-fn key_string<'py>(py: Python<'py>, k: &str) -> Bound<'py, PyString> {
-    if k.len() > 32 {
+static STRINGS: GilCell<Vec<Option<CachedStr>>> = GilCell(std::cell::UnsafeCell::new(Vec::new()));
+
+/// The `str` for `k`: from the cache when short. Keys are interned (lookups with literal
+/// keys then match by identity); values are not (interned strings may be immortal).
+fn cached_str<'py>(py: Python<'py>, k: &str, key: bool) -> Bound<'py, PyString> {
+    if k.len() > STR_CACHE_MAX {
         return PyString::new(py, k);
     }
-    let h = k.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    let slot = str_slot(k.as_bytes());
+    let hit = STRINGS.with(py, |c| match c.get(slot) {
+        Some(Some((s, obj))) if &**s == k => Some(obj.bind(py).clone()),
+        _ => None,
     });
-    let slot = (h % KEY_CACHE as u64) as usize;
-    let hit = KEYS.try_with(|c| {
-        let Ok(mut c) = c.try_borrow_mut() else {
-            return None;
-        };
+    if let Some(s) = hit {
+        return s;
+    }
+    // Creating the string happens outside the cell borrow, and the replaced entry is
+    // dropped outside it too (dropping a str runs no Python code, but stay strict).
+    let obj = if key {
+        PyString::intern(py, k)
+    } else {
+        PyString::new(py, k)
+    };
+    let old = STRINGS.with(py, |c| {
         if c.is_empty() {
-            c.resize_with(KEY_CACHE, || None);
+            c.resize_with(STR_CACHE, || None);
         }
-        match &c[slot] {
-            Some((s, obj)) if &**s == k => Some(obj.bind(py).clone()),
-            _ => {
-                let obj = PyString::intern(py, k);
-                c[slot] = Some((k.into(), obj.clone().unbind()));
-                Some(obj)
-            }
-        }
+        c[slot].replace((k.into(), obj.clone().unbind()))
     });
-    match hit {
-        Ok(Some(s)) => s,
-        _ => PyString::new(py, k),
+    drop(old);
+    obj
+}
+
+/// The cache slot of a short string: a multiplicative hash of its first and last (up
+/// to) eight bytes and its length (fixed-size loads: no memcpy call).
+#[inline]
+fn str_slot(b: &[u8]) -> usize {
+    let n = b.len();
+    let (head, tail) = if n >= 8 {
+        let mut h = [0u8; 8];
+        let mut t = [0u8; 8];
+        h.copy_from_slice(&b[..8]);
+        t.copy_from_slice(&b[n - 8..]);
+        (u64::from_le_bytes(h), u64::from_le_bytes(t))
+    } else if n >= 4 {
+        let mut h = [0u8; 4];
+        let mut t = [0u8; 4];
+        h.copy_from_slice(&b[..4]);
+        t.copy_from_slice(&b[n - 4..]);
+        (
+            u64::from(u32::from_le_bytes(h)),
+            u64::from(u32::from_le_bytes(t)),
+        )
+    } else if n > 0 {
+        (
+            u64::from(b[0]) | u64::from(b[n / 2]) << 8 | u64::from(b[n - 1]) << 16,
+            0,
+        )
+    } else {
+        (0, 0)
+    };
+    let h = (head ^ tail.rotate_left(29) ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> 56) as usize % STR_CACHE
+}
+
+/// `d[k] = v` for a new dict under construction.
+fn dict_set(d: &Bound<'_, PyDict>, k: &Bound<'_, PyAny>, v: &Bound<'_, PyAny>) -> PyResult<()> {
+    // SAFETY: three valid objects, the GIL is held; PyDict_SetItem does not steal.
+    if unsafe { ffi::PyDict_SetItem(d.as_ptr(), k.as_ptr(), v.as_ptr()) } == 0 {
+        Ok(())
+    } else {
+        Err(PyErr::fetch(d.py()))
     }
 }
 
@@ -810,17 +1017,17 @@ impl<'py> Decoder<'_, 'py> {
                 self.register(share, d.as_any());
                 for _ in 0..n {
                     let key = match r.next()? {
-                        Event::Key(k) => key_string(py, k),
+                        Event::Key(k) => cached_str(py, k, true),
                         _ => {
                             return Err(Fail::Py(errors::message_error(py, "object key expected")));
                         }
                     };
                     let v = self.read_next(r)?;
-                    d.set_item(key, v)?;
+                    dict_set(&d, &key, &v)?;
                 }
                 return Ok(d.into_any());
             }
-            Event::Str(s) => PyString::new(py, s).into_any(),
+            Event::Str(s) => cached_str(py, s, false).into_any(),
             Event::Int(i) => PyInt::new(py, i).into_any(),
             Event::Float(f) => PyFloat::new(py, f).into_any(),
             Event::Null => py.None().into_bound(py),

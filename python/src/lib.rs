@@ -11,6 +11,7 @@ mod convert;
 mod dispatch;
 mod errors;
 mod events;
+mod fast;
 mod port;
 
 /// The private native module `channel_messaging._native`.
@@ -30,6 +31,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("_BufferBase", buffer::base_type(py)?)?;
     m.add_class::<port::MessageChannel>()?;
     m.add_class::<port::MessagePort>()?;
+    fast::install_all(py)?;
     m.add_class::<port::MessageEvent>()?;
     m.add_class::<port::RecvTask>()?;
     m.add_class::<broadcast::BroadcastChannel>()?;

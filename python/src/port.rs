@@ -1,6 +1,7 @@
 //! `MessageChannel`, `MessagePort` and `MessageEvent`.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
@@ -16,6 +17,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyWeakrefReference};
 use pyo3::{PyTraverseError, PyVisit};
 
+use crate::broadcast::BroadcastChannel;
 use crate::convert::{self, Encoder, Transfer};
 use crate::errors;
 use crate::events::{self, Events, Kind, Source};
@@ -87,24 +89,32 @@ pub fn encode_and<'py, R>(
     post: impl FnOnce(&[u8], Vec<CoreBuffer>) -> PyResult<R>,
 ) -> PyResult<R> {
     let mut enc = Encoder::new(py, ports, tbufs)?;
-    let mut buffers = Vec::new();
-    let mut fresh = Vec::new();
-    let borrowed = SCRATCH.with(|s| s.try_borrow_mut().ok().map(|mut s| std::mem::take(&mut *s)));
-    let mut out = borrowed.unwrap_or_else(|| std::mem::take(&mut fresh));
-    out.clear();
-    let result = enc
-        .encode(message, &mut out, &mut buffers)
-        .and_then(|()| post(&out, buffers));
-    if out.capacity() <= 1 << 16 {
-        SCRATCH.with(|s| {
-            if let Ok(mut s) = s.try_borrow_mut()
-                && s.capacity() < out.capacity()
-            {
-                *s = out;
-            }
-        });
+    let run = |out: &mut Vec<u8>| {
+        let mut buffers = Vec::new();
+        out.clear();
+        enc.encode(message, out, &mut buffers)?;
+        post(out, buffers)
+    };
+    // One thread-local access per post. The scratch is busy when encoding runs Python code
+    // that posts again (a __del__, a helper): that nested post uses a fresh buffer.
+    let mut run = Some(run);
+    let reused = SCRATCH.try_with(|s| {
+        let mut s = s.try_borrow_mut().ok()?;
+        let run = run.take()?;
+        let r = run(&mut s);
+        if s.capacity() > 1 << 16 {
+            *s = Vec::new();
+        }
+        Some(r)
+    });
+    match (reused, run) {
+        (Ok(Some(r)), _) => r,
+        (_, Some(run)) => run(&mut Vec::new()),
+        // `run` was taken only when it ran, which returns above.
+        (_, None) => Err(pyo3::exceptions::PyRuntimeError::new_err(
+            "internal error: scratch buffer state",
+        )),
     }
-    result
 }
 
 /// One end of a channel.
@@ -146,6 +156,60 @@ impl MessagePort {
         errors::port_closed(py, why)
     }
 
+    /// `post_message` (see fast.rs for its entry point).
+    pub fn post_impl(
+        &self,
+        py: Python<'_>,
+        message: &Bound<'_, PyAny>,
+        transfer: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let me = self.core();
+        if transfer.is_none_or(|t| t.is_none()) {
+            // Nothing to transfer: no checks to run, nothing to detach.
+            return encode_and(py, message, &[], &[], |bytes, buffers| {
+                me.post_encoded(bytes, buffers, &[])
+                    .map_err(|e| errors::data_clone(py, e.message()))
+            });
+        }
+        let (ports, bufs) = Transfer::parse(py, transfer)?;
+        {
+            let core_ports: Vec<&CorePort> = ports.iter().map(|p| p.get().core()).collect();
+            me.check_transfer(&core_ports)
+                .map_err(|e| errors::data_clone(py, e.message()))?;
+        }
+        let taken = convert::take_buffers(bufs)?;
+        let result = encode_and(py, message, &ports, &taken, |bytes, buffers| {
+            let core_ports: Vec<&CorePort> = ports.iter().map(|p| p.get().core()).collect();
+            me.post_encoded(bytes, buffers, &core_ports)
+                .map_err(|e| errors::data_clone(py, e.message()))
+        });
+        match result {
+            Ok(()) => {
+                for (obj, data) in taken {
+                    drop(data);
+                    buffer::mark_detached(&obj);
+                }
+                for p in &ports {
+                    let p = p.get();
+                    p.events.release(&p.source);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                convert::restore_buffers(taken);
+                Err(e)
+            }
+        }
+    }
+
+    /// `recv` (see fast.rs for its entry point).
+    pub fn recv_impl<'py>(
+        slf: &Bound<'py, Self>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Ok(Self::recv_common(slf, timeout)?.data)
+    }
+
     fn recv_common<'py>(
         slf: &Bound<'py, Self>,
         timeout: Option<f64>,
@@ -181,36 +245,8 @@ impl MessagePort {
         message: &Bound<'_, PyAny>,
         transfer: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let (ports, bufs) = Transfer::parse(py, transfer)?;
-        let me = self.core();
-        {
-            let core_ports: Vec<&CorePort> = ports.iter().map(|p| p.get().core()).collect();
-            me.check_transfer(&core_ports)
-                .map_err(|e| errors::data_clone(py, e.message()))?;
-        }
-        let taken = convert::take_buffers(bufs)?;
-        let result = encode_and(py, message, &ports, &taken, |bytes, buffers| {
-            let core_ports: Vec<&CorePort> = ports.iter().map(|p| p.get().core()).collect();
-            me.post_encoded(bytes, buffers, &core_ports)
-                .map_err(|e| errors::data_clone(py, e.message()))
-        });
-        match result {
-            Ok(()) => {
-                for (obj, data) in taken {
-                    drop(data);
-                    buffer::mark_detached(&obj);
-                }
-                for p in &ports {
-                    let p = p.get();
-                    p.events.release(&p.source);
-                }
-                Ok(())
-            }
-            Err(e) => {
-                convert::restore_buffers(taken);
-                Err(e)
-            }
-        }
+        // Replaced at module init by the fastcall entry point of fast.rs (same body).
+        self.post_impl(py, message, transfer)
     }
 
     /// Enables the port message queue: handlers start receiving (spec B2). Idempotent.
@@ -299,7 +335,8 @@ impl MessagePort {
     /// Blocks (GIL released) for the next message and returns its data.
     #[pyo3(signature = (timeout = None))]
     fn recv<'py>(slf: &Bound<'py, Self>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
-        Ok(Self::recv_common(slf, timeout)?.data)
+        // Replaced at module init by the fastcall entry point of fast.rs (same body).
+        Self::recv_impl(slf, timeout)
     }
 
     /// Blocks for the next message and returns the whole MessageEvent (data and ports).
@@ -334,7 +371,12 @@ impl MessagePort {
 
     /// An awaitable of the next message's data (on the running asyncio loop).
     fn recv_async<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        start_async_recv(slf, false)
+        start_async(
+            slf.as_any(),
+            AsyncOp::Recv {
+                end_iteration: false,
+            },
+        )
     }
 
     fn __aiter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
@@ -342,7 +384,12 @@ impl MessagePort {
     }
 
     fn __anext__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        start_async_recv(slf, true)
+        start_async(
+            slf.as_any(),
+            AsyncOp::Recv {
+                end_iteration: true,
+            },
+        )
     }
 
     /// Sets flow-control limits on this port's queue (None: no limit).
@@ -357,6 +404,12 @@ impl MessagePort {
     /// Whether the partner's queue is below its limits (posting adds no pressure).
     fn is_ready(&self) -> bool {
         self.core().is_ready()
+    }
+
+    /// An awaitable that resolves (to None) once `is_ready()` is true: `await
+    /// port.ready()` before posting keeps a fast sender within the receiver's limits.
+    fn ready<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        start_async(slf.as_any(), AsyncOp::Ready)
     }
 
     /// Queue statistics: queued_messages, queued_bytes, closed, max_messages, max_bytes.
@@ -433,31 +486,70 @@ impl MessagePort {
     }
 }
 
-// ---- async receive ----------------------------------------------------------------------
+// ---- async receive and ready() -------------------------------------------------------
 
-/// One pending `recv_async` / `__anext__`: polled on its loop when the core wakes it.
-#[derive(Debug)]
-struct AsyncRecv {
-    port: Py<PyAny>,
-    fut: Py<PyAny>,
-    event_loop: Py<PyAny>,
-    end_iteration: bool,
+/// What a pending awaitable waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsyncOp {
+    /// The next message (`recv_async`, or `__anext__` when `end_iteration`).
+    Recv { end_iteration: bool },
+    /// Room in the partner's queue (`ready()`).
+    Ready,
 }
 
-struct AsyncWaker(Mutex<Option<Arc<AsyncRecv>>>);
+/// One pending awaitable: polled on its loop when the core wakes it.
+#[derive(Debug)]
+struct AsyncTask {
+    /// A weak reference to the MessagePort or BroadcastChannel.
+    target: Py<PyAny>,
+    fut: Py<PyAny>,
+    event_loop: Py<PyAny>,
+    op: AsyncOp,
+    /// The re-check timer of a pending `ready()` runs (one per task).
+    rechecking: std::sync::atomic::AtomicBool,
+}
+
+struct AsyncWaker(Mutex<Option<Arc<AsyncTask>>>);
 
 impl Wake for AsyncWaker {
     fn wake(self: Arc<Self>) {
         let task = self.0.lock().ok().and_then(|mut t| t.take());
         if let Some(task) = task {
-            dispatch::run_or_push(Box::new(move |py| {
-                let runner = Bound::new(py, RecvTask { task: Some(task) });
+            // Always through the dispatcher thread, never inline: the core may wake us
+            // while it holds a port's consumer lock (a receive that frees room wakes
+            // `ready()` waiters from inside its pop), and running Python code there could
+            // hand the GIL to a thread that then blocks on that lock.
+            dispatch::push(Box::new(move |py| {
+                let runner = Bound::new(
+                    py,
+                    RecvTask {
+                        task: Some(task),
+                        recheck: false,
+                    },
+                );
                 if let Ok(runner) = runner {
                     let lp = runner
                         .get()
                         .task
                         .as_ref()
                         .map(|t| t.event_loop.clone_ref(py));
+                    // A stale wake-up (the awaitable settled already, or its loop is
+                    // closed: the core keeps wakers until the next event) is dropped.
+                    let stale = |t: &AsyncTask| {
+                        t.fut
+                            .bind(py)
+                            .call_method0("done")
+                            .and_then(|d| d.is_truthy())
+                            .unwrap_or(true)
+                            || t.event_loop
+                                .bind(py)
+                                .call_method0("is_closed")
+                                .and_then(|d| d.is_truthy())
+                                .unwrap_or(true)
+                    };
+                    if runner.get().task.as_deref().is_none_or(stale) {
+                        return;
+                    }
                     if let Some(lp) = lp
                         && let Err(e) = lp.bind(py).call_method1("call_soon_threadsafe", (runner,))
                     {
@@ -469,19 +561,64 @@ impl Wake for AsyncWaker {
     }
 }
 
-/// The callback that polls an `AsyncRecv` on its loop (internal).
+/// The callback that polls an `AsyncTask` on its loop (internal).
 #[pyclass(module = "channel_messaging._native", frozen)]
 #[derive(Debug)]
 pub struct RecvTask {
-    task: Option<Arc<AsyncRecv>>,
+    task: Option<Arc<AsyncTask>>,
+    /// A timed re-check of a pending `ready()` (see `RECHECK`), not a core wake-up.
+    recheck: bool,
 }
 
 #[pymethods]
 impl RecvTask {
     fn __call__(&self, py: Python<'_>) {
-        if let Some(t) = &self.task {
+        let Some(t) = &self.task else { return };
+        if !self.recheck {
             poll_async(py, t);
+            return;
         }
+        let fut = t.fut.bind(py);
+        if fut
+            .call_method0("done")
+            .and_then(|d| d.is_truthy())
+            .unwrap_or(true)
+        {
+            return;
+        }
+        let port = t.target.bind(py).call0().ok();
+        let ready = match port.as_ref().and_then(|p| p.cast::<MessagePort>().ok()) {
+            Some(p) => p.get().core().is_ready(),
+            None => true, // garbage-collected: poll_async reports it
+        };
+        if ready {
+            poll_async(py, t);
+        } else {
+            schedule_recheck(py, t);
+        }
+    }
+}
+
+/// How often a pending `ready()` re-checks `is_ready()` by itself. The core does not wake
+/// `ready()` waiters when the partner closes (it only does so when a receive frees room),
+/// although `is_ready()` is then true; this timer covers that case until it does.
+const RECHECK: f64 = 0.05;
+
+fn schedule_recheck(py: Python<'_>, task: &Arc<AsyncTask>) {
+    let runner = Bound::new(
+        py,
+        RecvTask {
+            task: Some(Arc::clone(task)),
+            recheck: true,
+        },
+    );
+    let r = runner.and_then(|r| {
+        task.event_loop
+            .bind(py)
+            .call_method1("call_later", (RECHECK, r))
+    });
+    if let Err(e) = r {
+        e.write_unraisable(py, None);
     }
 }
 
@@ -495,15 +632,13 @@ fn settle(py: Python<'_>, fut: &Bound<'_, PyAny>, result: PyResult<Bound<'_, PyA
     }
 }
 
-fn closed_or_stop(py: Python<'_>, port: &MessagePort, end_iteration: bool) -> PyErr {
-    if end_iteration {
-        PyStopAsyncIteration::new_err(())
-    } else {
-        port.closed_error(py)
-    }
+fn decoded(py: Python<'_>, msg: channel_messaging::Message) -> PyResult<Bound<'_, PyAny>> {
+    convert::decode_message(py, msg)
+        .map(|d| d.data)
+        .map_err(|f| errors::message_error(py, f.describe(py)))
 }
 
-fn poll_async(py: Python<'_>, task: &Arc<AsyncRecv>) {
+fn poll_async(py: Python<'_>, task: &Arc<AsyncTask>) {
     let fut = task.fut.bind(py);
     if fut
         .call_method0("done")
@@ -512,8 +647,8 @@ fn poll_async(py: Python<'_>, task: &Arc<AsyncRecv>) {
     {
         return; // cancelled
     }
-    let port_obj = task.port.bind(py).call0().ok().filter(|p| !p.is_none());
-    let Some(port_obj) = port_obj else {
+    let target = task.target.bind(py).call0().ok().filter(|p| !p.is_none());
+    let Some(target) = target else {
         settle(
             py,
             fut,
@@ -521,71 +656,96 @@ fn poll_async(py: Python<'_>, task: &Arc<AsyncRecv>) {
         );
         return;
     };
-    let Ok(port) = port_obj.cast::<MessagePort>() else {
-        return;
-    };
-    let this = port.get();
-    match this.core().try_recv_message() {
-        Ok(msg) => {
-            let r = convert::decode_message(py, msg)
-                .map(|d| d.data)
-                .map_err(|f| errors::message_error(py, f.describe(py)));
-            settle(py, fut, r);
-            return;
-        }
-        Err(TryRecvError::Closed) => {
-            settle(py, fut, Err(closed_or_stop(py, this, task.end_iteration)));
-            return;
-        }
-        Err(TryRecvError::Empty) | Err(TryRecvError::MessageError(_)) => {}
-    }
-    // Nothing queued: register with the core's waker (the stream polls the same queue;
-    // a message that slipped in between arrives here already decoded by the core).
     let waker = Waker::from(Arc::new(AsyncWaker(Mutex::new(Some(Arc::clone(task))))));
     let mut cx = Context::from_waker(&waker);
-    let mut handle = this.core().clone();
-    match Pin::new(&mut handle).poll_next(&mut cx) {
-        Poll::Pending => {}
-        Poll::Ready(Some(Ok(ev))) => {
-            let ports: PyResult<Vec<Bound<'_, PyAny>>> = ev
-                .ports
-                .into_iter()
-                .map(|p| Ok(Bound::new(py, MessagePort::from_core(p))?.into_any()))
-                .collect();
-            let r = ports.and_then(|ports| {
-                convert::value_to_py(py, ev.data, &ports)
-                    .map_err(|f| errors::message_error(py, f.describe(py)))
-            });
-            settle(py, fut, r);
+    if let Ok(port) = target.cast::<MessagePort>() {
+        let this = port.get();
+        let core = this.core();
+        match task.op {
+            AsyncOp::Ready => {
+                let mut ready = core.ready();
+                if Pin::new(&mut ready).poll(&mut cx).is_ready() {
+                    settle(py, fut, Ok(py.None().into_bound(py)));
+                } else if !task
+                    .rechecking
+                    .swap(true, std::sync::atomic::Ordering::AcqRel)
+                {
+                    schedule_recheck(py, task);
+                }
+            }
+            AsyncOp::Recv { end_iteration } => match core.poll_recv_message(&mut cx) {
+                Poll::Pending => {}
+                Poll::Ready(Ok(msg)) => settle(py, fut, decoded(py, msg)),
+                Poll::Ready(Err(_)) => {
+                    let e = if end_iteration {
+                        PyStopAsyncIteration::new_err(())
+                    } else {
+                        this.closed_error(py)
+                    };
+                    settle(py, fut, Err(e));
+                }
+            },
         }
-        Poll::Ready(Some(Err(e))) => settle(
-            py,
-            fut,
-            Err(errors::message_error(
+    } else if let Ok(bc) = target.cast::<BroadcastChannel>() {
+        let end_iteration = matches!(
+            task.op,
+            AsyncOp::Recv {
+                end_iteration: true
+            }
+        );
+        let closed = || {
+            if end_iteration {
+                PyStopAsyncIteration::new_err(())
+            } else {
+                errors::port_closed(py, "the BroadcastChannel is closed")
+            }
+        };
+        let core = bc.get().core();
+        match core.try_recv_message() {
+            Ok(msg) => return settle(py, fut, decoded(py, msg)),
+            Err(TryRecvError::Closed) => return settle(py, fut, Err(closed())),
+            Err(TryRecvError::Empty) | Err(TryRecvError::MessageError(_)) => {}
+        }
+        // Nothing queued: register with the core's waker. The core has no raw poll for a
+        // BroadcastChannel yet, so a message that slipped in between arrives here decoded
+        // by the core as a Value.
+        let mut handle = core.clone();
+        match Pin::new(&mut handle).poll_next(&mut cx) {
+            Poll::Pending => {}
+            Poll::Ready(Some(Ok(ev))) => {
+                let r = convert::value_to_py(py, ev.data, &[])
+                    .map_err(|f| errors::message_error(py, f.describe(py)));
+                settle(py, fut, r);
+            }
+            Poll::Ready(Some(Err(e))) => settle(
                 py,
-                format!("the message cannot be decoded: {e}"),
-            )),
-        ),
-        Poll::Ready(None) => settle(py, fut, Err(closed_or_stop(py, this, task.end_iteration))),
+                fut,
+                Err(errors::message_error(
+                    py,
+                    format!("the message cannot be decoded: {e}"),
+                )),
+            ),
+            Poll::Ready(None) => settle(py, fut, Err(closed())),
+        }
     }
 }
 
-static CREATE_FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-fn start_async_recv<'py>(
-    slf: &Bound<'py, MessagePort>,
-    end_iteration: bool,
-) -> PyResult<Bound<'py, PyAny>> {
-    let py = slf.py();
-    let lp = CREATE_FUTURE
+/// An awaitable (an asyncio future of the running loop) for `op` on `target` (a
+/// MessagePort or a BroadcastChannel).
+pub fn start_async<'py>(target: &Bound<'py, PyAny>, op: AsyncOp) -> PyResult<Bound<'py, PyAny>> {
+    let py = target.py();
+    let lp = GET_RUNNING_LOOP
         .import(py, "asyncio", "get_running_loop")?
         .call0()?;
     let fut = lp.call_method0("create_future")?;
-    let task = Arc::new(AsyncRecv {
-        port: PyWeakrefReference::new(slf.as_any())?.into_any().unbind(),
+    let task = Arc::new(AsyncTask {
+        target: PyWeakrefReference::new(target)?.into_any().unbind(),
         fut: fut.clone().unbind(),
         event_loop: lp.unbind(),
-        end_iteration,
+        op,
+        rechecking: std::sync::atomic::AtomicBool::new(false),
     });
     dispatch::ensure(py)?;
     poll_async(py, &task);

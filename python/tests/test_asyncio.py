@@ -120,3 +120,96 @@ async def test_cancelled_recv_async_loses_nothing():
     ch.port1.post_message("kept")
     await asyncio.sleep(0.05)
     assert ch.port2.recv(timeout=1) == "kept"
+
+
+@pytest.mark.asyncio
+async def test_ready_resolves_at_once_without_limits():
+    ch = MessageChannel()
+    assert ch.port1.is_ready()
+    assert await asyncio.wait_for(ch.port1.ready(), 1) is None
+
+
+@pytest.mark.asyncio
+async def test_ready_waits_for_room_in_the_partners_queue():
+    ch = MessageChannel()
+    ch.port2.set_limits(max_messages=2)
+    ch.port1.post_message(1)
+    ch.port1.post_message(2)
+    assert not ch.port1.is_ready()
+    waiter = asyncio.ensure_future(ch.port1.ready())
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    # The receiver takes a message on another thread: the waiter wakes up on its loop.
+    got = await asyncio.get_running_loop().run_in_executor(None, ch.port2.recv, 1)
+    assert got == 1
+    await asyncio.wait_for(waiter, 1)
+    assert ch.port1.is_ready()
+
+
+@pytest.mark.asyncio
+async def test_ready_paces_a_fast_sender():
+    ch = MessageChannel()
+    ch.port2.set_limits(max_messages=4)
+    received = []
+
+    def consume():
+        for msg in ch.port2:
+            received.append(msg)
+
+    t = threading.Thread(target=consume)
+    t.start()
+    for i in range(200):
+        await ch.port1.ready()
+        assert ch.port2.stats()["queued_messages"] <= 4
+        ch.port1.post_message(i)
+    ch.port1.close()
+    await asyncio.get_running_loop().run_in_executor(None, t.join)
+    assert received == list(range(200))
+
+
+@pytest.mark.asyncio
+async def test_ready_resolves_when_the_partner_closes():
+    ch = MessageChannel()
+    ch.port2.set_limits(max_messages=1)
+    ch.port1.post_message(1)
+    waiter = asyncio.ensure_future(ch.port1.ready())
+    await asyncio.sleep(0.02)
+    assert not waiter.done()
+    ch.port2.close()
+    await asyncio.wait_for(waiter, 1)
+
+
+@pytest.mark.asyncio
+async def test_broadcast_recv_async_and_async_for():
+    from channel_messaging import BroadcastChannel
+
+    a, b = BroadcastChannel("py-async-bc"), BroadcastChannel("py-async-bc")
+    waiter = asyncio.ensure_future(b.recv_async())
+    await asyncio.sleep(0.02)
+    assert not waiter.done()
+    # Posted from another thread: the waiter is woken on this loop.
+    await asyncio.get_running_loop().run_in_executor(None, a.post_message, {"n": 0})
+    assert await asyncio.wait_for(waiter, 1) == {"n": 0}
+    for i in range(1, 4):
+        a.post_message({"n": i})
+    got = []
+    async for msg in b:
+        got.append(msg["n"])
+        if len(got) == 3:
+            b.close()
+    assert got == [1, 2, 3]
+    with pytest.raises(PortClosedError):
+        await b.recv_async()
+    a.close()
+
+
+@pytest.mark.asyncio
+async def test_broadcast_recv_async_raises_when_closed_while_waiting():
+    from channel_messaging import BroadcastChannel
+
+    b = BroadcastChannel("py-async-bc-close")
+    waiter = asyncio.ensure_future(b.recv_async())
+    await asyncio.sleep(0.02)
+    b.close()
+    with pytest.raises(PortClosedError):
+        await asyncio.wait_for(waiter, 1)

@@ -108,3 +108,53 @@ def test_flow_control_limits_and_stats(channel):
     assert s["queued_messages"] == 2 and s["max_messages"] == 2 and not s["closed"]
     channel.port2.recv_nowait()
     assert channel.port1.is_ready()
+
+
+def test_post_message_and_recv_accept_keywords_and_reject_bad_arguments():
+    # post_message and recv have hand-installed fastcall entry points: same signature.
+    from channel_messaging import Buffer, Empty, MessageChannel
+
+    ch = MessageChannel()
+    buf = Buffer(b"abc")
+    ch.port1.post_message(message={"k": buf}, transfer=[buf])
+    assert buf.detached
+    got = ch.port2.recv(timeout=1)
+    assert bytes(got["k"]) == b"abc"
+    ch.port1.post_message("x", None)
+    assert ch.port2.recv(None) == "x"
+    with pytest.raises(TypeError, match="missing required argument 'message'"):
+        ch.port1.post_message()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
+        ch.port1.post_message(1, bogus=2)
+    with pytest.raises(TypeError, match="multiple values for argument 'message'"):
+        ch.port1.post_message(1, message=2)
+    with pytest.raises(TypeError, match="at most 2 positional"):
+        ch.port1.post_message(1, None, 3)
+    with pytest.raises(TypeError):
+        ch.port2.recv(timeout="soon")
+    with pytest.raises(Empty):
+        ch.port2.recv(timeout=0.01)
+    with pytest.raises(TypeError):
+        type(ch.port1).post_message(object(), 1)  # wrong self
+
+
+def test_flat_dict_fast_path_falls_back_for_nested_and_non_str_keys():
+    from channel_messaging import MessageChannel
+
+    ch = MessageChannel()
+    inner = [1, 2]
+    msgs = [
+        {"a": 1, "b": "x", "c": None, "d": 1.5, "e": True},
+        {"a": inner, "b": inner},  # shared reference: found by the general path
+        {1: "int key", "s": "str key"},  # a Map
+        {"big": 1 << 70, "s": "\ud800"},  # bigint, lone surrogate value
+    ]
+    for m in msgs:
+        ch.port1.post_message(m)
+    assert ch.port2.recv(timeout=1) == msgs[0]
+    shared = ch.port2.recv(timeout=1)
+    assert shared == {"a": [1, 2], "b": [1, 2]} and shared["a"] is shared["b"]
+    assert ch.port2.recv(timeout=1) == msgs[2]
+    assert ch.port2.recv(timeout=1) == msgs[3]
+    with pytest.raises(Exception, match="lone surrogates"):
+        ch.port1.post_message({"\udc00": 1})
