@@ -298,6 +298,16 @@ impl BroadcastChannel {
             .map_err(RecvTimeoutError::MessageError)
     }
 
+    /// Polls for the next message, still encoded (see
+    /// [`MessagePort::poll_recv_message`](crate::MessagePort::poll_recv_message)).
+    ///
+    /// # Errors
+    ///
+    /// `Ready(Err(TryRecvError::Closed))` once the channel is closed.
+    pub fn poll_recv_message(&self, cx: &mut Context<'_>) -> Poll<Result<Message, TryRecvError>> {
+        self.0.endpoint.poll_pop(cx, || self.try_recv_message())
+    }
+
     /// The next message, asynchronously (cancel-safe).
     pub fn recv_async(&self) -> Recv<'_> {
         Recv { src: self }

@@ -234,3 +234,22 @@ fn i_broadcast_receives_raw_and_serde() {
         Err(channel_messaging::RecvError::Closed)
     ));
 }
+
+#[test]
+fn i_broadcast_polls_raw_messages() {
+    use std::task::{Context, Poll, Waker};
+    let a = BroadcastChannel::new("i-poll");
+    let b = BroadcastChannel::new("i-poll");
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(b.poll_recv_message(&mut cx).is_pending());
+    a.post(&7u8).unwrap();
+    let Poll::Ready(Ok(m)) = b.poll_recv_message(&mut cx) else {
+        panic!("expected a message")
+    };
+    assert_eq!(m.deserialize::<u8>().unwrap(), 7);
+    b.close();
+    assert!(matches!(
+        b.poll_recv_message(&mut cx),
+        Poll::Ready(Err(TryRecvError::Closed))
+    ));
+}

@@ -912,3 +912,72 @@ fn d5_close_hook_fires_when_the_partner_is_dropped_or_lost() {
     assert_eq!(fired.load(Ordering::SeqCst), 1);
     drop(x);
 }
+
+/// A waker that runs code of its own when woken.
+struct CallbackWaker(Box<dyn Fn() + Send + Sync>);
+impl std::task::Wake for CallbackWaker {
+    fn wake(self: Arc<Self>) {
+        (self.0)();
+    }
+}
+
+#[test]
+fn flow_control_wakers_run_with_no_lock_held() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    let (a, b) = MessageChannel::new().into_ports();
+    b.set_limits(Limits {
+        max_messages: Some(1),
+        max_bytes: None,
+    });
+    a.post_message(&int(1), &[]).unwrap();
+    // The waker calls back into the receiving port, as a binding's waker may.
+    let (b2, woken) = (b.clone(), Arc::new(AtomicUsize::new(0)));
+    let w = Arc::clone(&woken);
+    let waker = Waker::from(Arc::new(CallbackWaker(Box::new(move || {
+        let _ = b2.stats();
+        w.fetch_add(1, Ordering::SeqCst);
+    }))));
+    let mut ready = Box::pin(a.ready());
+    assert!(
+        ready
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
+    );
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let t = thread::spawn(move || {
+        b.try_recv().unwrap();
+        done_tx.send(()).unwrap();
+        b
+    });
+    done_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the receive deadlocked in its waker");
+    let _b = t.join().unwrap();
+    assert_eq!(woken.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn flow_control_close_releases_waiting_senders() {
+    let (a, b) = MessageChannel::new().into_ports();
+    b.set_limits(Limits {
+        max_messages: Some(1),
+        max_bytes: None,
+    });
+    a.post_message(&int(1), &[]).unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    {
+        let a = a.clone();
+        thread::spawn(move || {
+            futures::executor::block_on(a.ready());
+            done_tx.send(()).unwrap();
+        });
+    }
+    thread::sleep(Duration::from_millis(30));
+    b.close();
+    done_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("close() did not wake the waiting sender");
+    assert!(a.is_ready());
+}

@@ -71,7 +71,14 @@ impl Endpoint {
             && let Some(inbox) = &c.inbox
         {
             match inbox.pop() {
-                Some(Envelope::Message(m)) => return Popped::Message(m),
+                Some(Envelope::Message(m)) => {
+                    if inbox.space_wake_due() {
+                        let inbox = Arc::clone(inbox);
+                        drop(c);
+                        inbox.wake_space_waiters();
+                    }
+                    return Popped::Message(m);
+                }
                 None if !inbox.hook_needs_rearm() => return Popped::Empty,
                 other => return Self::try_pop_slow(c, other),
             }
@@ -93,12 +100,10 @@ impl Endpoint {
             (None, Some(Envelope::PartnerClosed)) => {
                 c.ended = Some(End::PartnerClosed);
                 inbox.stop_accepting();
-                inbox.wake_space_waiters();
                 (Popped::Ended(End::PartnerClosed, true), inbox.drain())
             }
             (None, Some(Envelope::SelfClosed)) => {
                 c.ended = Some(End::SelfClosed);
-                inbox.wake_space_waiters();
                 (Popped::Ended(End::SelfClosed, true), inbox.drain())
             }
             (None, None) => (Popped::Empty, Vec::new()),
@@ -107,8 +112,10 @@ impl Endpoint {
         // carry; firing the hook) happens while the consumer lock is held.
         drop(guard);
         drop(garbage);
-        if matches!(result, Popped::Empty) {
-            inbox.rearm_hook();
+        match result {
+            Popped::Empty => inbox.rearm_hook(),
+            Popped::Ended(_, true) => inbox.wake_space_waiters(),
+            _ => {}
         }
         result
     }

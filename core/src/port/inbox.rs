@@ -183,6 +183,8 @@ impl Inbox {
         self.accepting.store(false, Ordering::Release);
         self.queue.push(Envelope::SelfClosed);
         self.wake_consumer();
+        // Posts to this port are dropped from now on: waiting senders are ready.
+        self.wake_space_waiters();
     }
 
     pub(crate) fn stop_accepting(&self) {
@@ -247,14 +249,19 @@ impl Inbox {
             let r = self.received.load(Ordering::Relaxed);
             self.received
                 .store(r.wrapping_add(packed(m.byte_size())), Ordering::Relaxed);
-            if self.limited.load(Ordering::Relaxed) {
-                fence(Ordering::SeqCst);
-                if self.space_interest.load(Ordering::Relaxed) && self.has_capacity() {
-                    self.wake_space_waiters();
-                }
-            }
         }
         Some(env)
+    }
+
+    /// Whether senders wait for space that a pop has just made (the caller then calls
+    /// `wake_space_waiters` once it holds no lock: wakers may run user code).
+    #[inline]
+    pub(crate) fn space_wake_due(&self) -> bool {
+        if !self.limited.load(Ordering::Relaxed) {
+            return false;
+        }
+        fence(Ordering::SeqCst);
+        self.space_interest.load(Ordering::Relaxed) && self.has_capacity()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
