@@ -30,6 +30,11 @@ const BATCH = 1000;
 const RECV_EMPTY = -1;
 const RECV_ENDED = -2;
 
+// why the native wake-up called (node/src/lib.rs)
+const WAKE_READY = 0;
+const WAKE_CLOSE = 1;
+const WAKE_SPACE = 2;
+
 // queueMicrotask wraps each callback in an AsyncResource; a resolved promise does not
 const resolved = Promise.resolve();
 
@@ -365,9 +370,17 @@ class PortState {
     this.detached = false;
     this.drainScheduled = false;
     this.batch = 0;
+    this.closeWatched = false;
+    this.readyWaiters = null; // resolvers of pending ready() promises
     this.tick = () => process.nextTick(drainStep, this);
-    this.wake = () => {
-      if (!this.drainScheduled) drainStep(this);
+    this.wake = (kind) => {
+      if (kind === WAKE_READY) {
+        if (!this.drainScheduled) drainStep(this);
+      } else if (kind === WAKE_CLOSE) {
+        partnerGone(this);
+      } else if (kind === WAKE_SPACE) {
+        spaceAvailable(this);
+      }
     };
   }
 }
@@ -459,6 +472,25 @@ class MessagePort extends ListenerTarget {
     return this[kState].native.isReady();
   }
 
+  /**
+   * Resolves once the partner's queue is below its limits (at once when it is, or
+   * when either end is closed or this port was transferred). A pending ready() keeps
+   * the event loop alive.
+   */
+  ready() {
+    const s = this[kState];
+    if (s.detached || s.ended || s.closing) return Promise.resolve();
+    if (s.readyWaiters !== null) return new Promise((resolve) => s.readyWaiters.push(resolve));
+    ensureWake(s);
+    if (!s.wakeInstalled || s.native.pollReady()) return Promise.resolve();
+    watchClose(s); // a partner that closes resolves it too
+    const p = new Promise((resolve) => {
+      s.readyWaiters = [resolve];
+    });
+    applyRef(s);
+    return p;
+  }
+
   /** Queue statistics of this port. */
   stats() {
     const [queuedMessages, queuedBytes, closed, maxMessages, maxBytes] = this[kState].native.stats();
@@ -476,10 +508,15 @@ class MessagePort extends ListenerTarget {
   }
 
   [Symbol.for('channel-messaging.listenerCountChanged')](type, count) {
+    const s = this[kState];
+    if (type === 'close') {
+      // Node fires 'close' when the partner goes away even on a port never started
+      if (count === 1) watchClose(s);
+      return;
+    }
     if (type !== 'message') return;
     // Node's rules: the first 'message' listener refs and starts; the last one leaving
     // unrefs and stops.
-    const s = this[kState];
     if (count === 1) {
       s.refed = true;
       applyRef(s);
@@ -624,6 +661,7 @@ function markTransferred(s) {
   s.refed = false;
   s.wakeInstalled = false;
   s.ended = true;
+  settleReady(s);
   setImmediate(emitClose, s);
 }
 
@@ -637,7 +675,41 @@ function ensureWake(s) {
 
 function applyRef(s) {
   if (s.refed) ensureWake(s);
-  if (s.wakeInstalled) s.native.setRef(s.refed && !s.closing && !s.ended);
+  if (s.wakeInstalled) s.native.setRef((s.refed && !s.closing && !s.ended) || s.readyWaiters !== null);
+}
+
+function watchClose(s) {
+  if (s.closeWatched || s.ended || s.detached) return;
+  ensureWake(s);
+  s.closeWatched = s.wakeInstalled && s.native.watchClose();
+}
+
+/**
+ * The partner went away. A receiving port learns it from its queue (the drain fires
+ * 'close' after the last message); a port that is not receiving fires 'close' now if
+ * nothing is queued before the end, as Node's does (otherwise the receive that reaches
+ * the end, e.g. receiveMessageOnPort, fires it).
+ */
+function partnerGone(s) {
+  // the core does not wake space waiters when the partner closes without draining
+  spaceAvailable(s);
+  if (s.ended || s.detached || s.receiving || s.closing) return;
+  if (s.native.stats()[0] !== 0) return;
+  portEnded(s);
+}
+
+function spaceAvailable(s) {
+  if (s.readyWaiters === null) return;
+  if (!s.detached && !s.ended && !s.native.pollReady()) return; // woken early: waits again
+  settleReady(s);
+}
+
+function settleReady(s) {
+  const waiters = s.readyWaiters;
+  if (waiters === null) return;
+  s.readyWaiters = null;
+  if (s.wakeInstalled) applyRef(s);
+  for (const resolve of waiters) resolve();
 }
 
 function startPort(s) {
@@ -697,7 +769,8 @@ function receiveOne(s, dispatchIt) {
   }
   if (n === RECV_EMPTY) return undefined;
   if (n === RECV_ENDED) {
-    portEnded(s);
+    // receiveMessageOnPort reaching the end: 'close' follows asynchronously, as in Node
+    portEnded(s, !dispatchIt);
     return undefined;
   }
   const pending = s.native.takePending();
@@ -760,15 +833,17 @@ function deliverMessage(s, data, ports) {
   dispatch(port, 'message', null, data, false, () => makeMessageEvent('message', port, data, ports));
 }
 
-function portEnded(s) {
-  if (s.ended && s.closeEmitted) return;
+function portEnded(s, later = false) {
+  if (s.ended && (s.closeEmitted || later)) return;
   s.ended = true;
   s.receiving = false;
+  settleReady(s);
   if (s.wakeInstalled) {
     s.wakeInstalled = false;
     s.native.clearWake();
   }
-  emitClose(s);
+  if (later) setImmediate(emitClose, s);
+  else emitClose(s);
 }
 
 function emitClose(s) {
@@ -782,6 +857,7 @@ function closePort(s) {
   if (s.closing || s.detached) return;
   s.closing = true;
   s.native.close();
+  settleReady(s);
   if (s.wakeInstalled) s.native.setRef(false);
   // Messages already queued here are still delivered (DESIGN.md §7.2), then 'close'.
   // The immediate keeps the event loop alive until then, as Node's handle close does.
@@ -798,6 +874,10 @@ function finishClose(s) {
       setImmediate(finishClose, s);
       return;
     }
+  } else if (!s.ended) {
+    // Node discards what a port that is not receiving still holds when it closes; the
+    // ports inside those messages close, so their partners see 'close' now (not at GC)
+    s.native.discardQueued();
   }
   portEnded(s);
 }

@@ -44,8 +44,16 @@ pub fn version() -> &'static str {
     env!("CARGO_PKG_VERSION")
 }
 
-/// The JS wake-up callback, callable from any thread.
-type Wake = ThreadsafeFunction<(), Unknown<'static>, (), Status, false>;
+/// The JS wake-up callback, callable from any thread. Its argument says why:
+/// [`WAKE_READY`], [`WAKE_CLOSE`] or [`WAKE_SPACE`].
+type Wake = ThreadsafeFunction<u32, Unknown<'static>, u32, Status, false>;
+
+/// The started port (or channel) has something to read (the core's ready hook).
+const WAKE_READY: u32 = 0;
+/// The partner went away (the core's close hook; fires for unstarted ports too).
+const WAKE_CLOSE: u32 = 1;
+/// The partner's queue may have room again (a `ready()` waiter was woken).
+const WAKE_SPACE: u32 = 2;
 
 /// What the fast entry points (`fastApi`) operate on: a port or a broadcast channel
 /// and the message parked by the last `recv` that returned -3.
@@ -132,22 +140,59 @@ const RECV_PENDING: i32 = -3;
 #[derive(Default)]
 struct Waker {
     tsfn: Option<Arc<Wake>>,
+    /// The `std::task::Waker` behind `ready()`, one per threadsafe function (the core
+    /// keeps one entry per distinct waker, so it is reused).
+    space: Option<std::task::Waker>,
     referenced: bool,
 }
 
+/// Calls the JS wake-up with `kind`. NonBlocking never waits; a closing function
+/// (environment teardown) just reports a status, which there is nobody to tell.
+fn call_wake(tsfn: &Wake, kind: u32) {
+    let _ = tsfn.call(kind, ThreadsafeFunctionCallMode::NonBlocking);
+}
+
+/// Wakes a pending `ready()`. Holds the threadsafe function weakly: once the port let go
+/// of it (transferred or ended), a late wake-up is a no-op and keeps nothing alive.
+struct SpaceWake(std::sync::Weak<Wake>);
+
+impl std::task::Wake for SpaceWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(tsfn) = self.0.upgrade() {
+            call_wake(&tsfn, WAKE_SPACE);
+        }
+    }
+}
+
 impl Waker {
-    /// Installs `f` as the wake-up callback; returns the hook for the core.
+    /// Installs `f` as the wake-up callback; returns the ready hook for the core.
     fn install(&mut self, env: &Env, f: Wake) -> channel_messaging::ReadyHook {
         let tsfn = Arc::new(f);
         self.tsfn = Some(Arc::clone(&tsfn));
+        self.space = None;
         // A new threadsafe function starts referenced: apply the current state.
         self.referenced = true;
         let _ = self.set_ref(env, false);
-        Arc::new(move || {
-            // NonBlocking never waits; a closing function (environment teardown) just
-            // reports a status, which there is nobody to tell.
-            let _ = tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
-        })
+        Arc::new(move || call_wake(&tsfn, WAKE_READY))
+    }
+
+    /// A hook calling the installed wake-up with `kind`; `None` before `install`.
+    fn hook(&self, kind: u32) -> Option<channel_messaging::ReadyHook> {
+        let tsfn = Arc::clone(self.tsfn.as_ref()?);
+        Some(Arc::new(move || call_wake(&tsfn, kind)))
+    }
+
+    /// The waker that turns a core space wake-up into a [`WAKE_SPACE`] call.
+    fn space_waker(&mut self) -> Option<std::task::Waker> {
+        if self.space.is_none() {
+            let weak = Arc::downgrade(self.tsfn.as_ref()?);
+            self.space = Some(std::task::Waker::from(Arc::new(SpaceWake(weak))));
+        }
+        self.space.clone()
     }
 
     fn set_ref(&mut self, env: &Env, on: bool) -> bool {
@@ -176,6 +221,7 @@ impl Waker {
 
     fn release(&mut self) {
         self.tsfn = None;
+        self.space = None;
         self.referenced = false;
     }
 }
@@ -333,7 +379,33 @@ impl NativePort {
     #[napi]
     pub fn clear_wake(&self) {
         self.port.set_ready_hook(None);
+        self.port.set_close_hook(None);
         self.waker.borrow_mut().release();
+    }
+
+    /// Asks for a wake-up with [`WAKE_CLOSE`] once the partner goes away, whether or not
+    /// the port is started (Node fires 'close' on such ports). If it is already gone the
+    /// call comes at once (still through the event loop). False without a wake-up.
+    #[napi]
+    pub fn watch_close(&self) -> bool {
+        let Some(hook) = self.waker.borrow().hook(WAKE_CLOSE) else {
+            return false;
+        };
+        self.port.set_close_hook(Some(hook));
+        true
+    }
+
+    /// Whether the partner's queue is below its limits; when not, a [`WAKE_SPACE`]
+    /// wake-up comes once it may be (then ask again). Without a wake-up installed this
+    /// only answers.
+    #[napi]
+    pub fn poll_ready(&self) -> bool {
+        let Some(waker) = self.waker.borrow_mut().space_waker() else {
+            return self.port.is_ready();
+        };
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut ready = self.port.ready();
+        std::future::Future::poll(std::pin::Pin::new(&mut ready), &mut cx).is_ready()
     }
 
     /// References or unreferences the wake-up (keeps the event loop alive or not);
@@ -347,6 +419,13 @@ impl NativePort {
     #[napi]
     pub fn close(&self) {
         self.port.close();
+    }
+
+    /// Drops every message still queued (closing the ports they carry), up to the end.
+    #[napi]
+    pub fn discard_queued(&self) {
+        lock(&self.core.pending).take();
+        while self.port.try_recv_message().is_ok() {}
     }
 
     /// Whether `close` was called.

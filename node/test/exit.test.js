@@ -20,3 +20,12 @@ test('a port with a listener keeps the process alive until its partner closes', 
   assert.match(out, /got late/);
   assert.match(out, /closed after the timer/);
 });
+
+test('a script whose only port has just a close listener exits', () => {
+  assert.doesNotMatch(run('exit-close-listener.js'), /closed\?!/);
+  assert.match(run('exit-close-listener.js'), /exited/);
+});
+
+test('a pending ready() keeps the process alive until it resolves', () => {
+  assert.match(run('exit-ready.js'), /ready\nexited/);
+});

@@ -445,3 +445,110 @@ test('eventtarget_semantics: once, signal, handleEvent, dedupe, dispatchEvent', 
   assert.deepStrictEqual(calls.at(-1), ['f', 3]);
   port1.close();
 });
+
+/**
+ * Runs `body` while a timer keeps the event loop alive: as with Node's own ports, a port
+ * without a 'message' listener does not (awaiting its 'close' alone would end the test).
+ */
+async function keepingAlive(body) {
+  const keep = setInterval(() => {}, 1000);
+  try {
+    await body();
+  } finally {
+    clearInterval(keep);
+  }
+}
+
+test('d_close_fires_on_a_never_started_port_with_only_a_close_listener', () => keepingAlive(async () => {
+  const { port1, port2 } = new MessageChannel();
+  let closes = 0;
+  port2.on('close', () => closes++);
+  port1.close();
+  await once(port2, 'close');
+  await tick();
+  assert.strictEqual(closes, 1);
+  assert.strictEqual(port2.hasRef(), false);
+  // a listener added after the partner closed still gets it, once (Node's port would
+  // already have fired it to nobody, when the event loop got to it)
+  const c = new MessageChannel();
+  c.port1.close();
+  await tick();
+  const late = new Promise((resolve) => { c.port2.onclose = resolve; });
+  await late;
+}));
+
+test('d_close_on_an_unstarted_port_waits_for_queued_messages_as_in_node', () => keepingAlive(async () => {
+  const { port1, port2 } = new MessageChannel();
+  const events = [];
+  port2.on('close', () => events.push('close'));
+  port1.postMessage('a');
+  port1.close();
+  await tick();
+  await tick();
+  assert.deepStrictEqual(events, [], 'a queued message comes before the close');
+  assert.deepStrictEqual(receiveMessageOnPort(port2), { message: 'a' });
+  assert.strictEqual(receiveMessageOnPort(port2), undefined);
+  assert.deepStrictEqual(events, [], "'close' is asynchronous");
+  await tick();
+  assert.deepStrictEqual(events, ['close']);
+}));
+
+test('d_close_on_an_unstarted_port_when_the_partner_is_dropped_in_an_undelivered_message', () => keepingAlive(async () => {
+  const carrier = new MessageChannel();
+  const { port1, port2 } = new MessageChannel();
+  const closed = once(port2, 'close');
+  carrier.port1.postMessage(port1, [port1]);
+  carrier.port2.close(); // the message carrying port1 is never received
+  carrier.port1.close();
+  await closed;
+}));
+
+test('ready_resolves_at_once_without_limits_and_after_the_partner_drains', async () => {
+  const { port1, port2 } = new MessageChannel();
+  assert.strictEqual(port1.isReady(), true);
+  await port1.ready();
+  port2.setLimits({ maxMessages: 2 });
+  port1.postMessage(1);
+  port1.postMessage(2);
+  assert.strictEqual(port1.isReady(), false);
+  let resolved = false;
+  const both = Promise.all([port1.ready(), port1.ready()]).then(() => { resolved = true; });
+  await tick();
+  await tick();
+  assert.strictEqual(resolved, false, 'still full');
+  assert.deepStrictEqual(receiveMessageOnPort(port2), { message: 1 });
+  await both;
+  assert.strictEqual(port1.isReady(), true);
+  port1.close();
+});
+
+test('ready_resolves_when_either_end_closes', () => keepingAlive(async () => {
+  for (const closer of ['partner', 'self']) {
+    const { port1, port2 } = new MessageChannel();
+    port2.setLimits({ maxMessages: 1 });
+    port1.postMessage(1);
+    const ready = port1.ready();
+    if (closer === 'partner') port2.close();
+    else port1.close();
+    await ready;
+  }
+}));
+
+test('ready_gives_backpressure_to_a_sender_loop', async () => {
+  const { port1, port2 } = new MessageChannel();
+  port2.setLimits({ maxMessages: 8 });
+  const got = [];
+  let maxQueued = 0;
+  port2.on('message', (m) => {
+    maxQueued = Math.max(maxQueued, port2.stats().queuedMessages + 1);
+    got.push(m);
+  });
+  for (let i = 0; i < 200; i++) {
+    await port1.ready();
+    port1.postMessage(i);
+  }
+  while (got.length < 200) await tick();
+  assert.deepStrictEqual(got, [...Array(200).keys()]);
+  assert.ok(maxQueued <= 8, `at most the limit queued (${maxQueued})`);
+  port1.close();
+});
