@@ -4,8 +4,9 @@
 // Workers. Ports reach the Workers as single-use handles (port.exportHandle() in the
 // main thread, MessagePort.importHandle() in the Worker).
 //
-// Usage: node --expose-gc bench/node/channel_messaging_rows.mjs <w1|w2|w3a|w3b|w4|w5> <n>
-// Prints one line `RESULT {json}`.
+// Usage: node --expose-gc bench/node/channel_messaging_rows.mjs <w1|w2|w3a|w3b|w4|w5|poll-w1|poll-w2> <n>
+// Prints one line `RESULT {json}`. The poll-* rows receive with receiveMessageOnPort in a
+// spin loop on both sides, as peers.mjs' mc-poll rows do with Node's.
 
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { createRequire } from 'node:module';
@@ -62,6 +63,31 @@ function workerMain() {
       parentPort.postMessage('ready');
       break;
     }
+    case 'recv-poll': {
+      const port = cm.MessagePort.importHandle(handle);
+      parentPort.postMessage('ready');
+      for (let count = 0; count < n; ) {
+        const r = cm.receiveMessageOnPort(port);
+        if (r !== undefined) {
+          check(r.message, count);
+          count += 1;
+        }
+      }
+      done();
+      break;
+    }
+    case 'echo-poll': {
+      const port = cm.MessagePort.importHandle(handle);
+      parentPort.postMessage('ready');
+      for (let count = 0; count < n; ) {
+        const r = cm.receiveMessageOnPort(port);
+        if (r !== undefined) {
+          port.postMessage(r.message);
+          count += 1;
+        }
+      }
+      break;
+    }
     case 'echo-events': {
       const port = cm.MessagePort.importHandle(handle);
       port.on('message', (m) => port.postMessage(m));
@@ -106,13 +132,13 @@ function startWorker(data) {
   return { worker, ready, ended };
 }
 
-async function timedReceivers(n, kind, count, sendAll) {
+async function timedReceivers(n, kind, count, sendAll, role = 'recv-events') {
   const ports = [];
   const workers = [];
   for (let k = 0; k < count; k += 1) {
     const { port1, port2 } = new cm.MessageChannel();
     ports.push(port1);
-    workers.push(startWorker({ role: 'recv-events', n, kind, handle: port2.exportHandle() }));
+    workers.push(startWorker({ role, n, kind, handle: port2.exportHandle() }));
   }
   await Promise.all(workers.map((w) => w.ready));
   const start = now();
@@ -123,34 +149,43 @@ async function timedReceivers(n, kind, count, sendAll) {
   return Number(end - start) / 1e9;
 }
 
-async function w1(n) {
+async function w1(n, poll = false) {
   const secs = await timedReceivers(n, 'tick', 1, ([port]) => {
     for (let i = 0; i < n; i += 1) port.postMessage({ seq: i, name: 'tick' });
-  });
+  }, poll ? 'recv-poll' : 'recv-events');
   report(n / secs, 'msg/s', { n, secs });
 }
 
-async function w2(n) {
+async function w2(n, poll = false) {
   const { port1, port2 } = new cm.MessageChannel();
   const total = n + warmup(n);
-  const w = startWorker({ role: 'echo-events', n: total, handle: port2.exportHandle() });
+  const w = startWorker({ role: poll ? 'echo-poll' : 'echo-events', n: total, handle: port2.exportHandle() });
   await w.ready;
   const samples = new Float64Array(n);
-  await new Promise((resolve) => {
-    let i = 0;
-    let t0 = now();
-    port1.on('message', () => {
-      if (i >= total - n) samples[i - (total - n)] = Number(now() - t0);
-      i += 1;
-      if (i === total) {
-        resolve();
-        return;
-      }
-      t0 = now();
+  if (poll) {
+    for (let i = 0; i < total; i += 1) {
+      const t0 = now();
       port1.postMessage({ seq: i, name: 'tick' });
+      while (cm.receiveMessageOnPort(port1) === undefined);
+      if (i >= total - n) samples[i - (total - n)] = Number(now() - t0);
+    }
+  } else {
+    await new Promise((resolve) => {
+      let i = 0;
+      let t0 = now();
+      port1.on('message', () => {
+        if (i >= total - n) samples[i - (total - n)] = Number(now() - t0);
+        i += 1;
+        if (i === total) {
+          resolve();
+          return;
+        }
+        t0 = now();
+        port1.postMessage({ seq: i, name: 'tick' });
+      });
+      port1.postMessage({ seq: 0, name: 'tick' });
     });
-    port1.postMessage({ seq: 0, name: 'tick' });
-  });
+  }
   port1.close();
   await w.worker.terminate();
   samples.sort();
@@ -213,10 +248,19 @@ function w5(n) {
 async function main() {
   const [workload, nText] = process.argv.slice(2);
   const n = Number.parseInt((nText ?? '').replaceAll('_', ''), 10);
-  const table = { w1, w2, w3a: (k) => w3(k, false), w3b: (k) => w3(k, true), w4, w5 };
+  const table = {
+    w1: (k) => w1(k),
+    w2: (k) => w2(k),
+    w3a: (k) => w3(k, false),
+    w3b: (k) => w3(k, true),
+    w4,
+    w5,
+    'poll-w1': (k) => w1(k, true),
+    'poll-w2': (k) => w2(k, true),
+  };
   const run = table[workload];
   if (!run || !(n > 0)) {
-    console.error('usage: node --expose-gc bench/node/channel_messaging_rows.mjs <w1|w2|w3a|w3b|w4|w5> <n>');
+    console.error('usage: node --expose-gc bench/node/channel_messaging_rows.mjs <w1|w2|w3a|w3b|w4|w5|poll-w1|poll-w2> <n>');
     process.exit(2);
   }
   await run(n);
