@@ -8,8 +8,8 @@
 
 const native = require('./channel-messaging.node');
 
-// post(endpoint, bytes, length) and recv(endpoint, scratch), without napi-rs' per-call
-// class check (see node/src/fast.rs)
+// post(endpoint, bytes, length), postOwn(endpoint, length) and recv(endpoint) over buffers
+// registered once, without napi-rs' per-call class check (see node/src/fast.rs)
 const fast = native.fastApi();
 const { Encoder, Decoder, DecodeError, dataCloneError } = require('./lib/codec.js');
 const { types } = require('node:util');
@@ -62,7 +62,21 @@ function invalidArgType(name, expected, value) {
 
 const encoders = [];
 const decoder = new Decoder();
+// receives land here (registered with the addon, re-registered when it grows)
 let scratch = new Uint8Array(64 * 1024);
+fast.setScratch(scratch);
+// the buffer registered for postOwn: the outermost encoder's, while it does not grow
+let postBuffer = null;
+
+/** Posts the first `len` bytes of `enc.buf` to the endpoint: the error message or null. */
+function postBytes(ep, enc, len) {
+  if (enc.buf !== postBuffer) {
+    if (enc !== encoders[0]) return fast.post(ep, enc.buf, len);
+    postBuffer = enc.buf;
+    fast.setPostBuffer(postBuffer);
+  }
+  return fast.postOwn(ep, len);
+}
 
 function acquireEncoder() {
   // a getter in a message may post from inside an encode: each depth gets its own
@@ -80,12 +94,15 @@ function acquireEncoder() {
 
 // ------------------------------------------------------------------------ events
 
+const NO_PORTS = Object.freeze([]);
+
 /** The event of 'message' and 'messageerror' (spec J): data, ports, target. */
 class MessageEvent extends Event {
   constructor(type, init = undefined) {
     super(type);
     this[kData] = init?.data ?? null;
-    this[kPorts] = Object.freeze(init?.ports ? [...init.ports] : []);
+    const ports = init?.ports;
+    this[kPorts] = ports ? Object.freeze([...ports]) : NO_PORTS;
     this[kTarget] = null;
     this[kStop] = false;
   }
@@ -609,7 +626,7 @@ function postSimple(s, value) {
   try {
     const len = enc.encode(value, null, null);
     const err = enc.side.length === 0
-      ? fast.post(s.ep, enc.buf, len)
+      ? postBytes(s.ep, enc, len)
       : s.native.postFull(enc.buf.subarray(0, len), enc.side, [], []);
     if (err !== null && err !== undefined) throw dataCloneError(err);
   } finally {
@@ -755,7 +772,7 @@ function drainStep(s) {
  */
 function receiveOne(s, dispatchIt) {
   if (s.detached) return undefined;
-  const n = fast.recv(s.ep, scratch);
+  const n = fast.recv(s.ep);
   if (n >= 0) {
     let data;
     try {
@@ -777,6 +794,7 @@ function receiveOne(s, dispatchIt) {
   if (pending === null || pending === undefined) return undefined;
   if (pending.bytes.length > scratch.length && pending.bytes.length <= 16 * 1024 * 1024) {
     scratch = new Uint8Array(Math.max(pending.bytes.length, scratch.length * 2));
+    fast.setScratch(scratch);
   }
   const ports = pending.ports.map(wrapPort);
   let data;
@@ -806,7 +824,9 @@ function messageError(s, err, dispatchIt) {
 }
 
 function makeMessageEvent(type, target, data, ports) {
-  const ev = new MessageEvent(type, { data, ports });
+  const ev = new MessageEvent(type);
+  ev[kData] = data;
+  if (ports.length > 0) ev[kPorts] = Object.freeze([...ports]);
   ev[kTarget] = target;
   return ev;
 }
@@ -968,7 +988,7 @@ class BroadcastChannel extends ListenerTarget {
     try {
       const len = enc.encode(message, null, null);
       const err = enc.side.length === 0
-        ? fast.post(s.ep, enc.buf, len)
+        ? postBytes(s.ep, enc, len)
         : s.native.post(enc.buf.subarray(0, len), enc.side);
       if (err !== null && err !== undefined) {
         if (err.startsWith('InvalidStateError')) throw new DOMException('BroadcastChannel is closed.', 'InvalidStateError');
@@ -1011,7 +1031,7 @@ defineHandler(BroadcastChannel.prototype, 'messageerror');
 function bcDrainStep(s) {
   s.drainScheduled = false;
   if (s.closed) return;
-  const n = fast.recv(s.ep, scratch);
+  const n = fast.recv(s.ep);
   let data;
   const target = s.target;
   if (n === RECV_EMPTY || n === RECV_ENDED) {

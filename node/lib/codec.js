@@ -612,6 +612,80 @@ const keyCacheStrings = new Array(KEY_CACHE_SIZE).fill('');
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/**
+ * Object shapes: a tree of key sequences (root -> first key -> second key ...). A shape
+ * seen often gets a factory, `(stack, base) => ({ k0: stack[base], k1: stack[base + 1] })`,
+ * made once with `new Function`: each factory's object literal is monomorphic, where
+ * `obj[k] = v` in a loop is a megamorphic keyed store (the main cost of decoding small
+ * objects). Bounded in size; without code generation (--disallow-code-generation-from-
+ * strings) every object takes the plain path.
+ */
+const SHAPE_MAX_KEYS = 16;
+const SHAPE_MAX_NODES = 2048;
+const SHAPE_HOT = 3;
+let shapeNodes = 0;
+let codegen = true;
+
+class Shape {
+  constructor(keys) {
+    this.keys = keys; // the key sequence up to here
+    this.k1 = undefined; // one-entry inline cache of the transitions
+    this.n1 = null;
+    this.k1Bytes = null; // k1 as encoded (head and UTF-8), compared in place of decoding
+    // the last short text value seen after this key sequence, with its encoding
+    this.vText = null;
+    this.vBytes = null;
+    this.vChanges = 0;
+    this.more = null; // Map key -> Shape
+    this.hits = 0;
+    this.factory = null;
+  }
+
+  next(k) {
+    if (this.k1 === k) return this.n1;
+    const m = this.more?.get(k);
+    if (m !== undefined) return m;
+    if (shapeNodes >= SHAPE_MAX_NODES || k === '__proto__') return null;
+    shapeNodes++;
+    const n = new Shape([...this.keys, k]);
+    if (this.n1 === null) {
+      this.k1 = k;
+      this.n1 = n;
+      const utf = textEncoder.encode(k);
+      if (utf.length < 24) {
+        this.k1Bytes = new Uint8Array(utf.length + 1);
+        this.k1Bytes[0] = 0x60 | utf.length;
+        this.k1Bytes.set(utf, 1);
+      }
+    } else {
+      (this.more ??= new Map()).set(k, n);
+    }
+    return n;
+  }
+
+  make() {
+    if (!codegen) return null;
+    const body = this.keys.map((k, i) => `${JSON.stringify(k)}: s[b + ${i}]`).join(', ');
+    try {
+      // eslint-disable-next-line no-new-func
+      this.factory = new Function('s', 'b', `'use strict'; return { ${body} };`);
+    } catch {
+      codegen = false;
+    }
+    return this.factory;
+  }
+}
+const shapeRoot = new Shape([]);
+const textEncoder = new TextEncoder();
+
+/** Whether b[p..] starts with `want`. */
+function bytesAt(b, p, want, end) {
+  const n = want.length;
+  if (end - p < n) return false;
+  for (let i = 0; i < n; i++) if (b[p + i] !== want[i]) return false;
+  return true;
+}
+
 class Decoder {
   decode(bytes, start, end, buffers, ports) {
     this.b = bytes;
@@ -622,6 +696,8 @@ class Decoder {
     this.shared = [];
     this.pendingShare = NO_SHARE;
     this.depth = 0;
+    this.stack ??= [];
+    this.sp = 0;
     // envelope
     const [major, arg] = this.headOf();
     if (major !== 6) this.fail('Malformed');
@@ -750,6 +826,11 @@ class Decoder {
 
   object(n) {
     this.count(n, 2);
+    if (n <= SHAPE_MAX_KEYS && n > 0 && this.pendingShare === NO_SHARE && codegen) {
+      // (a shareable object takes the plain path: it must exist before its children)
+      const r = this.shaped(n);
+      if (r !== null) return r;
+    }
     this.enter();
     const obj = this.share({});
     for (let i = 0; i < n; i++) {
@@ -763,6 +844,64 @@ class Decoder {
       }
     }
     this.depth--;
+    return obj;
+  }
+
+  /**
+   * Decodes the n entries onto this.stack and builds the object with its shape's
+   * factory; null (nothing consumed) when the shape has none yet.
+   */
+  shaped(n) {
+    const start = this.pos;
+    const shared = this.shared.length;
+    const base = this.sp;
+    const stack = this.stack;
+    let shape = shapeRoot;
+    const b = this.b;
+    this.enter();
+    for (let i = 0; i < n; i++) {
+      const kb = shape.k1Bytes;
+      if (kb !== null && bytesAt(b, this.pos, kb, this.end)) {
+        this.pos += kb.length; // the usual next key: no decoding, no lookup
+        shape = shape.n1;
+      } else {
+        shape = shape.next(this.key());
+        if (shape === null) break;
+      }
+      let v;
+      const vb = shape.vBytes;
+      if (vb !== null && bytesAt(b, this.pos, vb, this.end)) {
+        this.pos += vb.length;
+        v = shape.vText;
+      } else {
+        const at = this.pos;
+        v = this.value();
+        if (v === HOLE) this.fail('BadTag');
+        if (typeof v === 'string' && this.pos - at <= 24 && b[at] >>> 5 === 3 && shape.vChanges < 16) {
+          // remember it: the same field often carries the same short string (a field
+          // whose strings keep changing stops being remembered)
+          shape.vChanges++;
+          shape.vText = v;
+          shape.vBytes = b.slice(at, this.pos);
+        }
+      }
+      stack[this.sp++] = v;
+    }
+    this.depth--;
+    let f = null;
+    if (shape !== null) {
+      f = shape.factory;
+      if (f === null && ++shape.hits >= SHAPE_HOT) f = shape.make();
+    }
+    this.sp = base;
+    if (f === null) {
+      // rewind: decode again, plainly (forgetting what the first pass marked shareable)
+      this.pos = start;
+      this.shared.length = shared;
+      return null;
+    }
+    const obj = f(stack, base);
+    for (let i = base; i < base + n; i++) stack[i] = undefined;
     return obj;
   }
 

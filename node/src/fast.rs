@@ -6,15 +6,25 @@
 //! are installed once per environment by `fastApi()`:
 //!
 //! - `post(endpoint, bytes: Uint8Array, length)` -> `undefined` or an error message;
-//! - `recv(endpoint, scratch: Uint8Array)` -> the message length, or -1 / -2 / -3 as
+//! - `postOwn(endpoint, length)`: the same with the bytes of the buffer registered by
+//!   `setPostBuffer(bytes: Uint8Array)`;
+//! - `recv(endpoint)` -> the message length, copied into the buffer registered by
+//!   `setScratch(scratch: Uint8Array)`, or -1 / -2 / -3 as
 //!   [`NativePort::recv`](crate::NativePort::recv).
+//!
+//! Registering the two buffers once (per environment: the state hangs off the functions'
+//! data pointer) saves a typed-array lookup per call, which V8 makes surprisingly costly.
+//! Each registered array is held by a reference until it is replaced, so its memory
+//! (off-heap once its info was read) stays valid.
 //!
 //! Every argument is checked; a wrong one throws a TypeError. No panic crosses: each
 //! entry point runs under `catch_unwind`.
 
+use std::cell::UnsafeCell;
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, Unknown};
@@ -60,31 +70,128 @@ unsafe extern "C" fn finalize_endpoint(_env: sys::napi_env, data: *mut c_void, _
     }
 }
 
-/// The fast entry points of this environment: `{ post, recv }`.
+/// A registered buffer: its memory and the reference that keeps it alive.
+struct Registered {
+    data: *mut u8,
+    len: usize,
+    keep: sys::napi_ref,
+}
+
+impl Registered {
+    const NONE: Registered = Registered {
+        data: ptr::null_mut(),
+        len: 0,
+        keep: ptr::null_mut(),
+    };
+
+    fn bytes(&mut self) -> &mut [u8] {
+        if self.data.is_null() {
+            &mut []
+        } else {
+            // SAFETY: `data` points at `len` bytes of a live off-heap backing store, held
+            // by `keep`; only the JS thread that owns the environment calls in here.
+            unsafe { std::slice::from_raw_parts_mut(self.data, self.len) }
+        }
+    }
+
+    /// Replaces the registered buffer with the `Uint8Array` `value`.
+    unsafe fn set(&mut self, env: sys::napi_env, value: sys::napi_value) -> bool {
+        // SAFETY: plain N-API calls on live values of this environment.
+        unsafe {
+            let Some(bytes) = bytes(env, value) else {
+                return false;
+            };
+            let mut keep = ptr::null_mut();
+            if sys::napi_create_reference(env, value, 1, &mut keep) != sys::Status::napi_ok {
+                return false;
+            }
+            if !self.keep.is_null() {
+                sys::napi_delete_reference(env, self.keep);
+            }
+            *self = Registered {
+                data: bytes.as_mut_ptr(),
+                len: bytes.len(),
+                keep,
+            };
+        }
+        true
+    }
+}
+
+/// The registered buffers of one environment.
+struct Buffers {
+    scratch: Registered,
+    post: Registered,
+}
+
+/// The per-environment state of the fast entry points, shared by the functions of one
+/// `fastApi()` object: each holds a strong count, released by its finalizer.
+struct FastEnv(UnsafeCell<Buffers>);
+
+unsafe extern "C" fn finalize_fast_env(env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    if data.is_null() {
+        return;
+    }
+    // SAFETY: `data` came from `Rc::into_raw` in `fast_api`, once per function; all of
+    // an environment's finalizers run on its own thread.
+    let state = unsafe { Rc::from_raw(data as *const FastEnv) };
+    if let Ok(state) = Rc::try_unwrap(state) {
+        let buffers = state.0.into_inner();
+        for keep in [buffers.scratch.keep, buffers.post.keep] {
+            if !keep.is_null() {
+                // SAFETY: a reference created in this environment. At teardown the call
+                // may fail; the environment then frees its references itself.
+                unsafe { sys::napi_delete_reference(env, keep) };
+            }
+        }
+    }
+}
+
+type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
+
+/// The fast entry points of this environment: `{ post, postOwn, recv, setScratch,
+/// setPostBuffer }`.
 #[napi]
 pub fn fast_api(env: &Env) -> napi::Result<Object<'_>> {
     let mut obj = Object::new(env)?;
-    for (name, cb) in [
-        (
-            "post",
-            fast_post
-                as unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value,
-        ),
+    let state = Rc::new(FastEnv(UnsafeCell::new(Buffers {
+        scratch: Registered::NONE,
+        post: Registered::NONE,
+    })));
+    let entries: [(&str, Callback); 5] = [
+        ("post", fast_post),
+        ("postOwn", fast_post_own),
         ("recv", fast_recv),
-    ] {
+        ("setScratch", fast_set_scratch),
+        ("setPostBuffer", fast_set_post_buffer),
+    ];
+    for (name, cb) in entries {
         let mut f = ptr::null_mut();
-        // SAFETY: a plain function with no data pointer.
-        let status = unsafe {
+        let data = Rc::into_raw(Rc::clone(&state)) as *mut c_void;
+        // SAFETY: each function holds one strong count on the state (its data pointer),
+        // given back by its finalizer.
+        let ok = unsafe {
             sys::napi_create_function(
                 env.raw(),
                 name.as_ptr().cast(),
                 name.len() as isize,
                 Some(cb),
-                ptr::null_mut(),
+                data,
                 &mut f,
-            )
+            ) == sys::Status::napi_ok
+                && sys::napi_add_finalizer(
+                    env.raw(),
+                    f,
+                    data,
+                    Some(finalize_fast_env),
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                ) == sys::Status::napi_ok
         };
-        if status != sys::Status::napi_ok {
+        if !ok {
+            // SAFETY: the count was not handed over (a function made without its
+            // finalizer is unreachable garbage, and never called).
+            drop(unsafe { Rc::from_raw(data as *const FastEnv) });
             return Err(napi::Error::new(
                 Status::GenericFailure,
                 "cannot create a function",
@@ -101,8 +208,18 @@ unsafe fn args<const N: usize>(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> Option<[sys::napi_value; N]> {
+    // SAFETY: forwarded.
+    unsafe { args_data::<N>(env, info) }.map(|(argv, _)| argv)
+}
+
+/// Reads up to `N` arguments and the function's data pointer (the [`FastEnv`]).
+unsafe fn args_data<'a, const N: usize>(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> Option<([sys::napi_value; N], &'a mut Buffers)> {
     let mut argv = [ptr::null_mut(); N];
     let mut argc = N;
+    let mut data = ptr::null_mut();
     // SAFETY: `argv` has room for `argc` values.
     let status = unsafe {
         sys::napi_get_cb_info(
@@ -111,10 +228,16 @@ unsafe fn args<const N: usize>(
             &mut argc,
             argv.as_mut_ptr(),
             ptr::null_mut(),
-            ptr::null_mut(),
+            &mut data,
         )
     };
-    (status == sys::Status::napi_ok && argc >= N).then_some(argv)
+    if status != sys::Status::napi_ok || argc < N || data.is_null() {
+        return None;
+    }
+    // SAFETY: every function made by `fast_api` carries a strong count on its
+    // environment's `FastEnv`; calls come from the one JS thread, one at a time, and none
+    // of them calls back into JS while it holds the buffers.
+    Some((argv, unsafe { &mut *(*(data as *const FastEnv)).0.get() }))
 }
 
 /// The endpoint behind an `External` made by `endpoint_external`.
@@ -215,18 +338,92 @@ unsafe extern "C" fn fast_post(
     catch_unwind(run).unwrap_or_else(|_| unsafe { throw_type_error(env, "post: internal error") })
 }
 
+unsafe extern "C" fn fast_post_own(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let run = AssertUnwindSafe(|| unsafe {
+        let Some(([ep, len], state)) = args_data::<2>(env, info) else {
+            return throw_type_error(env, "postOwn(endpoint, length) takes two arguments");
+        };
+        let Some(ep) = endpoint(env, ep) else {
+            return throw_type_error(env, "postOwn: not an endpoint");
+        };
+        let buf = state.post.bytes();
+        let mut n = 0u32;
+        if sys::napi_get_value_uint32(env, len, &mut n) != sys::Status::napi_ok
+            || n as usize > buf.len()
+        {
+            return throw_type_error(env, "postOwn: the length is not within the post buffer");
+        }
+        match ep.post_bytes(&buf[..n as usize]) {
+            None => ptr::null_mut(),
+            Some(message) => {
+                let mut out = ptr::null_mut();
+                sys::napi_create_string_utf8(
+                    env,
+                    message.as_ptr().cast(),
+                    message.len() as isize,
+                    &mut out,
+                );
+                out
+            }
+        }
+    });
+    catch_unwind(run)
+        .unwrap_or_else(|_| unsafe { throw_type_error(env, "postOwn: internal error") })
+}
+
 unsafe extern "C" fn fast_recv(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
     let run = AssertUnwindSafe(|| unsafe {
-        let Some([ep, buf]) = args::<2>(env, info) else {
-            return throw_type_error(env, "recv(endpoint, scratch) takes two arguments");
+        let Some(([ep], state)) = args_data::<1>(env, info) else {
+            return throw_type_error(env, "recv(endpoint) takes one argument");
         };
-        let (Some(ep), Some(buf)) = (endpoint(env, ep), bytes(env, buf)) else {
-            return throw_type_error(env, "recv: not an endpoint and a Uint8Array");
+        let Some(ep) = endpoint(env, ep) else {
+            return throw_type_error(env, "recv: not an endpoint");
         };
-        int32(env, ep.recv_into(buf))
+        int32(env, ep.recv_into(state.scratch.bytes()))
     });
     catch_unwind(run).unwrap_or_else(|_| unsafe { throw_type_error(env, "recv: internal error") })
+}
+
+unsafe extern "C" fn fast_set_scratch(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let run = AssertUnwindSafe(|| unsafe {
+        let ok = match args_data::<1>(env, info) {
+            Some(([buf], state)) => state.scratch.set(env, buf),
+            None => false,
+        };
+        if ok {
+            ptr::null_mut()
+        } else {
+            throw_type_error(env, "setScratch(scratch) takes a Uint8Array")
+        }
+    });
+    catch_unwind(run)
+        .unwrap_or_else(|_| unsafe { throw_type_error(env, "setScratch: internal error") })
+}
+
+unsafe extern "C" fn fast_set_post_buffer(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let run = AssertUnwindSafe(|| unsafe {
+        let ok = match args_data::<1>(env, info) {
+            Some(([buf], state)) => state.post.set(env, buf),
+            None => false,
+        };
+        if ok {
+            ptr::null_mut()
+        } else {
+            throw_type_error(env, "setPostBuffer(bytes) takes a Uint8Array")
+        }
+    });
+    catch_unwind(run)
+        .unwrap_or_else(|_| unsafe { throw_type_error(env, "setPostBuffer: internal error") })
 }

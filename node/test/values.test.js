@@ -122,3 +122,61 @@ test('g_proto_key_is_an_own_property', () => {
   assert.deepStrictEqual(back.__proto__, { polluted: true }); // eslint-disable-line no-proto
   assert.strictEqual({}.polluted, undefined);
 });
+
+// The decoder builds objects of frequent key sequences with a generated factory (lib/
+// codec.js, Shape): the same results as the plain path, whatever the mix.
+test('g_object_shapes_decode_like_the_plain_path_cold_and_hot', () => {
+  const shared = { s: 'same' };
+  const make = (i) => ({
+    seq: i,
+    name: i % 3 === 0 ? 'tick' : `t${i}`, // a field whose string changes (value hint)
+    nested: { a: i, b: [i, { c: 'x' }] },
+    ref1: shared,
+    ref2: shared, // a shared reference inside a hot shape
+    tag: i % 2 ? 'odd' : 'even',
+    ['__proto__']: undefined,
+  });
+  for (let i = 0; i < 40; i++) {
+    const v = make(i);
+    Object.defineProperty(v, '__proto__', { value: { p: i }, enumerable: true, writable: true, configurable: true });
+    const back = roundTrip(v);
+    assert.strictEqual(back.seq, i);
+    assert.strictEqual(back.name, v.name);
+    assert.deepStrictEqual(back.nested, v.nested);
+    assert.strictEqual(back.ref1, back.ref2, `shared reference kept (${i})`);
+    assert.deepStrictEqual(back.ref1, shared);
+    assert.deepStrictEqual(Object.keys(back), Object.keys(v));
+    assert.ok(Object.hasOwn(back, '__proto__'), 'an own __proto__ key stays an own property');
+    assert.strictEqual(Object.getPrototypeOf(back), Object.prototype);
+  }
+  // a cycle through a (by now hot) shape, and the same string shared by identity
+  for (let i = 0; i < 10; i++) {
+    const o = { seq: i, name: 'tick' };
+    o.self = o;
+    const back = roundTrip(o);
+    assert.strictEqual(back.self, back);
+    assert.strictEqual(back.name, 'tick');
+  }
+  // integer-like and non-ASCII keys keep their order and values
+  for (let i = 0; i < 10; i++) {
+    const o = { z: 1, 10: 'ten', 2: 'two', ü: 'u', '': 'empty', [`k${i % 2}`]: i };
+    assert.deepStrictEqual(roundTrip(o), o);
+    assert.deepStrictEqual(Object.keys(roundTrip(o)), Object.keys(o));
+  }
+});
+
+test('g_objects_decode_without_code_generation_too', () => {
+  const { execFileSync } = require('node:child_process');
+  const out = execFileSync(process.execPath, ['--disallow-code-generation-from-strings', '-e', `
+    const { MessageChannel, receiveMessageOnPort } = require(${JSON.stringify(require.resolve('..'))});
+    const { port1, port2 } = new MessageChannel();
+    const got = [];
+    for (let i = 0; i < 20; i++) {
+      port1.postMessage({ seq: i, name: 'tick' });
+      got.push(receiveMessageOnPort(port2).message);
+    }
+    port1.close();
+    console.log(JSON.stringify(got.slice(-2)));
+  `], { encoding: 'utf8' });
+  assert.strictEqual(out.trim(), '[{"seq":18,"name":"tick"},{"seq":19,"name":"tick"}]');
+});
