@@ -389,7 +389,9 @@ class PortState {
     this.batch = 0;
     this.closeWatched = false;
     this.readyWaiters = null; // resolvers of pending ready() promises
-    this.tick = () => process.nextTick(drainStep, this);
+    // (nextTick without extra arguments allocates no argument array)
+    this.drain = () => drainStep(this);
+    this.tick = () => process.nextTick(this.drain);
     this.wake = (kind) => {
       if (kind === WAKE_READY) {
         if (!this.drainScheduled) drainStep(this);
@@ -963,7 +965,8 @@ class BroadcastChannel extends ListenerTarget {
       batch: 0,
       target: this,
     };
-    s.tick = () => process.nextTick(bcDrainStep, s);
+    s.drain = () => bcDrainStep(s);
+    s.tick = () => process.nextTick(s.drain);
     s.wake = () => {
       if (!s.drainScheduled) bcDrainStep(s);
     };

@@ -59,8 +59,10 @@ test('i_broadcast_reaches_workers', async () => {
   await Promise.all(workers.map((w) => once(w, 'message')));
   const bc = new BroadcastChannel('t4');
   const replies = Promise.all(workers.map((w) => once(w, 'message')));
+  // listen for 'exit' now: a Worker exits as soon as it replied (listening later races)
+  const exits = Promise.all(workers.map((w) => once(w, 'exit')));
   bc.postMessage({ hello: [1, 2n] });
   for (const [m] of await replies) assert.deepStrictEqual(m, { hello: [1, 2n] });
   bc.close();
-  await Promise.all(workers.map((w) => once(w, 'exit')));
+  await exits;
 });
