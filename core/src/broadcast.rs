@@ -17,27 +17,68 @@ use crate::{Buffer, Value, wire};
 
 struct ChannelState {
     name: String,
+    group: Arc<Group>,
+    /// The channel's own inbox (also in `endpoint`, and in the group's member list).
+    inbox: Arc<Inbox>,
     endpoint: Endpoint,
     closed: AtomicBool,
 }
 
-/// Every open channel, by name, in creation order (spec I3 step 5).
-static REGISTRY: LazyLock<Mutex<HashMap<String, Vec<Weak<ChannelState>>>>> =
+/// One open channel as its group sees it.
+#[derive(Clone)]
+struct Member {
+    /// The address of its `ChannelState`, to recognise the sender and to leave.
+    id: usize,
+    inbox: Arc<Inbox>,
+}
+
+/// The open channels of one name, in creation order (spec I3 step 5). A post reads a
+/// snapshot: the list is replaced, never changed in place, when a channel joins or leaves.
+#[derive(Default)]
+struct Group {
+    members: Mutex<Arc<[Member]>>,
+}
+
+/// The groups, by name. A group lives as long as one of its channels.
+static REGISTRY: LazyLock<Mutex<HashMap<String, Weak<Group>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
-impl Drop for ChannelState {
-    fn drop(&mut self) {
-        unregister(&self.name, self as *const ChannelState);
+impl Group {
+    fn join(&self, member: Member) {
+        let mut members = lock(&self.members);
+        let mut list = members.to_vec();
+        list.push(member);
+        *members = list.into();
+    }
+
+    /// Removes `id`; returns whether the group is now empty.
+    fn leave(&self, id: usize) -> bool {
+        let mut members = lock(&self.members);
+        if members.iter().any(|m| m.id == id) {
+            let list: Vec<Member> = members.iter().filter(|m| m.id != id).cloned().collect();
+            *members = list.into();
+        }
+        members.is_empty()
     }
 }
 
-fn unregister(name: &str, me: *const ChannelState) {
-    let mut registry = lock(&REGISTRY);
-    if let Some(members) = registry.get_mut(name) {
-        members.retain(|w| w.as_ptr() != me && w.strong_count() > 0);
-        if members.is_empty() {
-            registry.remove(name);
+impl ChannelState {
+    fn leave(&self) {
+        if self.group.leave(self as *const ChannelState as usize) {
+            let mut registry = lock(&REGISTRY);
+            if registry
+                .get(&self.name)
+                .is_some_and(|g| g.strong_count() == 0 || g.as_ptr() == Arc::as_ptr(&self.group))
+            {
+                registry.remove(&self.name);
+            }
         }
+    }
+}
+
+impl Drop for ChannelState {
+    fn drop(&mut self) {
+        self.leave();
     }
 }
 
@@ -82,15 +123,29 @@ impl BroadcastChannel {
     /// Joins the channel called `name`.
     pub fn new(name: impl Into<String>) -> Self {
         let name = name.into();
+        let group = {
+            let mut registry = lock(&REGISTRY);
+            match registry.get(&name).and_then(Weak::upgrade) {
+                Some(group) => group,
+                None => {
+                    let group = Arc::new(Group::default());
+                    registry.insert(name.clone(), Arc::downgrade(&group));
+                    group
+                }
+            }
+        };
+        let inbox = Arc::new(Inbox::new());
         let state = Arc::new(ChannelState {
-            name: name.clone(),
-            endpoint: Endpoint::new(Arc::new(Inbox::new())),
+            name,
+            group: Arc::clone(&group),
+            inbox: Arc::clone(&inbox),
+            endpoint: Endpoint::new(inbox.clone()),
             closed: AtomicBool::new(false),
         });
-        lock(&REGISTRY)
-            .entry(name)
-            .or_default()
-            .push(Arc::downgrade(&state));
+        group.join(Member {
+            id: Arc::as_ptr(&state) as usize,
+            inbox,
+        });
         BroadcastChannel(state)
     }
 
@@ -155,29 +210,12 @@ impl BroadcastChannel {
     }
 
     fn deliver(&self, msg: &Message) -> usize {
-        let me = Arc::as_ptr(&self.0);
-        let destinations: Vec<Arc<ChannelState>> = lock(&REGISTRY)
-            .get(&self.0.name)
-            .map(|members| {
-                members
-                    .iter()
-                    .filter(|w| w.as_ptr() != me)
-                    .filter_map(Weak::upgrade)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut count = 0;
-        for dest in &destinations {
-            if dest.closed.load(Ordering::Acquire) {
-                continue;
-            }
-            if let Some(inbox) = dest.endpoint.inbox()
-                && inbox.push_message(msg.share()).is_ok()
-            {
-                count += 1;
-            }
-        }
-        count
+        let me = Arc::as_ptr(&self.0) as usize;
+        let members = Arc::clone(&*lock(&self.0.group.members));
+        members
+            .iter()
+            .filter(|m| m.id != me && m.inbox.push_message(msg.share()).is_ok())
+            .count()
     }
 
     /// Closes the channel: it leaves the group, receives nothing more, and what was
@@ -186,7 +224,7 @@ impl BroadcastChannel {
         if self.0.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        unregister(&self.0.name, Arc::as_ptr(&self.0));
+        self.0.leave();
         let (inbox, garbage) = {
             let mut c = lock(&self.0.endpoint.consumer);
             c.ended = Some(End::SelfClosed);
@@ -207,17 +245,13 @@ impl BroadcastChannel {
     /// Enables the queue, so that the ready hook fires (see
     /// [`MessagePort::start`](crate::MessagePort::start)).
     pub fn start(&self) {
-        if let Some(inbox) = self.0.endpoint.inbox() {
-            inbox.enable();
-        }
+        self.0.inbox.enable();
     }
 
     /// Registers the binding's ready hook (see
     /// [`MessagePort::set_ready_hook`](crate::MessagePort::set_ready_hook)).
     pub fn set_ready_hook(&self, hook: Option<ReadyHook>) {
-        if let Some(inbox) = self.0.endpoint.inbox() {
-            inbox.set_hook(hook);
-        }
+        self.0.inbox.set_hook(hook);
     }
 
     /// The next message without blocking, still encoded.

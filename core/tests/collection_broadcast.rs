@@ -253,3 +253,42 @@ fn i_broadcast_polls_raw_messages() {
         Poll::Ready(Err(TryRecvError::Closed))
     ));
 }
+
+#[test]
+fn i_channels_join_and_leave_while_others_post() {
+    let sender = BroadcastChannel::new("i-churn");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churners: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut joined = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let ch = BroadcastChannel::new("i-churn");
+                    let _ = ch.try_recv();
+                    joined += 1;
+                }
+                joined
+            })
+        })
+        .collect();
+    let steady = BroadcastChannel::new("i-churn");
+    for i in 0..2_000 {
+        assert!(sender.post_message(&Value::Int(i)).unwrap() >= 1);
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for c in churners {
+        assert!(c.join().unwrap() > 0);
+    }
+    for i in 0..2_000 {
+        assert_eq!(
+            steady.try_recv().unwrap().data,
+            Value::Int(i),
+            "in order, none lost"
+        );
+    }
+    drop((sender, steady));
+    // The group is gone with its last channel; a new one starts empty.
+    let fresh = BroadcastChannel::new("i-churn");
+    assert_eq!(fresh.post_message(&Value::Null).unwrap(), 0);
+}
