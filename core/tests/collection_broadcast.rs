@@ -263,7 +263,7 @@ fn i_channels_join_and_leave_while_others_post() {
             let stop = std::sync::Arc::clone(&stop);
             std::thread::spawn(move || {
                 let mut joined = 0;
-                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) || joined < 50 {
                     let ch = BroadcastChannel::new("i-churn");
                     let _ = ch.try_recv();
                     joined += 1;
