@@ -506,7 +506,7 @@ def write_chart(path: Path, cases: list[dict]) -> str:
                 peer = by_id[x["peer"]]
                 ratio_rows.append((f"{c['group']}: {short(c['mechanism'])}\n  vs {short(peer['mechanism'])}", x))
     limit_rows = [
-        (f"{c['group']}: {short(c['mechanism'])}", c["limit_result"])
+        (f"{c['group']}: {short(c['mechanism'])}", c["limit_result"], limit_unit(c))
         for c in cases
         if c.get("limit_result") and c["limit_result"]["median"] is not None
     ]
@@ -543,14 +543,16 @@ def write_chart(path: Path, cases: list[dict]) -> str:
     if limit_rows:
         ax2 = axes[1][0]
         ys2 = list(range(len(limit_rows)))[::-1]
-        for (label, lr), y in zip(limit_rows, ys2):
+        for (label, lr, unit), y in zip(limit_rows, ys2):
             color = "#2e7d32" if lr["met"] else "#c62828"
             ax2.barh(y, lr["median"], color=color, alpha=0.8)
-            ax2.text(max(lr["median"], 0) + 1, y, f"{lr['median']:.1f} B", va="center", fontsize=7)
+            ax2.text(max(lr["median"], 0) + 1, y, f"{lr['median']:.1f} {unit}", va="center", fontsize=7)
             ax2.plot([lr["bound"], lr["bound"]], [y - 0.4, y + 0.4], color="black", linewidth=2)
         ax2.set_yticks(ys2)
         ax2.set_yticklabels([r[0] for r in limit_rows], fontsize=7)
-        ax2.set_xlabel("W5: resident bytes per queued message above the payload (black tick: the limit)")
+        ax2.set_xlabel("absolute figures against their limits, each in its row's unit: wire = ns per "
+                       "encode+decode, W5 = resident bytes per queued message above the payload "
+                       "(black tick: the limit)", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
