@@ -644,7 +644,18 @@ impl<'a> Reader<'a> {
             return None;
         }
         let (m, count, n) = self.peek_head()?;
-        if m != major || self.depth() >= MAX_DEPTH {
+        if m != major {
+            return None;
+        }
+        self.open_peeked_container(major, count, n)
+    }
+
+    /// Opens the untagged array or map (`major`) whose head was peeked: `count` items,
+    /// `n` head bytes. `None`, with nothing consumed, at the depth limit or when the
+    /// input cannot hold that many items.
+    #[inline]
+    fn open_peeked_container(&mut self, major: u8, count: u64, n: usize) -> Option<usize> {
+        if self.depth() >= MAX_DEPTH {
             return None;
         }
         let (kind, per_item) = if major == cbor::MAJOR_MAP {
@@ -694,28 +705,11 @@ impl<'a> Reader<'a> {
                 ))));
             }
             cbor::MAJOR_ARRAY | cbor::MAJOR_MAP => {
-                if self.depth() >= MAX_DEPTH {
-                    return None;
-                }
-                let (kind, per_item) = if major == cbor::MAJOR_MAP {
-                    (F_OBJECT, 2)
-                } else {
-                    (F_ARRAY, 1)
-                };
-                let items = arg.checked_mul(per_item)?;
-                if items > self.remaining() - n as u64 {
-                    return None;
-                }
-                self.pos += n;
-                if arg == 0 {
-                    self.complete();
-                } else {
-                    self.push_frame(Frame::new(kind, items));
-                }
+                let count = self.open_peeked_container(major, arg, n)?;
                 return Some(if major == cbor::MAJOR_MAP {
-                    FastValue::Object(arg as usize)
+                    FastValue::Object(count)
                 } else {
-                    FastValue::Array(arg as usize)
+                    FastValue::Array(count)
                 });
             }
             7 => match self.input[self.pos] {
