@@ -304,6 +304,45 @@ unsafe fn int32(env: sys::napi_env, v: i32) -> sys::napi_value {
     out
 }
 
+/// Posts the first `len` bytes of `buf` on `ep`: undefined on success, the error text
+/// as a string when the post was refused, a TypeError when `len` is out of range.
+///
+/// # Safety
+///
+/// `env` and `len` come from the current N-API callback.
+unsafe fn post_prefix(
+    env: sys::napi_env,
+    ep: &Endpoint,
+    buf: &[u8],
+    len: sys::napi_value,
+    bad_length: &str,
+) -> sys::napi_value {
+    let mut n = 0u32;
+    // SAFETY: `env` and `len` are the live arguments of the calling N-API callback.
+    if unsafe { sys::napi_get_value_uint32(env, len, &mut n) } != sys::Status::napi_ok
+        || n as usize > buf.len()
+    {
+        // SAFETY: as above.
+        return unsafe { throw_type_error(env, bad_length) };
+    }
+    match ep.post_bytes(&buf[..n as usize]) {
+        None => ptr::null_mut(),
+        Some(message) => {
+            let mut out = ptr::null_mut();
+            // SAFETY: `message` is a valid UTF-8 string of the given length.
+            unsafe {
+                sys::napi_create_string_utf8(
+                    env,
+                    message.as_ptr().cast(),
+                    message.len() as isize,
+                    &mut out,
+                )
+            };
+            out
+        }
+    }
+}
+
 unsafe extern "C" fn fast_post(
     env: sys::napi_env,
     info: sys::napi_callback_info,
@@ -315,25 +354,13 @@ unsafe extern "C" fn fast_post(
         let (Some(ep), Some(buf)) = (endpoint(env, ep), bytes(env, buf)) else {
             return throw_type_error(env, "post: not an endpoint and a Uint8Array");
         };
-        let mut n = 0u32;
-        if sys::napi_get_value_uint32(env, len, &mut n) != sys::Status::napi_ok
-            || n as usize > buf.len()
-        {
-            return throw_type_error(env, "post: the length is not within the Uint8Array");
-        }
-        match ep.post_bytes(&buf[..n as usize]) {
-            None => ptr::null_mut(),
-            Some(message) => {
-                let mut out = ptr::null_mut();
-                sys::napi_create_string_utf8(
-                    env,
-                    message.as_ptr().cast(),
-                    message.len() as isize,
-                    &mut out,
-                );
-                out
-            }
-        }
+        post_prefix(
+            env,
+            ep,
+            buf,
+            len,
+            "post: the length is not within the Uint8Array",
+        )
     });
     catch_unwind(run).unwrap_or_else(|_| unsafe { throw_type_error(env, "post: internal error") })
 }
@@ -350,25 +377,13 @@ unsafe extern "C" fn fast_post_own(
             return throw_type_error(env, "postOwn: not an endpoint");
         };
         let buf = state.post.bytes();
-        let mut n = 0u32;
-        if sys::napi_get_value_uint32(env, len, &mut n) != sys::Status::napi_ok
-            || n as usize > buf.len()
-        {
-            return throw_type_error(env, "postOwn: the length is not within the post buffer");
-        }
-        match ep.post_bytes(&buf[..n as usize]) {
-            None => ptr::null_mut(),
-            Some(message) => {
-                let mut out = ptr::null_mut();
-                sys::napi_create_string_utf8(
-                    env,
-                    message.as_ptr().cast(),
-                    message.len() as isize,
-                    &mut out,
-                );
-                out
-            }
-        }
+        post_prefix(
+            env,
+            ep,
+            buf,
+            len,
+            "postOwn: the length is not within the post buffer",
+        )
     });
     catch_unwind(run)
         .unwrap_or_else(|_| unsafe { throw_type_error(env, "postOwn: internal error") })
