@@ -155,10 +155,9 @@ impl BroadcastChannel {
     #[setter]
     fn set_onmessage(slf: &Bound<'_, Self>, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
         let this = slf.get();
-        let value = value.unwrap_or_else(|| slf.py().None().into_bound(slf.py()));
         if this
             .events
-            .set(slf.as_any(), &this.source, Kind::Message, Some(value))?
+            .set(slf.as_any(), &this.source, Kind::Message, value)?
         {
             this.events.start(&this.source);
         }
@@ -173,9 +172,8 @@ impl BroadcastChannel {
     #[setter]
     fn set_onmessageerror(slf: &Bound<'_, Self>, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
         let this = slf.get();
-        let value = value.unwrap_or_else(|| slf.py().None().into_bound(slf.py()));
         this.events
-            .set(slf.as_any(), &this.source, Kind::MessageError, Some(value))?;
+            .set(slf.as_any(), &this.source, Kind::MessageError, value)?;
         Ok(())
     }
 

@@ -268,10 +268,9 @@ impl MessagePort {
     #[setter]
     fn set_onmessage(slf: &Bound<'_, Self>, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
         let this = slf.get();
-        let value = value.unwrap_or_else(|| slf.py().None().into_bound(slf.py()));
         if this
             .events
-            .set(slf.as_any(), &this.source, Kind::Message, Some(value))?
+            .set(slf.as_any(), &this.source, Kind::Message, value)?
         {
             // Setting onmessage to a handler starts the queue (spec B2); None does not.
             this.events.start(&this.source);
@@ -287,9 +286,8 @@ impl MessagePort {
     #[setter]
     fn set_onmessageerror(slf: &Bound<'_, Self>, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
         let this = slf.get();
-        let value = value.unwrap_or_else(|| slf.py().None().into_bound(slf.py()));
         this.events
-            .set(slf.as_any(), &this.source, Kind::MessageError, Some(value))?;
+            .set(slf.as_any(), &this.source, Kind::MessageError, value)?;
         Ok(())
     }
 
@@ -301,9 +299,8 @@ impl MessagePort {
     #[setter]
     fn set_onclose(slf: &Bound<'_, Self>, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
         let this = slf.get();
-        let value = value.unwrap_or_else(|| slf.py().None().into_bound(slf.py()));
         this.events
-            .set(slf.as_any(), &this.source, Kind::Close, Some(value))?;
+            .set(slf.as_any(), &this.source, Kind::Close, value)?;
         Ok(())
     }
 
