@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import { serialize } from 'node:v8';
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
+import { W3_BYTES, checkBuffer, checkTick, now, report, stamp, warmup } from './workload.mjs';
 
 const require = createRequire(import.meta.url);
 const root = new URL('../../', import.meta.url);
@@ -21,26 +22,6 @@ if (isMainThread && !existsSync(new URL('node/channel-messaging.node', root))) {
   execFileSync('make', ['--no-print-directory', 'node'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
 }
 const cm = require('../../node/index.js');
-
-const W3_BYTES = 64 * 1024;
-const now = () => process.hrtime.bigint();
-const warmup = (n) => Math.max(10, Math.min(1000, Math.floor(n / 100)));
-
-function checkTick(m, seq) {
-  if (m.seq !== seq || m.name !== 'tick') {
-    throw new Error(`message ${seq} arrived as ${JSON.stringify(m)}`);
-  }
-}
-
-function checkBuffer(ab, seq) {
-  if (ab.byteLength !== W3_BYTES || new DataView(ab).getUint32(0, true) !== seq) {
-    throw new Error(`buffer ${seq} arrived wrong`);
-  }
-}
-
-function stamp(ab, seq) {
-  new DataView(ab).setUint32(0, seq, true);
-}
 
 // ---------------------------------------------------------------- worker side
 
@@ -114,10 +95,6 @@ function workerMain() {
 }
 
 // ------------------------------------------------------------------ main side
-
-function report(value, unit, extra = {}) {
-  console.log('RESULT ' + JSON.stringify({ value, unit, ...extra }));
-}
 
 function startWorker(data) {
   const worker = new Worker(new URL(import.meta.url), { workerData: data });

@@ -18,26 +18,7 @@ import {
   workerData,
 } from 'node:worker_threads';
 import { serialize } from 'node:v8';
-
-const W3_BYTES = 64 * 1024;
-const now = () => process.hrtime.bigint();
-const warmup = (n) => Math.max(10, Math.min(1000, Math.floor(n / 100)));
-
-function checkTick(m, seq) {
-  if (m.seq !== seq || m.name !== 'tick') {
-    throw new Error(`message ${seq} arrived as ${JSON.stringify(m)}`);
-  }
-}
-
-function checkBuffer(ab, seq) {
-  if (ab.byteLength !== W3_BYTES || new DataView(ab).getUint32(0, true) !== seq) {
-    throw new Error(`buffer ${seq} arrived wrong`);
-  }
-}
-
-function stamp(ab, seq) {
-  new DataView(ab).setUint32(0, seq, true);
-}
+import { W3_BYTES, checkBuffer, checkTick, now, report, stamp, warmup } from './workload.mjs';
 
 // ---------------------------------------------------------------- worker side
 
@@ -106,10 +87,6 @@ function workerMain() {
 }
 
 // ------------------------------------------------------------------ main side
-
-function report(value, unit, extra = {}) {
-  console.log('RESULT ' + JSON.stringify({ value, unit, ...extra }));
-}
 
 /** Starts a Worker running `role` and resolves once it says it is ready. */
 function startWorker(data, transferList = []) {
