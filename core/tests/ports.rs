@@ -981,3 +981,34 @@ fn flow_control_close_releases_waiting_senders() {
         .expect("close() did not wake the waiting sender");
     assert!(a.is_ready());
 }
+
+#[test]
+fn flow_control_ready_resolves_when_the_sender_itself_closes_or_moves() {
+    for transfer in [false, true] {
+        let (a, b) = MessageChannel::new().into_ports();
+        b.set_limits(Limits {
+            max_messages: Some(1),
+            max_bytes: None,
+        });
+        a.post_message(&int(1), &[]).unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        {
+            let a = a.clone();
+            thread::spawn(move || {
+                futures::executor::block_on(a.ready());
+                done_tx.send(()).unwrap();
+            });
+        }
+        thread::sleep(Duration::from_millis(30));
+        let (c, _d) = MessageChannel::new().into_ports();
+        if transfer {
+            c.post_message(&Value::Null, &[&a]).unwrap();
+        } else {
+            a.close();
+        }
+        done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the waiting sender was not released");
+        drop(b);
+    }
+}

@@ -574,6 +574,8 @@ impl MessagePort {
         }
         if let Some(partner) = link {
             partner.push_partner_closed();
+            // This port's own `ready()` waiters are registered there; it is ready now.
+            partner.wake_space_waiters();
         }
     }
 
@@ -784,6 +786,10 @@ fn detach_all(transfer: &[&MessagePort]) -> Result<Vec<PortTransfer>, DataCloneE
     }
     drop(guards);
     drop(garbage);
+    // Waiters in the old handles' `ready()` resolve: a detached port is ready.
+    for link in out.iter().filter_map(|t| t.link.as_ref()) {
+        link.wake_space_waiters();
+    }
     Ok(out)
 }
 
