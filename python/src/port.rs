@@ -502,8 +502,6 @@ struct AsyncTask {
     fut: Py<PyAny>,
     event_loop: Py<PyAny>,
     op: AsyncOp,
-    /// The re-check timer of a pending `ready()` runs (one per task).
-    rechecking: std::sync::atomic::AtomicBool,
 }
 
 struct AsyncWaker(Mutex<Option<Arc<AsyncTask>>>);
@@ -512,18 +510,11 @@ impl Wake for AsyncWaker {
     fn wake(self: Arc<Self>) {
         let task = self.0.lock().ok().and_then(|mut t| t.take());
         if let Some(task) = task {
-            // Always through the dispatcher thread, never inline: the core may wake us
-            // while it holds a port's consumer lock (a receive that frees room wakes
-            // `ready()` waiters from inside its pop), and running Python code there could
-            // hand the GIL to a thread that then blocks on that lock.
+            // Through the dispatcher thread, never inline: the core wakes from whatever
+            // thread made the port ready (a poster, a receiver freeing room), which may
+            // not be a Python thread, and should not wait there for the GIL.
             dispatch::push(Box::new(move |py| {
-                let runner = Bound::new(
-                    py,
-                    RecvTask {
-                        task: Some(task),
-                        recheck: false,
-                    },
-                );
+                let runner = Bound::new(py, RecvTask { task: Some(task) });
                 if let Ok(runner) = runner {
                     let lp = runner
                         .get()
@@ -563,59 +554,14 @@ impl Wake for AsyncWaker {
 #[derive(Debug)]
 pub struct RecvTask {
     task: Option<Arc<AsyncTask>>,
-    /// A timed re-check of a pending `ready()` (see `RECHECK`), not a core wake-up.
-    recheck: bool,
 }
 
 #[pymethods]
 impl RecvTask {
     fn __call__(&self, py: Python<'_>) {
-        let Some(t) = &self.task else { return };
-        if !self.recheck {
+        if let Some(t) = &self.task {
             poll_async(py, t);
-            return;
         }
-        let fut = t.fut.bind(py);
-        if fut
-            .call_method0("done")
-            .and_then(|d| d.is_truthy())
-            .unwrap_or(true)
-        {
-            return;
-        }
-        let port = t.target.bind(py).call0().ok();
-        let ready = match port.as_ref().and_then(|p| p.cast::<MessagePort>().ok()) {
-            Some(p) => p.get().core().is_ready(),
-            None => true, // garbage-collected: poll_async reports it
-        };
-        if ready {
-            poll_async(py, t);
-        } else {
-            schedule_recheck(py, t);
-        }
-    }
-}
-
-/// How often a pending `ready()` re-checks `is_ready()` by itself. The core does not wake
-/// `ready()` waiters when the partner closes (it only does so when a receive frees room),
-/// although `is_ready()` is then true; this timer covers that case until it does.
-const RECHECK: f64 = 0.05;
-
-fn schedule_recheck(py: Python<'_>, task: &Arc<AsyncTask>) {
-    let runner = Bound::new(
-        py,
-        RecvTask {
-            task: Some(Arc::clone(task)),
-            recheck: true,
-        },
-    );
-    let r = runner.and_then(|r| {
-        task.event_loop
-            .bind(py)
-            .call_method1("call_later", (RECHECK, r))
-    });
-    if let Err(e) = r {
-        e.write_unraisable(py, None);
     }
 }
 
@@ -663,11 +609,6 @@ fn poll_async(py: Python<'_>, task: &Arc<AsyncTask>) {
                 let mut ready = core.ready();
                 if Pin::new(&mut ready).poll(&mut cx).is_ready() {
                     settle(py, fut, Ok(py.None().into_bound(py)));
-                } else if !task
-                    .rechecking
-                    .swap(true, std::sync::atomic::Ordering::AcqRel)
-                {
-                    schedule_recheck(py, task);
                 }
             }
             AsyncOp::Recv { end_iteration } => match core.poll_recv_message(&mut cx) {
@@ -742,7 +683,6 @@ pub fn start_async<'py>(target: &Bound<'py, PyAny>, op: AsyncOp) -> PyResult<Bou
         fut: fut.clone().unbind(),
         event_loop: lp.unbind(),
         op,
-        rechecking: std::sync::atomic::AtomicBool::new(false),
     });
     dispatch::ensure(py)?;
     poll_async(py, &task);
