@@ -430,6 +430,119 @@ fn c13_buffers_travel_without_a_copy() {
     assert_eq!(owned.as_ptr(), ptr, "the receiver owns them without a copy");
 }
 
+/// `post_message_owned` moves every side-table buffer, wherever it sits in the value:
+/// each arrives as the only handle to the sender's allocation.
+#[test]
+fn c13_an_owned_post_moves_every_buffer_without_a_copy() {
+    use channel_messaging::{View, ViewKind};
+    let (a, b) = MessageChannel::new().into_ports();
+    let make = |fill: u8| vec![fill; 4096];
+    let (v1, v2, v3, v4) = (make(1), make(2), make(3), make(4));
+    let ptrs = [v1.as_ptr(), v2.as_ptr(), v3.as_ptr(), v4.as_ptr()];
+    let message = Value::Array(vec![
+        Value::Buffer(Buffer::from(v1)),
+        Value::Object(vec![("frame".into(), Value::Buffer(Buffer::from(v2)))]),
+        Value::View(View {
+            kind: ViewKind::Uint8,
+            buffer: Box::new(Value::Buffer(Buffer::from(v3))),
+            byte_offset: 16,
+            length: 32,
+        }),
+        Value::Map(vec![(Value::from("k"), Value::Buffer(Buffer::from(v4)))]),
+        Value::Buffer(Buffer::from(vec![9u8; 8])), // small: copied inline
+    ]);
+    a.post_message_owned(message, &[]).unwrap();
+
+    let Value::Array(items) = b.recv().unwrap().data else {
+        panic!("expected an array")
+    };
+    let mut got = Vec::new();
+    let Value::Buffer(x) = &items[0] else {
+        panic!()
+    };
+    got.push(x.clone());
+    let Value::Object(entries) = &items[1] else {
+        panic!()
+    };
+    let Value::Buffer(x) = &entries[0].1 else {
+        panic!()
+    };
+    got.push(x.clone());
+    let Value::View(view) = &items[2] else {
+        panic!()
+    };
+    let Value::Buffer(x) = &*view.buffer else {
+        panic!()
+    };
+    got.push(x.clone());
+    let Value::Map(entries) = &items[3] else {
+        panic!()
+    };
+    let Value::Buffer(x) = &entries[0].1 else {
+        panic!()
+    };
+    got.push(x.clone());
+    drop(items);
+    for (i, (buf, ptr)) in got.into_iter().zip(ptrs).enumerate() {
+        assert!(
+            buf.is_unique(),
+            "buffer {i} is still shared with the sender"
+        );
+        assert_eq!(buf[0], i as u8 + 1);
+        let owned = buf.into_vec();
+        assert_eq!(owned.as_ptr(), ptr, "buffer {i} was copied");
+    }
+}
+
+#[test]
+fn c13_an_owned_post_checks_like_post_message() {
+    let (a, b) = MessageChannel::new().into_ports();
+    let big = Value::Buffer(Buffer::from(vec![0u8; 4096]));
+    let bad = Value::Array(vec![big, Value::Port(0)]);
+    assert!(a.post_message_owned(bad, &[]).is_err(), "spec C15");
+    assert_empty(&b);
+    assert!(
+        a.post_message_owned(Value::Null, &[&a]).is_err(),
+        "spec C3: the source port in its own transfer list"
+    );
+    // Ports travel with an owned post as with post_message.
+    let (c, d) = MessageChannel::new().into_ports();
+    let frame = Value::Buffer(Buffer::from(vec![5u8; 2048]));
+    a.post_message_owned(Value::Array(vec![Value::Port(0), frame]), &[&c])
+        .unwrap();
+    let mut event = b.recv().unwrap();
+    assert!(c.is_detached());
+    let c2 = event.ports.remove(0);
+    d.post_message(&int(3), &[]).unwrap();
+    assert_eq!(recv_int(&c2), 3);
+}
+
+/// Messages of every shape (bytes only, a few bytes with one buffer, more bytes with
+/// one buffer, several buffers, buffers with ports) arrive intact.
+#[test]
+fn c13_messages_of_every_shape_round_trip() {
+    let (a, b) = MessageChannel::new().into_ports();
+    let big = |fill: u8| Value::Buffer(Buffer::from(vec![fill; 2048]));
+    let long_key = "a key long enough to need more than fourteen bytes";
+    let shapes = vec![
+        int(1),
+        big(1),
+        Value::Object(vec![(long_key.into(), big(2))]),
+        Value::Array(vec![big(3), big(4)]),
+        Value::Array(vec![Value::Port(0), big(5)]),
+    ];
+    for (i, shape) in shapes.into_iter().enumerate() {
+        let (c, _d) = MessageChannel::new().into_ports();
+        let transfer: Vec<&MessagePort> = if i == 4 { vec![&c] } else { vec![] };
+        a.post_message(&shape, &transfer).unwrap();
+        let event = b.recv().unwrap();
+        assert_eq!(event.ports.len(), transfer.len(), "shape {i}");
+        if i != 4 {
+            assert_eq!(event.data, shape, "shape {i}");
+        }
+    }
+}
+
 #[test]
 fn c14_unreferenced_transfer_items_are_still_transferred() {
     let (a, b) = MessageChannel::new().into_ports();

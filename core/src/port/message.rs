@@ -66,42 +66,78 @@ impl Payload {
     }
 }
 
-/// Runs `encode` into a reusable per-thread buffer and returns the encoded payload.
+/// The out-of-band buffers of an encoded message. One buffer (a transferred
+/// `ArrayBuffer`, the common case) travels without any allocation besides its own.
+pub(crate) enum SideBuffers {
+    None,
+    One(Buffer),
+    Many(Vec<Buffer>),
+}
+
+impl SideBuffers {
+    /// Takes the buffers out of `v`, leaving it empty with its capacity (a reused
+    /// per-thread table).
+    fn drain_from(v: &mut Vec<Buffer>) -> Self {
+        match v.len() {
+            0 => SideBuffers::None,
+            1 => SideBuffers::One(v.pop().expect("one buffer")),
+            _ => SideBuffers::Many(std::mem::take(v)),
+        }
+    }
+}
+
+impl From<Vec<Buffer>> for SideBuffers {
+    fn from(mut v: Vec<Buffer>) -> Self {
+        SideBuffers::drain_from(&mut v)
+    }
+}
+
+/// Runs `encode` into reusable per-thread buffers (the bytes and the side table) and
+/// returns the encoded payload with its side-table buffers.
 pub(crate) fn encode_payload(
     encode: impl FnOnce(&mut Vec<u8>, &mut Vec<Buffer>) -> Result<(), DataCloneError>,
-) -> Result<(Payload, Vec<Buffer>), DataCloneError> {
-    let mut buffers = Vec::new();
+) -> Result<(Payload, SideBuffers), DataCloneError> {
     let mut encode = Some(encode);
     #[cfg(not(loom))]
     {
-        thread_local! {
-            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        #[derive(Default)]
+        struct Scratch {
+            bytes: Vec<u8>,
+            buffers: Vec<Buffer>,
         }
-        // The buffer is busy when a Serialize impl posts from inside serialization, and
-        // gone while the thread exits: both fall back to a fresh buffer below.
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+        }
+        // The scratch is busy when a Serialize impl posts from inside serialization, and
+        // gone while the thread exits: both fall back to fresh vectors below.
         let reused = SCRATCH
             .try_with(|cell| {
                 let mut scratch = cell.try_borrow_mut().ok()?;
                 let encode = encode.take()?;
-                scratch.clear();
-                let result = encode(&mut scratch, &mut buffers)
-                    .map(|()| Payload::from_scratch(&mut scratch));
-                if scratch.capacity() > 1 << 20 {
-                    *scratch = Vec::new();
+                let Scratch { bytes, buffers } = &mut *scratch;
+                bytes.clear();
+                let result = encode(bytes, buffers);
+                // Never keep a buffer alive in the scratch, even after a failure.
+                let side = SideBuffers::drain_from(buffers);
+                buffers.clear();
+                let result = result.map(|()| (Payload::from_scratch(bytes), side));
+                if bytes.capacity() > 1 << 20 {
+                    *bytes = Vec::new();
                 }
                 Some(result)
             })
             .ok()
             .flatten();
         if let Some(result) = reused {
-            return result.map(|p| (p, buffers));
+            return result;
         }
     }
     let mut out = Vec::new();
+    let mut buffers = Vec::new();
     if let Some(encode) = encode.take() {
         encode(&mut out, &mut buffers)?;
     }
-    Ok((Payload::from_scratch(&mut out), buffers))
+    Ok((Payload::from_scratch(&mut out), buffers.into()))
 }
 
 /// A port travelling inside a message: its inbox (with everything queued in it) and its
@@ -125,6 +161,32 @@ struct SideTable {
     ports: Vec<PortTransfer>,
 }
 
+/// How many encoded bytes a message with one out-of-band buffer keeps inline.
+const ONE_BUFFER_INLINE: usize = 14;
+
+/// A message's contents, laid out so that the common shapes need no allocation of
+/// their own: small data (inline bytes), and small data with one transferred buffer.
+/// Every variant fits the 56 bytes of the first, which keeps queue slots small.
+enum Body {
+    /// Encoded bytes only.
+    Plain(Payload),
+    /// A few encoded bytes and one side-table buffer.
+    OneBuffer {
+        len: u8,
+        bytes: [u8; ONE_BUFFER_INLINE],
+        buffer: Buffer,
+    },
+    /// Anything else: several buffers, or transferred ports.
+    Full {
+        payload: Payload,
+        side: Box<SideTable>,
+    },
+}
+
+// Queue slots hold an `Envelope`: keep it as small as a plain inline payload (W5).
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Envelope>() <= 56);
+
 /// A received message, still encoded: the bytes of docs/wire-format.md plus its side
 /// tables (out-of-band buffers and transferred ports).
 ///
@@ -135,8 +197,7 @@ struct SideTable {
 ///
 /// Dropping a message closes the ports it carries that were not taken.
 pub struct Message {
-    payload: Payload,
-    side: Option<Box<SideTable>>,
+    body: Body,
 }
 
 impl fmt::Debug for Message {
@@ -151,52 +212,97 @@ impl fmt::Debug for Message {
 
 impl Message {
     #[inline]
-    pub(crate) fn new(payload: Payload, buffers: Vec<Buffer>, ports: Vec<PortTransfer>) -> Self {
-        let side = if buffers.is_empty() && ports.is_empty() {
-            None
-        } else {
-            Some(Box::new(SideTable { buffers, ports }))
+    pub(crate) fn new(
+        payload: Payload,
+        buffers: impl Into<SideBuffers>,
+        ports: Vec<PortTransfer>,
+    ) -> Self {
+        let buffers = buffers.into();
+        let body = match (buffers, ports.is_empty()) {
+            (SideBuffers::None, true) => Body::Plain(payload),
+            (SideBuffers::One(buffer), true) if payload.as_slice().len() <= ONE_BUFFER_INLINE => {
+                let src = payload.as_slice();
+                let mut bytes = [0u8; ONE_BUFFER_INLINE];
+                bytes[..src.len()].copy_from_slice(src);
+                Body::OneBuffer {
+                    len: src.len() as u8,
+                    bytes,
+                    buffer,
+                }
+            }
+            (buffers, _) => {
+                let buffers = match buffers {
+                    SideBuffers::None => Vec::new(),
+                    SideBuffers::One(b) => vec![b],
+                    SideBuffers::Many(v) => v,
+                };
+                Body::Full {
+                    payload,
+                    side: Box::new(SideTable { buffers, ports }),
+                }
+            }
         };
-        Message { payload, side }
+        Message { body }
     }
 
     /// A copy sharing the payload and buffers (broadcasts; never used with ports).
     #[cfg_attr(loom, allow(dead_code))] // used by PortCollection and BroadcastChannel
     pub(crate) fn share(&self) -> Self {
         debug_assert_eq!(self.port_count(), 0);
-        Message {
-            payload: self.payload.clone(),
-            side: self.side.as_ref().map(|s| {
-                Box::new(SideTable {
-                    buffers: s.buffers.clone(),
+        let body = match &self.body {
+            Body::Plain(p) => Body::Plain(p.clone()),
+            Body::OneBuffer { len, bytes, buffer } => Body::OneBuffer {
+                len: *len,
+                bytes: *bytes,
+                buffer: buffer.clone(),
+            },
+            Body::Full { payload, side } => Body::Full {
+                payload: payload.clone(),
+                side: Box::new(SideTable {
+                    buffers: side.buffers.clone(),
                     ports: Vec::new(),
-                })
-            }),
-        }
+                }),
+            },
+        };
+        Message { body }
     }
 
     /// Whether one of the ports this message carries owns `inbox` (the doomed case).
     pub(crate) fn carries_inbox(&self, inbox: &Arc<Inbox>) -> bool {
-        self.side.as_ref().is_some_and(|s| {
+        self.side().is_some_and(|s| {
             s.ports
                 .iter()
                 .any(|p| p.inbox.as_ref().is_some_and(|i| Arc::ptr_eq(i, inbox)))
         })
     }
 
+    fn side(&self) -> Option<&SideTable> {
+        match &self.body {
+            Body::Full { side, .. } => Some(side),
+            _ => None,
+        }
+    }
+
     /// The encoded bytes (docs/wire-format.md).
     pub fn bytes(&self) -> &[u8] {
-        self.payload.as_slice()
+        match &self.body {
+            Body::Plain(p) | Body::Full { payload: p, .. } => p.as_slice(),
+            Body::OneBuffer { len, bytes, .. } => &bytes[..usize::from(*len)],
+        }
     }
 
     /// The out-of-band buffers the bytes refer to by index.
     pub fn buffers(&self) -> &[Buffer] {
-        self.side.as_ref().map_or(&[], |s| &s.buffers)
+        match &self.body {
+            Body::Plain(_) => &[],
+            Body::OneBuffer { buffer, .. } => std::slice::from_ref(buffer),
+            Body::Full { side, .. } => &side.buffers,
+        }
     }
 
     /// How many ports the message carries (those not taken yet).
     pub fn port_count(&self) -> usize {
-        self.side.as_ref().map_or(0, |s| s.ports.len())
+        self.side().map_or(0, |s| s.ports.len())
     }
 
     /// The bytes this message counts for in flow control: encoded bytes plus buffers.
@@ -208,9 +314,16 @@ impl Message {
     /// the bytes takes them to own the memory: a buffer whose last handle is the one
     /// taken here reaches the receiver without a copy ([`Buffer::into_vec`]).
     pub fn take_buffers(&mut self) -> Vec<Buffer> {
-        match self.side.as_mut() {
-            Some(s) => std::mem::take(&mut s.buffers),
-            None => Vec::new(),
+        match &mut self.body {
+            Body::Plain(_) => Vec::new(),
+            Body::OneBuffer { .. } => {
+                let plain = Body::Plain(Payload::copy_from(self.bytes()));
+                match std::mem::replace(&mut self.body, plain) {
+                    Body::OneBuffer { buffer, .. } => vec![buffer],
+                    _ => unreachable!("matched OneBuffer above"),
+                }
+            }
+            Body::Full { side, .. } => std::mem::take(&mut side.buffers),
         }
     }
 
@@ -218,9 +331,9 @@ impl Message {
     /// `Value::Port(i)` in the data refers to. Each starts with its queue disabled
     /// (spec B9) and receives every message that was queued or in flight for it.
     pub fn take_ports(&mut self) -> Vec<MessagePort> {
-        match self.side.as_mut() {
-            Some(s) => s.ports.drain(..).map(MessagePort::adopt).collect(),
-            None => Vec::new(),
+        match &mut self.body {
+            Body::Full { side, .. } => side.ports.drain(..).map(MessagePort::adopt).collect(),
+            _ => Vec::new(),
         }
     }
 

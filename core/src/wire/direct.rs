@@ -36,6 +36,9 @@ struct Encoder<'a> {
     buffers: &'a mut Vec<Buffer>,
     port_count: u32,
     inline_limit: usize,
+    /// Push an empty placeholder for each side-table buffer instead of a clone (the
+    /// caller owns the value and moves the buffers in afterwards).
+    placeholders: bool,
     /// Per shared id: the buffer's length, or `NOT_BUFFER`.
     shared: Vec<u64>,
 }
@@ -51,6 +54,21 @@ pub(crate) fn encode_message(
     out: &mut Vec<u8>,
     buffers: &mut Vec<Buffer>,
 ) -> Result<(), DataCloneError> {
+    encode_message_with(value, port_count, inline_limit, false, out, buffers).map(|_| ())
+}
+
+/// As [`encode_message`]; with `placeholders`, the side table gets an empty
+/// placeholder per buffer instead of a clone, and the result says whether it did
+/// (`Ok(true)`): the [`Writer`](super::Writer) path, taken when the direct one gives up,
+/// always clones (`Ok(false)`).
+pub(crate) fn encode_message_with(
+    value: &Value,
+    port_count: u32,
+    inline_limit: usize,
+    placeholders: bool,
+    out: &mut Vec<u8>,
+    buffers: &mut Vec<Buffer>,
+) -> Result<bool, DataCloneError> {
     let (out_len, buffers_len) = (out.len(), buffers.len());
     out.extend_from_slice(&cbor::HEADER_V1);
     let mut e = Encoder {
@@ -58,10 +76,11 @@ pub(crate) fn encode_message(
         buffers: &mut *buffers,
         port_count,
         inline_limit,
+        placeholders,
         shared: Vec::new(),
     };
     if e.value(value, Slot::Plain, None, 0).is_ok() {
-        return Ok(());
+        return Ok(placeholders);
     }
     out.truncate(out_len);
     buffers.truncate(buffers_len);
@@ -74,7 +93,7 @@ pub(crate) fn encode_message(
         out.truncate(out_len);
         buffers.truncate(buffers_len);
     }
-    result
+    result.map(|()| false)
 }
 
 type R = Result<(), Fallback>;
@@ -182,8 +201,15 @@ impl Encoder<'_> {
             Value::String(s) => cbor::write_text(out, s),
             Value::Utf16(u) => cbor::write_utf16(out, u),
             Value::Buffer(b) => {
-                cbor::write_bytes_or_side(out, self.buffers, self.inline_limit, b, || b.clone())
-                    .map_err(|_| Fallback)?;
+                let placeholders = self.placeholders;
+                cbor::write_bytes_or_side(out, self.buffers, self.inline_limit, b, || {
+                    if placeholders {
+                        Buffer::new()
+                    } else {
+                        b.clone()
+                    }
+                })
+                .map_err(|_| Fallback)?;
             }
             Value::Array(items) => {
                 cbor::write_head(out, cbor::MAJOR_ARRAY, items.len() as u64);

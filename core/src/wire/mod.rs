@@ -146,6 +146,92 @@ pub fn encode_value(
     direct::encode_message(value, port_count, SIDE_TABLE_THRESHOLD, out, buffers)
 }
 
+/// As [`encode_value`], moving the side-table buffers out of `value` instead of
+/// sharing them: the receiver holds the only handle to each, so a buffer made from a
+/// `Vec` arrives without a copy and without a shared reference count (which would cost
+/// an allocation on the sender and a free on the receiver).
+pub(crate) fn encode_value_moving(
+    value: &mut Value,
+    port_count: u32,
+    out: &mut Vec<u8>,
+    buffers: &mut Vec<Buffer>,
+) -> Result<(), DataCloneError> {
+    let (first, out_len) = (buffers.len(), out.len());
+    let placed =
+        direct::encode_message_with(value, port_count, SIDE_TABLE_THRESHOLD, true, out, buffers)?;
+    if !placed {
+        return Ok(()); // the Writer path shared the buffers: nothing to move
+    }
+    // The direct encoder pushes one placeholder per side-table buffer in depth-first
+    // order; `for_each_side_buffer` visits the same buffers in the same order.
+    let slots = &mut buffers[first..];
+    let mut count = 0;
+    for_each_side_buffer(value, &mut |b| {
+        if let Some(slot) = slots.get(count) {
+            debug_assert!(slot.is_empty() && b.len() >= SIDE_TABLE_THRESHOLD);
+        }
+        count += 1;
+    });
+    if count != slots.len() {
+        // Never expected; stay correct by sharing instead of moving.
+        debug_assert_eq!(count, slots.len(), "side-table walk out of step");
+        buffers.truncate(first);
+        out.truncate(out_len);
+        return encode_value(value, port_count, out, buffers);
+    }
+    let mut next = slots.iter_mut();
+    for_each_side_buffer(value, &mut |b| {
+        if let Some(slot) = next.next() {
+            *slot = std::mem::take(b);
+        }
+    });
+    Ok(())
+}
+
+/// Calls `f` on every buffer of `value` that [`encode_value`] puts in the side table,
+/// in side-table order (depth first; a `Value::Ref` is not followed).
+fn for_each_side_buffer(value: &mut Value, f: &mut impl FnMut(&mut Buffer)) {
+    match value {
+        Value::Buffer(b) => {
+            if b.len() >= SIDE_TABLE_THRESHOLD {
+                f(b);
+            }
+        }
+        Value::View(v) => for_each_side_buffer(&mut v.buffer, f),
+        Value::Boxed(inner) | Value::Shared(inner) => for_each_side_buffer(inner, f),
+        Value::Array(items) | Value::Set(items) => {
+            items.iter_mut().for_each(|v| for_each_side_buffer(v, f));
+        }
+        Value::Object(entries) => {
+            entries
+                .iter_mut()
+                .for_each(|(_, v)| for_each_side_buffer(v, f));
+        }
+        Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+            for_each_side_buffer(k, f);
+            for_each_side_buffer(v, f);
+        }),
+        Value::Error(e) => {
+            if let Some(cause) = e.cause.as_mut() {
+                for_each_side_buffer(cause, f);
+            }
+        }
+        Value::Undefined
+        | Value::Null
+        | Value::Bool(_)
+        | Value::Int(_)
+        | Value::Float(_)
+        | Value::BigInt(_)
+        | Value::String(_)
+        | Value::Utf16(_)
+        | Value::Hole
+        | Value::Date(_)
+        | Value::RegExp { .. }
+        | Value::Ref(_)
+        | Value::Port(_) => {}
+    }
+}
+
 /// Writes `value` with `w` (the [`Writer`] checks structure and depth, which also
 /// bounds this recursion).
 pub fn write_value(w: &mut Writer<'_>, value: &Value) -> Result<(), DataCloneError> {
