@@ -11,10 +11,21 @@ use super::inbox::Inbox;
 use super::message::{Envelope, Message, MessageEvent};
 use crate::sync::{Arc, Mutex, MutexGuard, lock};
 
-/// How many times a blocked receive checks the queue, one spin-loop hint apart, before
-/// it yields; and how many times it yields before it parks.
+/// A blocked receive spins on the queue before it parks, for an adaptive time between
+/// these bounds (nanoseconds), then yields a few times.
+///
+/// Parking costs a kernel wake-up on the sender's side and 5–80 µs of wake latency on
+/// the receiver's, during which a steady sender queues up messages (and the buffers
+/// they carry stay allocated). The budget therefore doubles when a park was cut short by
+/// a message (one that arrived within `SPIN_GROW_WINDOW` of giving up), and decays when
+/// spinning was long enough or parks were long: a port fed every few microseconds stops
+/// parking, an idle one spins only `SPIN_MIN`.
 #[cfg(not(loom))]
-const SPIN_CHECKS: u32 = 256;
+const SPIN_MIN: u32 = 4_000;
+#[cfg(not(loom))]
+const SPIN_MAX: u32 = 32_000;
+#[cfg(not(loom))]
+const SPIN_GROW_WINDOW: Duration = Duration::from_micros(50);
 #[cfg(not(loom))]
 const YIELDS: u32 = 4;
 
@@ -45,6 +56,9 @@ pub(crate) enum Popped {
 
 pub(crate) struct Endpoint {
     pub(crate) consumer: Mutex<Consumer>,
+    /// The current spin budget of a blocked receive, in nanoseconds (see `SPIN_MIN`).
+    #[cfg(not(loom))]
+    spin_ns: std::sync::atomic::AtomicU32,
 }
 
 impl Endpoint {
@@ -54,6 +68,57 @@ impl Endpoint {
                 inbox: Some(inbox),
                 ended: None,
             }),
+            #[cfg(not(loom))]
+            spin_ns: std::sync::atomic::AtomicU32::new(SPIN_MIN),
+        }
+    }
+
+    /// Spins (then yields) until `inbox` is non-empty or the budget is spent; returns
+    /// whether something arrived.
+    #[cfg(not(loom))]
+    fn spin(&self, inbox: &Inbox) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let budget = self.spin_ns.load(Relaxed);
+        let start = Instant::now();
+        loop {
+            for _ in 0..32 {
+                if !inbox.is_empty() {
+                    // Arrived while spinning: shrink a budget that was far more than needed.
+                    let took = start.elapsed().as_nanos().min(u128::from(SPIN_MAX)) as u32;
+                    if took.saturating_mul(4) < budget {
+                        self.spin_ns
+                            .store((budget - budget / 8).max(SPIN_MIN), Relaxed);
+                    }
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+            if start.elapsed().as_nanos() >= u128::from(budget) {
+                break;
+            }
+        }
+        for _ in 0..YIELDS {
+            if !inbox.is_empty() {
+                return true;
+            }
+            std::thread::yield_now();
+        }
+        !inbox.is_empty()
+    }
+
+    /// Adapts the spin budget after a park that lasted `slept`: a message that came soon
+    /// after the spin gave up would have been caught by a longer one.
+    #[cfg(not(loom))]
+    fn parked(&self, slept: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let budget = self.spin_ns.load(Relaxed);
+        let next = if slept <= SPIN_GROW_WINDOW {
+            budget.saturating_mul(2).min(SPIN_MAX)
+        } else {
+            (budget / 2).max(SPIN_MIN)
+        };
+        if next != budget {
+            self.spin_ns.store(next, Relaxed);
         }
     }
 
@@ -151,21 +216,8 @@ impl Endpoint {
             #[cfg(not(loom))]
             if !spun {
                 spun = true;
-                // First a tight spin (a reply often comes within a microsecond), then a
-                // few yields, then park.
-                for _ in 0..SPIN_CHECKS {
-                    if !inbox.is_empty() {
-                        break;
-                    }
-                    std::hint::spin_loop();
-                }
-                for _ in 0..YIELDS {
-                    if !inbox.is_empty() {
-                        break;
-                    }
-                    std::thread::yield_now();
-                }
-                if !inbox.is_empty() {
+                // First spin (a reply often comes within microseconds), then park.
+                if self.spin(inbox) {
                     continue;
                 }
             }
@@ -174,7 +226,13 @@ impl Endpoint {
             }
             inbox.register_sleeper();
             if inbox.is_empty() && self.owns(inbox) {
+                #[cfg(not(loom))]
+                let parked_at = Instant::now();
                 crate::sync::park(deadline);
+                #[cfg(not(loom))]
+                if !inbox.is_empty() {
+                    self.parked(parked_at.elapsed());
+                }
             }
             if deadline.is_some() {
                 inbox.unregister_sleeper();
@@ -261,5 +319,57 @@ impl Future for Recv<'_> {
                 TryRecvError::Empty | TryRecvError::Closed => RecvError::Closed,
             })
         })
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::Duration;
+
+    use super::{Endpoint, SPIN_GROW_WINDOW, SPIN_MAX, SPIN_MIN};
+    use crate::port::inbox::Inbox;
+    use crate::sync::Arc;
+
+    fn budget(e: &Endpoint) -> u32 {
+        e.spin_ns.load(Relaxed)
+    }
+
+    #[test]
+    fn the_spin_budget_grows_after_short_parks_and_decays_after_long_ones() {
+        let e = Endpoint::new(Arc::new(Inbox::new()));
+        assert_eq!(budget(&e), SPIN_MIN);
+        e.parked(SPIN_GROW_WINDOW / 2);
+        assert_eq!(
+            budget(&e),
+            SPIN_MIN * 2,
+            "a message came soon after parking"
+        );
+        for _ in 0..10 {
+            e.parked(Duration::from_micros(1));
+        }
+        assert_eq!(budget(&e), SPIN_MAX, "bounded above");
+        e.parked(Duration::from_millis(5));
+        assert_eq!(budget(&e), SPIN_MAX / 2, "a long park halves it");
+        for _ in 0..10 {
+            e.parked(Duration::from_secs(1));
+        }
+        assert_eq!(budget(&e), SPIN_MIN, "bounded below");
+    }
+
+    #[test]
+    fn a_spin_ends_with_what_is_already_queued() {
+        let inbox = Arc::new(Inbox::new());
+        let e = Endpoint::new(Arc::clone(&inbox));
+        assert!(!e.spin(&inbox), "nothing queued: the spin gives up");
+        e.spin_ns.store(SPIN_MAX, Relaxed);
+        let message = crate::port::message::Message::new(
+            crate::port::message::Payload::copy_from(&[1]),
+            Vec::new(),
+            Vec::new(),
+        );
+        assert!(inbox.push_message(message).is_ok(), "the inbox accepts");
+        assert!(e.spin(&inbox));
+        assert!(budget(&e) < SPIN_MAX, "found at once: a long budget decays");
     }
 }
