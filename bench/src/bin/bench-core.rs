@@ -5,7 +5,7 @@
 //! | mechanism | workloads | what |
 //! |---|---|---|
 //! | `serde` | `w1`, `w2`, `w5`, `live<K>` | `post(&Tick)` / `recv_as::<Tick>()` |
-//! | `value` | `w1`, `w2`, `w3a`, `w3b` | `post_message(&Value, &[])` / `recv()` |
+//! | `value` | `w1`, `w2`, `w3a`, `w3b` | `post_message(&Value, &[])` (W3b: `post_message_owned`) / `recv()` |
 //! | `collection` | `w4`, `fanout<N>` | one `PortCollection::post(&Tick)` to N ports |
 //! | `separate` | `w4`, `fanout<N>` | N `MessagePort::post(&Tick)`, one per port |
 //! | `wire` | `w1-serde`, `w1-value`, `64k` | the codec alone: ns per encode+decode |
@@ -166,10 +166,10 @@ fn w3a(n: usize) -> Report {
     bandwidth_report(n, W3_BYTES, elapsed)
 }
 
-/// W3b: each message moves a fresh buffer made by the sender (`Buffer::from(Vec)`);
-/// the receiver takes the `Vec` back with `into_vec()`. The report counts the buffers
-/// that were still shared on arrival (the sender's handle not dropped yet), for which
-/// `into_vec()` had to copy.
+/// W3b: each message moves a fresh buffer made by the sender (`Buffer::from(Vec)`,
+/// posted with `post_message_owned`: ownership moves with the message); the receiver
+/// takes the `Vec` back with `into_vec()`. The report counts the buffers that were
+/// still shared on arrival, for which `into_vec()` had to copy (expected: none).
 fn w3b(n: usize) -> Report {
     let (tx, rx) = MessageChannel::new().into_ports();
     let shared = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -186,8 +186,7 @@ fn w3b(n: usize) -> Report {
         move || {
             for i in 0..n as u64 {
                 let v = Value::Buffer(Buffer::from(fresh_buffer(i)));
-                tx.post_message(&v, &[]).expect("post_message");
-                drop(v);
+                tx.post_message_owned(v, &[]).expect("post_message_owned");
             }
         },
     );
