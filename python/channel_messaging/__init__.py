@@ -19,6 +19,11 @@ from ._native import (
     MessagePort,
     PortCollection,
     __version__,
+    buffer_pool_stats,
+    clear_buffer_pool,
+    handoff_stats,
+    set_buffer_pool_limit,
+    set_handoff_threshold,
 )
 from ._buffer import Buffer
 from ._errors import (
@@ -48,4 +53,9 @@ __all__ = [
     "UNDEFINED",
     "UndefinedType",
     "__version__",
+    "buffer_pool_stats",
+    "clear_buffer_pool",
+    "handoff_stats",
+    "set_buffer_pool_limit",
+    "set_handoff_threshold",
 ]

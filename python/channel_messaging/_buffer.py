@@ -21,6 +21,15 @@ class Buffer(_native._BufferBase):
     its bytes raises :class:`DetachedError`. A Buffer with a live memoryview cannot be
     transferred (release the view first, e.g. ``with memoryview(buf) as m: ...``).
     Received ArrayBuffers arrive as Buffers.
+
+    Memory: when a Buffer of 16 KiB to 16 MiB is freed (typically by the thread that
+    received it), its block goes to a bounded, process-wide pool instead of back to the
+    allocator, and the next ``Buffer(n)`` (or received copy) of a similar size reuses
+    it: resident memory instead of freshly faulted pages. A reused block is always
+    cleared (``Buffer(n)``) or overwritten (a copy) first, so a Buffer never shows
+    another one's bytes. The pool holds at most 16 MiB by default; see
+    :func:`buffer_pool_stats`, :func:`set_buffer_pool_limit` (``0`` turns it off) and
+    :func:`clear_buffer_pool`.
     """
 
     __slots__ = ()

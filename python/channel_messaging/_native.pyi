@@ -22,6 +22,11 @@ __all__ = [
     "_drain",
     "_encode",
     "_post_encoded",
+    "buffer_pool_stats",
+    "clear_buffer_pool",
+    "handoff_stats",
+    "set_buffer_pool_limit",
+    "set_handoff_threshold",
 ]
 
 __version__: str
@@ -33,6 +38,20 @@ class _Stats(TypedDict):
     closed: bool
     max_messages: Optional[int]
     max_bytes: Optional[int]
+
+class _BufferPoolStats(TypedDict):
+    limit: int
+    bytes: int
+    blocks: int
+    hits: int
+    misses: int
+    min_block: int
+    max_block: int
+
+class _HandoffStats(TypedDict):
+    threshold: int
+    handoffs: int
+    waiting: int
 
 _Handler = Callable[[MessageEvent], Any]
 _Transferable = Union[MessagePort, _BufferBase]
@@ -157,6 +176,11 @@ class RecvTask:
 
 def _buffer_state(obj: _BufferBase) -> Tuple[int, bool, int]: ...
 def _buffer_address(obj: _BufferBase) -> int: ...
+def buffer_pool_stats() -> _BufferPoolStats: ...
+def set_buffer_pool_limit(max_bytes: int) -> None: ...
+def clear_buffer_pool() -> None: ...
+def handoff_stats() -> _HandoffStats: ...
+def set_handoff_threshold(max_bytes: int) -> None: ...
 def _drain(obj: Any) -> None: ...
 def _dispatcher_main() -> None: ...
 def _post_encoded(

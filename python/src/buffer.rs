@@ -5,7 +5,8 @@
 //! protocol for abi3 builds targeting 3.11+ (see capi.rs). Its state is a `Vec<u8>`, the
 //! number of live buffer exports (memoryviews), and a detached flag. Transferring takes
 //! the `Vec` (its heap block goes on to the receiver unchanged) and detaches the object:
-//! length 0, and any further use of its bytes raises `DetachedError`.
+//! length 0, and any further use of its bytes raises `DetachedError`. Blocks of freed
+//! Buffers go to the pool of pool.rs, which `Buffer(n)` and received copies draw from.
 
 use std::ffi::{c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -19,6 +20,7 @@ use pyo3::types::{PyDict, PyTuple, PyType};
 
 use crate::capi::{self, PyBuffer};
 use crate::errors;
+use crate::pool;
 
 #[repr(C)]
 struct RawBuffer {
@@ -161,10 +163,22 @@ pub fn mark_detached(obj: &Bound<'_, PyAny>) {
 }
 
 /// A new public `Buffer` owning `data` (no copy).
+///
+/// Allocated directly (what `Buffer()` would do, minus parsing an empty argument tuple):
+/// the public class adds no `__init__` and no state of its own.
 pub fn new_buffer(py: Python<'_>, data: Vec<u8>) -> PyResult<Bound<'_, PyAny>> {
-    let obj = public_type(py)?.call0()?;
-    // SAFETY: a fresh `Buffer`, not exported yet; the GIL is held.
-    unsafe { raw(&obj) }.data = data;
+    let ty = public_type(py)?;
+    // SAFETY: allocates a zeroed instance of `Buffer` (a subtype of ours); the GIL is held.
+    let obj = unsafe { ffi::PyType_GenericAlloc(ty.as_ptr() as *mut ffi::PyTypeObject, 0) };
+    // SAFETY: a new reference or NULL with an exception set.
+    let obj = unsafe { Bound::from_owned_ptr_or_err(py, obj)? };
+    let r = obj.as_ptr() as *mut RawBuffer;
+    // SAFETY: the fields are uninitialized (zeroed) memory owned by `obj`.
+    unsafe {
+        ptr::addr_of_mut!((*r).data).write(data);
+        ptr::addr_of_mut!((*r).exports).write(0);
+        ptr::addr_of_mut!((*r).detached).write(false);
+    }
     Ok(obj)
 }
 
@@ -195,6 +209,40 @@ pub fn _buffer_address(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
     })
 }
 
+/// The state of the process-wide pool of freed Buffer blocks, as a dict: ``limit``
+/// (the bound, in bytes), ``bytes`` and ``blocks`` (what it holds now), ``hits`` and
+/// ``misses`` (``Buffer(n)`` and received copies served from the pool, or not, since
+/// the process started), and ``min_block`` / ``max_block`` (the capacities it keeps).
+#[pyfunction]
+pub fn buffer_pool_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let s = pool::stats();
+    let d = PyDict::new(py);
+    d.set_item("limit", s.limit)?;
+    d.set_item("bytes", s.bytes)?;
+    d.set_item("blocks", s.blocks)?;
+    d.set_item("hits", s.hits)?;
+    d.set_item("misses", s.misses)?;
+    d.set_item("min_block", pool::MIN_BLOCK)?;
+    d.set_item("max_block", pool::MAX_BLOCK)?;
+    Ok(d)
+}
+
+/// Bounds the pool of freed Buffer blocks to ``max_bytes`` (default 16 MiB); ``0``
+/// disables it. Blocks over the new bound are freed at once.
+#[pyfunction]
+pub fn set_buffer_pool_limit(max_bytes: i64) -> PyResult<()> {
+    let limit = usize::try_from(max_bytes)
+        .map_err(|_| PyValueError::new_err("the pool limit must not be negative"))?;
+    pool::set_limit(limit);
+    Ok(())
+}
+
+/// Frees every block the pool of freed Buffer blocks holds (its limit stays).
+#[pyfunction]
+pub fn clear_buffer_pool() {
+    pool::clear();
+}
+
 fn initial_data(
     py: Python<'_>,
     args: &Bound<'_, PyTuple>,
@@ -212,11 +260,11 @@ fn initial_data(
             } else if let Ok(n) = source.extract::<i64>() {
                 let n = usize::try_from(n)
                     .map_err(|_| PyValueError::new_err("Buffer size must not be negative"))?;
-                Ok(vec![0u8; n])
+                Ok(pool::take_zeroed(n))
             } else if is_buffer(&source) {
-                Ok(bytes_of(&source)?.to_vec())
+                Ok(pool::take_copy(bytes_of(&source)?))
             } else {
-                crate::convert::with_bytes(py, &source, |b| b.to_vec())
+                crate::convert::with_bytes(py, &source, pool::take_copy)
             }
         }
         n => Err(PyTypeError::new_err(format!(
@@ -274,7 +322,9 @@ unsafe extern "C" fn buffer_dealloc(obj: *mut ffi::PyObject) {
     // once, then the memory is freed by the type's tp_free and the heap type released.
     unsafe {
         let r = obj as *mut RawBuffer;
-        ptr::drop_in_place(ptr::addr_of_mut!((*r).data));
+        // The block goes back to the pool (which frees it when it is small, huge, or
+        // the pool is full).
+        pool::give(ptr::addr_of_mut!((*r).data).read());
         let ty = ffi::Py_TYPE(obj);
         let free = ffi::PyType_GetSlot(ty, ffi::Py_tp_free);
         if !free.is_null() {

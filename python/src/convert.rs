@@ -174,6 +174,98 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
+/// A CBOR head in its shortest form.
+#[inline]
+fn put_head(out: &mut Vec<u8>, major: u8, arg: u64) {
+    let m = major << 5;
+    if arg < 24 {
+        out.push(m | arg as u8);
+    } else if arg <= 0xff {
+        out.extend_from_slice(&[m | 24, arg as u8]);
+    } else if arg <= 0xffff {
+        let b = (arg as u16).to_be_bytes();
+        out.extend_from_slice(&[m | 25, b[0], b[1]]);
+    } else if arg <= 0xffff_ffff {
+        out.push(m | 26);
+        out.extend_from_slice(&(arg as u32).to_be_bytes());
+    } else {
+        out.push(m | 27);
+        out.extend_from_slice(&arg.to_be_bytes());
+    }
+}
+
+#[inline]
+fn put_text(out: &mut Vec<u8>, s: &str) {
+    put_head(out, 3, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Encodes the most common message shape straight to CBOR, bypassing the general
+/// writer: an exact `dict` whose keys are exact `str`s and whose values are exact `str`,
+/// `int` (i64), `bool` or `None`. The bytes are the ones [`Writer`] writes for it
+/// (docs/wire-format.md: shortest heads, insertion order). Returns `Ok(false)`, with
+/// `out` in an unspecified state, for anything else (floats included, whose shortest
+/// form the general writer works out): the caller then starts over on the general path.
+/// Runs no Python code, so the dict cannot change while it is read.
+pub fn encode_flat_dict(d: &Bound<'_, PyDict>, out: &mut Vec<u8>) -> PyResult<bool> {
+    let py = d.py();
+    let len = d.len();
+    out.extend_from_slice(&[0xd9, 0xcb, 0x01]);
+    put_head(out, 5, len as u64);
+    let mut pos: ffi::Py_ssize_t = 0;
+    let mut k: *mut ffi::PyObject = std::ptr::null_mut();
+    let mut v: *mut ffi::PyObject = std::ptr::null_mut();
+    let mut count = 0usize;
+    // SAFETY: the GIL is held; the borrowed items are only read by calls that run no
+    // Python code (type checks, PyUnicode_AsUTF8AndSize, PyLong_AsLongLongAndOverflow).
+    while unsafe { ffi::PyDict_Next(d.as_ptr(), &mut pos, &mut k, &mut v) } != 0 {
+        count += 1;
+        if count > len {
+            return Ok(false);
+        }
+        let kb = unsafe { Borrowed::from_ptr(py, k) };
+        if !kb.is_exact_instance_of::<PyString>() {
+            return Ok(false);
+        }
+        let Some(key) = utf8_of(&kb) else {
+            return Ok(false);
+        };
+        let vb = unsafe { Borrowed::from_ptr(py, v) };
+        if vb.is_exact_instance_of::<PyInt>() {
+            let mut overflow = 0;
+            // SAFETY: an int; the GIL is held.
+            let i = unsafe { ffi::PyLong_AsLongLongAndOverflow(vb.as_ptr(), &mut overflow) };
+            if overflow != 0 {
+                return Ok(false);
+            }
+            if i == -1 && PyErr::occurred(py) {
+                return Err(PyErr::fetch(py));
+            }
+            put_text(out, key);
+            if i >= 0 {
+                put_head(out, 0, i as u64);
+            } else {
+                put_head(out, 1, !i as u64);
+            }
+        } else if vb.is_exact_instance_of::<PyString>() {
+            let Some(s) = utf8_of(&vb) else {
+                return Ok(false);
+            };
+            put_text(out, key);
+            put_text(out, s);
+        } else if vb.is_none() {
+            put_text(out, key);
+            out.push(0xf6);
+        } else if let Ok(b) = vb.cast_exact::<PyBool>() {
+            put_text(out, key);
+            out.push(if b.is_true() { 0xf5 } else { 0xf4 });
+        } else {
+            return Ok(false);
+        }
+    }
+    Ok(count == len)
+}
+
 /// Encodes one message.
 pub struct Encoder<'a, 'py> {
     py: Python<'py>,
@@ -826,8 +918,17 @@ pub fn decode_message<'py>(
     py: Python<'py>,
     mut msg: channel_messaging::Message,
 ) -> Result<Decoded<'py>, Fail> {
-    let h = helpers(py)?;
     let port_count = msg.port_count() as u32;
+    if port_count == 0
+        && msg.buffers().is_empty()
+        && let Some(data) = decode_flat(py, msg.bytes())?
+    {
+        return Ok(Decoded {
+            data,
+            ports: Vec::new(),
+        });
+    }
+    let h = helpers(py)?;
     let ports: Vec<Bound<'py, PyAny>> = if port_count == 0 {
         Vec::new()
     } else {
@@ -864,7 +965,7 @@ pub fn decode_message<'py>(
                 Some(b) => buffer::restore(&obj, b.into_vec()),
                 None => {
                     if let Some(first) = installed.get(&idx) {
-                        let copy = buffer::bytes_of(first)?.to_vec();
+                        let copy = crate::pool::take_copy(buffer::bytes_of(first)?);
                         buffer::restore(&obj, copy);
                     }
                 }
@@ -873,6 +974,159 @@ pub fn decode_message<'py>(
         }
     }
     Ok(Decoded { data, ports })
+}
+
+/// One CBOR head at `*pos`: its major type and argument (any width); None when the
+/// bytes end or the additional information is not a plain argument (28..31).
+#[inline]
+fn cbor_head(b: &[u8], pos: &mut usize) -> Option<(u8, u64)> {
+    let ib = *b.get(*pos)?;
+    let p = *pos + 1;
+    let (arg, n) = match ib & 0x1f {
+        ai @ 0..=23 => (u64::from(ai), 0),
+        24 => (u64::from(*b.get(p)?), 1),
+        25 => (
+            u64::from(u16::from_be_bytes(b.get(p..p + 2)?.try_into().ok()?)),
+            2,
+        ),
+        26 => (
+            u64::from(u32::from_be_bytes(b.get(p..p + 4)?.try_into().ok()?)),
+            4,
+        ),
+        27 => (u64::from_be_bytes(b.get(p..p + 8)?.try_into().ok()?), 8),
+        _ => return None,
+    };
+    *pos = p + n;
+    Some((ib >> 5, arg))
+}
+
+/// The `str` of a text string whose head was just read (`len` bytes at `*pos`); None
+/// when the bytes end or are not UTF-8.
+#[inline]
+fn cbor_text<'py>(
+    py: Python<'py>,
+    b: &[u8],
+    pos: &mut usize,
+    len: u64,
+    key: bool,
+) -> Option<Bound<'py, PyString>> {
+    let end = pos.checked_add(usize::try_from(len).ok()?)?;
+    let s = cached_text(py, b.get(*pos..end)?, key)?;
+    *pos = end;
+    Some(s)
+}
+
+/// A half-precision float widened exactly (None for infinities and NaNs, which the
+/// general reader handles with their payloads).
+#[inline]
+fn half_to_f64(h: u16) -> Option<f64> {
+    let negative = h & 0x8000 != 0;
+    let e = u64::from((h >> 10) & 0x1f);
+    let m = u64::from(h & 0x3ff);
+    let v = match e {
+        0 => m as f64 * (1.0 / 16_777_216.0), // subnormal: m * 2^-24, exact
+        31 => return None,
+        _ => f64::from_bits(((e + 1023 - 15) << 52) | (m << 42)),
+    };
+    Some(if negative { -v } else { v })
+}
+
+/// Decodes the most common message shape without the general reader: the canonical
+/// envelope around a plain object whose keys are text strings and whose values are
+/// integers (i64), text strings, floats, booleans or null, with nothing after it.
+/// Returns None for anything else, malformed input included (the general path then
+/// decodes it or reports the error); nothing built here escapes in that case.
+fn decode_flat<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let Some(rest) = b.strip_prefix(&[0xd9, 0xcb, 0x01]) else {
+        return Ok(None);
+    };
+    let mut pos = 0usize;
+    let Some((5, n)) = cbor_head(rest, &mut pos) else {
+        return Ok(None);
+    };
+    // Each entry takes at least two bytes.
+    if n > (rest.len() - pos) as u64 / 2 {
+        return Ok(None);
+    }
+    let d = PyDict::new(py);
+    for _ in 0..n {
+        let key = match cbor_head(rest, &mut pos) {
+            Some((3, len)) => match cbor_text(py, rest, &mut pos, len, true) {
+                Some(k) => k,
+                None => return Ok(None),
+            },
+            _ => return Ok(None),
+        };
+        let start = pos;
+        let v: Bound<'py, PyAny> = match cbor_head(rest, &mut pos) {
+            Some((0, a)) => match i64::try_from(a) {
+                Ok(i) => PyInt::new(py, i).into_any(),
+                Err(_) => return Ok(None),
+            },
+            Some((1, a)) => match i64::try_from(a) {
+                Ok(i) => PyInt::new(py, -1 - i).into_any(),
+                Err(_) => return Ok(None),
+            },
+            Some((3, len)) => match cbor_text(py, rest, &mut pos, len, false) {
+                Some(s) => s.into_any(),
+                None => return Ok(None),
+            },
+            Some((7, a)) => match rest[start] {
+                0xf4 => PyBool::new(py, false).to_owned().into_any(),
+                0xf5 => PyBool::new(py, true).to_owned().into_any(),
+                0xf6 => py.None().into_bound(py),
+                0xf9 => match half_to_f64(a as u16) {
+                    Some(f) => PyFloat::new(py, f).into_any(),
+                    None => return Ok(None),
+                },
+                0xfa => {
+                    let f = f32::from_bits(a as u32);
+                    if f.is_nan() {
+                        return Ok(None);
+                    }
+                    PyFloat::new(py, f64::from(f)).into_any()
+                }
+                0xfb => PyFloat::new(py, f64::from_bits(a)).into_any(),
+                _ => return Ok(None),
+            },
+            _ => return Ok(None),
+        };
+        dict_set(&d, &key, &v)?;
+    }
+    Ok((pos == rest.len()).then(|| d.into_any()))
+}
+
+/// `a == b` for short strings without a `memcmp` call (fixed-size loads).
+#[inline]
+fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let w8 = |s: &[u8], i: usize| -> u64 {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&s[i..i + 8]);
+        u64::from_le_bytes(x)
+    };
+    let w4 = |s: &[u8], i: usize| -> u32 {
+        let mut x = [0u8; 4];
+        x.copy_from_slice(&s[i..i + 4]);
+        u32::from_le_bytes(x)
+    };
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 < n {
+            if w8(a, i) != w8(b, i) {
+                return false;
+            }
+            i += 8;
+        }
+        w8(a, n - 8) == w8(b, n - 8)
+    } else if n >= 4 {
+        w4(a, 0) == w4(b, 0) && w4(a, n - 4) == w4(b, n - 4)
+    } else {
+        a.iter().zip(b).all(|(x, y)| x == y)
+    }
 }
 
 /// Object keys (and short string values such as tags and names) repeat from message to
@@ -913,7 +1167,7 @@ fn cached_str<'py>(py: Python<'py>, k: &str, key: bool) -> Bound<'py, PyString> 
     }
     let slot = str_slot(k.as_bytes());
     let hit = STRINGS.with(py, |c| match c.get(slot) {
-        Some(Some((s, obj))) if &**s == k => Some(obj.bind(py).clone()),
+        Some(Some((s, obj))) if short_eq(s.as_bytes(), k.as_bytes()) => Some(obj.bind(py).clone()),
         _ => None,
     });
     if let Some(s) = hit {
@@ -934,6 +1188,23 @@ fn cached_str<'py>(py: Python<'py>, k: &str, key: bool) -> Bound<'py, PyString> 
     });
     drop(old);
     obj
+}
+
+/// As [`cached_str`] for UTF-8 bytes that are not validated yet: a cache hit needs no
+/// validation (the cache only holds valid text). None when the bytes are not UTF-8.
+#[inline]
+fn cached_text<'py>(py: Python<'py>, b: &[u8], key: bool) -> Option<Bound<'py, PyString>> {
+    if b.len() <= STR_CACHE_MAX {
+        let slot = str_slot(b);
+        let hit = STRINGS.with(py, |c| match c.get(slot) {
+            Some(Some((s, obj))) if short_eq(s.as_bytes(), b) => Some(obj.bind(py).clone()),
+            _ => None,
+        });
+        if hit.is_some() {
+            return hit;
+        }
+    }
+    Some(cached_str(py, std::str::from_utf8(b).ok()?, key))
 }
 
 /// The cache slot of a short string: a multiplicative hash of its first and last (up
@@ -1081,7 +1352,7 @@ impl<'py> Decoder<'_, 'py> {
                 PyBytes::new(py, &bytes).call_method1("decode", ("utf-16-le", "surrogatepass"))?
             }
             Event::Buffer(data) => match data {
-                BufferData::Inline(b) => buffer::new_buffer(py, b.to_vec())?,
+                BufferData::Inline(b) => buffer::new_buffer(py, crate::pool::take_copy(b))?,
                 BufferData::Side { index, .. } => {
                     let obj = buffer::new_buffer(py, Vec::new())?;
                     self.deferred.push((obj.clone(), index));

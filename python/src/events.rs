@@ -500,6 +500,10 @@ pub fn blocking_recv(
         Some(t) => Some(std::time::Instant::now() + Duration::from_secs_f64(t.min(1e9))),
     };
     const SLICE: Duration = Duration::from_millis(50);
+    // Registered from the first wait until this returns, with the GIL held again
+    // (handoff.rs): a poster that sees this port's queue grow past the handoff threshold
+    // lets this thread have the GIL.
+    let mut waiting = None;
     loop {
         let wait = match deadline {
             None => SLICE,
@@ -511,7 +515,11 @@ pub fn blocking_recv(
                 left.min(SLICE)
             }
         };
-        match py.detach(|| port.recv_message_timeout(wait)) {
+        let w = waiting.get_or_insert_with(|| crate::handoff::Waiting::register(port));
+        match py.detach(|| {
+            w.released();
+            port.recv_message_timeout(wait)
+        }) {
             Err(RecvTimeoutError::Timeout) => py.check_signals()?,
             other => return Ok(other),
         }

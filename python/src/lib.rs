@@ -12,6 +12,8 @@ mod dispatch;
 mod errors;
 mod events;
 mod fast;
+mod handoff;
+mod pool;
 mod port;
 
 /// The private native module `channel_messaging._native`.
@@ -38,6 +40,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<broadcast::PortCollection>()?;
     m.add_function(wrap_pyfunction!(buffer::_buffer_state, m)?)?;
     m.add_function(wrap_pyfunction!(buffer::_buffer_address, m)?)?;
+    m.add_function(wrap_pyfunction!(buffer::buffer_pool_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(buffer::set_buffer_pool_limit, m)?)?;
+    m.add_function(wrap_pyfunction!(buffer::clear_buffer_pool, m)?)?;
+    m.add_function(wrap_pyfunction!(handoff::set_handoff_threshold, m)?)?;
+    m.add_function(wrap_pyfunction!(handoff::handoff_stats, m)?)?;
     m.add_function(wrap_pyfunction!(events::_drain, m)?)?;
     m.add_function(wrap_pyfunction!(port::_post_encoded, m)?)?;
     m.add_function(wrap_pyfunction!(port::_encode, m)?)?;

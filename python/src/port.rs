@@ -21,7 +21,7 @@ use crate::broadcast::BroadcastChannel;
 use crate::convert::{self, Encoder, Transfer};
 use crate::errors;
 use crate::events::{self, Events, Kind, Source};
-use crate::{buffer, dispatch};
+use crate::{buffer, dispatch, handoff};
 
 /// A message, a `messageerror` or a `close`, as handlers receive it.
 #[pyclass(module = "channel_messaging._native", frozen)]
@@ -88,11 +88,20 @@ pub fn encode_and<'py, R>(
     tbufs: &[(Bound<'py, PyAny>, CoreBuffer)],
     post: impl FnOnce(&[u8], Vec<CoreBuffer>) -> PyResult<R>,
 ) -> PyResult<R> {
-    let mut enc = Encoder::new(py, ports, tbufs)?;
     let run = |out: &mut Vec<u8>| {
-        let mut buffers = Vec::new();
         out.clear();
-        enc.encode(message, out, &mut buffers)?;
+        // A flat dict of plain scalars, the most common message: straight to CBOR.
+        if ports.is_empty()
+            && tbufs.is_empty()
+            && let Ok(d) = message.cast_exact::<PyDict>()
+        {
+            if convert::encode_flat_dict(d, out)? {
+                return post(out, Vec::new());
+            }
+            out.clear();
+        }
+        let mut buffers = Vec::new();
+        Encoder::new(py, ports, tbufs)?.encode(message, out, &mut buffers)?;
         post(out, buffers)
     };
     // One thread-local access per post. The scratch is busy when encoding runs Python code
@@ -166,10 +175,14 @@ impl MessagePort {
         let me = self.core();
         if transfer.is_none_or(|t| t.is_none()) {
             // Nothing to transfer: no checks to run, nothing to detach.
-            return encode_and(py, message, &[], &[], |bytes, buffers| {
+            let size = encode_and(py, message, &[], &[], |bytes, buffers| {
+                let size = message_size(bytes, &buffers);
                 me.post_encoded(bytes, buffers, &[])
-                    .map_err(|e| errors::data_clone(py, e.message()))
-            });
+                    .map_err(|e| errors::data_clone(py, e.message()))?;
+                Ok(size)
+            })?;
+            handoff::after_post(py, size);
+            return Ok(());
         }
         let (ports, bufs) = Transfer::parse(py, transfer)?;
         {
@@ -180,11 +193,13 @@ impl MessagePort {
         let taken = convert::take_buffers(bufs)?;
         let result = encode_and(py, message, &ports, &taken, |bytes, buffers| {
             let core_ports: Vec<&CorePort> = ports.iter().map(|p| p.get().core()).collect();
+            let size = message_size(bytes, &buffers);
             me.post_encoded(bytes, buffers, &core_ports)
-                .map_err(|e| errors::data_clone(py, e.message()))
+                .map_err(|e| errors::data_clone(py, e.message()))?;
+            Ok(size)
         });
         match result {
-            Ok(()) => {
+            Ok(size) => {
                 for (obj, data) in taken {
                     drop(data);
                     buffer::mark_detached(&obj);
@@ -193,6 +208,7 @@ impl MessagePort {
                     let p = p.get();
                     p.events.release(&p.source);
                 }
+                handoff::after_post(py, size);
                 Ok(())
             }
             Err(e) => {
@@ -229,6 +245,13 @@ impl MessagePort {
     }
 }
 
+/// A message's size as the core counts queued bytes: encoded bytes plus buffers.
+fn message_size(bytes: &[u8], buffers: &[CoreBuffer]) -> usize {
+    buffers
+        .iter()
+        .fold(bytes.len(), |n, b| n.saturating_add(b.len()))
+}
+
 #[allow(clippy::panic)]
 fn unreachable_port() -> ! {
     // A MessagePort is only ever constructed with Source::Port (from_core).
@@ -238,6 +261,11 @@ fn unreachable_port() -> ! {
 #[pymethods]
 impl MessagePort {
     /// Posts `message` to the partner, transferring the ports and Buffers in `transfer`.
+    ///
+    /// GIL handoff: when another thread is blocked in recv() with at least the handoff
+    /// threshold (4 MiB by default, see set_handoff_threshold) queued on its port, this
+    /// call releases the GIL until that thread has it, so that it reads its messages
+    /// while they are in the caches.
     #[pyo3(signature = (message, transfer = None))]
     fn post_message(
         &self,
