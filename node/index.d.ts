@@ -146,5 +146,30 @@ export function receiveMessageOnPort(port: MessagePort): { message: any } | unde
 /** Same as `MessagePort.importHandle`. */
 export function importPort(handle: bigint): MessagePort;
 
+/**
+ * A zero-filled `ArrayBuffer` of `size` bytes whose memory channel-messaging owns.
+ * Transferring it (`port.postMessage(ab, [ab])`) moves the memory into the message
+ * without copying a byte (the buffer is detached here); the receiver gets an
+ * `ArrayBuffer` over the same memory, which it can transfer on the same way. Once
+ * garbage-collected, the memory goes back to a small process-wide pool.
+ * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `size` is not a number.
+ * @throws {RangeError} `ERR_OUT_OF_RANGE` when `size` is not an integer in [0, 2^53 - 1];
+ *   `ERR_MEMORY_ALLOCATION_FAILED` when the memory cannot be had.
+ */
+export function allocBuffer(size: number): ArrayBuffer;
+
+/**
+ * As `allocBuffer`, without zero-filling: the contents are unspecified (a recycled
+ * buffer's old bytes), as with `Buffer.allocUnsafe`. For buffers that are overwritten whole.
+ */
+export function allocBufferUnsafe(size: number): ArrayBuffer;
+
+/**
+ * Whether `value` is a non-empty `ArrayBuffer` whose memory channel-messaging owns (made by
+ * `allocBuffer`/`allocBufferUnsafe`, or received in a message), so that transferring it
+ * copies nothing. Any other transferred `ArrayBuffer` is copied once on send.
+ */
+export function isZeroCopyBuffer(value: unknown): value is ArrayBuffer;
+
 /** The package version. */
 export const version: string;

@@ -27,6 +27,19 @@ const kEtMessage = Symbol('kEtMessage'); // EventTarget-style 'message' listener
 /** Messages one wake-up delivers before yielding to the event loop (timers, I/O). */
 const BATCH = 1000;
 
+// Hot-port polling (see drainStep): after delivering messages, a port whose messages
+// have been arriving within SPIN_MAX_NS of it going idle polls its queue for a while
+// before returning to the event loop, so that a reply arriving within microseconds is
+// delivered without a kernel wake-up. Bounded: never more than SPIN_MAX_NS per idle
+// transition, never once the current run of deliveries has held the thread for
+// HOT_SLICE_MS (it then returns to the event loop), and only after a wake-up delivered
+// something (a spurious wake-up never polls).
+const SPIN_MAX_NS = 50_000;
+const SPIN_MIN_NS = 5_000;
+const HOT_SLICE_MS = 1;
+// after n polls in a row that timed out, the next 2^n - 1 idle spells do not poll
+const SPIN_BACKOFF_MAX = 10;
+
 const RECV_EMPTY = -1;
 const RECV_ENDED = -2;
 
@@ -387,6 +400,12 @@ class PortState {
     this.detached = false;
     this.drainScheduled = false;
     this.batch = 0;
+    this.hot = 0; // messages delivered since the port was last idle
+    this.spin = 0; // the current polling budget (ns); 0 = cold
+    this.spinFails = 0; // polls in a row that timed out (backoff exponent)
+    this.spinSkips = 0; // idle spells still to pass without polling (backoff)
+    this.idleAt = 0; // performance.now() when the port last went idle after deliveries
+    this.sliceStart = 0; // performance.now() when this run of deliveries began
     this.closeWatched = false;
     this.readyWaiters = null; // resolvers of pending ready() promises
     // (nextTick without extra arguments allocates no argument array)
@@ -751,17 +770,61 @@ function startPort(s) {
  * checkpoint (a promise reaction -> nextTick: the tick runs only once the microtask queue
  * is empty), so that code awaiting events.once() between messages loses nothing. After
  * BATCH messages it yields to the event loop with setImmediate (timers run).
+ *
+ * When the queue runs dry after deliveries on a hot port (the previous idle spell ended
+ * within SPIN_MAX_NS), it first polls the queue for up to `s.spin` ns (fast.recvSpin):
+ * a ping-pong partner's reply usually arrives within microseconds, and catching it here
+ * saves a kernel wake-up on each side (tens of µs on a busy host). A poll that times out
+ * makes the port cold again, and the next 2^k - 1 idle spells do not poll after k such
+ * timeouts in a row (k <= SPIN_BACKOFF_MAX), so a partner on the same thread, or one
+ * that answers slowly, costs a poll only rarely. The price is CPU: a thread polls for at
+ * most SPIN_MAX_NS each time its port goes idle while traffic is hot.
  */
 function drainStep(s) {
   s.drainScheduled = false;
   if (!s.receiving || s.ended) return;
-  if (receiveOne(s, true) === undefined) {
+  let got = receiveOne(s, true, 0);
+  if (got === undefined && s.hot > 0 && s.spin > 0) {
+    const now = performance.now();
+    if (s.sliceStart === 0) s.sliceStart = now;
+    if (now - s.sliceStart < HOT_SLICE_MS) {
+      got = receiveOne(s, true, s.spin);
+      if (got === undefined) {
+        // nothing came (the partner may even share this thread): cold, and back off
+        // exponentially before polling again
+        s.spin = 0;
+        if (s.spinFails < SPIN_BACKOFF_MAX) s.spinFails++;
+        s.spinSkips = (1 << s.spinFails) - 1;
+      } else {
+        s.spinFails = 0;
+      }
+    }
+  }
+  if (got === undefined) {
+    if (s.hot > 0) s.idleAt = performance.now();
+    s.hot = 0;
     s.batch = 0;
+    s.sliceStart = 0;
     return;
+  }
+  if (s.hot++ === 0) {
+    // the first delivery after an idle spell: learn how long the spell was
+    if (s.idleAt !== 0) {
+      const now = performance.now();
+      const gap = (now - s.idleAt) * 1e6;
+      if (s.spinSkips > 0) {
+        s.spinSkips--;
+        s.spin = 0;
+      } else {
+        s.spin = gap <= SPIN_MAX_NS ? Math.min(SPIN_MAX_NS, Math.max(SPIN_MIN_NS, 2 * gap)) : 0;
+      }
+      s.sliceStart = now;
+    }
   }
   s.drainScheduled = true;
   if (++s.batch >= BATCH) {
     s.batch = 0;
+    s.sliceStart = 0;
     setImmediate(drainStep, s);
   } else {
     resolved.then(s.tick);
@@ -772,9 +835,9 @@ function drainStep(s) {
  * Receives one message. With `dispatch`, fires its event and returns true; without,
  * returns `{ message }`. Returns undefined when nothing is queued or the port ended.
  */
-function receiveOne(s, dispatchIt) {
+function receiveOne(s, dispatchIt, spinNs = 0) {
   if (s.detached) return undefined;
-  const n = fast.recv(s.ep);
+  const n = spinNs > 0 ? fast.recvSpin(s.ep, spinNs) : fast.recv(s.ep);
   if (n >= 0) {
     let data;
     try {
@@ -792,16 +855,12 @@ function receiveOne(s, dispatchIt) {
     portEnded(s, !dispatchIt);
     return undefined;
   }
-  const pending = s.native.takePending();
-  if (pending === null || pending === undefined) return undefined;
-  if (pending.bytes.length > scratch.length && pending.bytes.length <= 16 * 1024 * 1024) {
-    scratch = new Uint8Array(Math.max(pending.bytes.length, scratch.length * 2));
-    fast.setScratch(scratch);
-  }
-  const ports = pending.ports.map(wrapPort);
+  const parked = takeParked(s.ep, s.native);
+  if (parked === undefined) return undefined;
+  const ports = parked.ports.length > 0 ? parked.ports.map(wrapPort) : EMPTY;
   let data;
   try {
-    data = decoder.decode(pending.bytes, 0, pending.bytes.length, pending.buffers.map((b) => b.buffer), ports);
+    data = decoder.decode(parked.bytes, 0, parked.length, parked.buffers, ports);
   } catch (err) {
     // ports carried by a message that cannot be decoded are closed (DESIGN.md §7.6)
     for (const p of ports) p[kState].native.close();
@@ -813,6 +872,28 @@ function receiveOne(s, dispatchIt) {
 }
 
 const EMPTY = Object.freeze([]);
+
+/**
+ * The message parked by a `recv` that returned -3 (it carries buffers or ports, or does
+ * not fit the scratch): `{ bytes, length, buffers, ports }` (ports still native), or
+ * undefined. Its buffers arrive as ArrayBuffers over Rust-owned memory (a transferred
+ * one without a copy, see allocBuffer).
+ */
+function takeParked(ep, nativeEndpoint) {
+  const got = fast.take(ep);
+  if (got === undefined || got === null) return undefined;
+  const buffers = got.length > 2 ? got.slice(2) : EMPTY;
+  if (got[0] >= 0 && got[1] === 0) return { bytes: scratch, length: got[0], buffers, ports: EMPTY };
+  // ports, or bytes too large for the scratch: the rest comes through napi-rs
+  const pending = nativeEndpoint.takePending();
+  if (pending === null || pending === undefined) return undefined;
+  const bytes = pending.bytes;
+  if (bytes.length > scratch.length && bytes.length <= 16 * 1024 * 1024) {
+    scratch = new Uint8Array(Math.max(bytes.length, scratch.length * 2));
+    fast.setScratch(scratch);
+  }
+  return { bytes, length: bytes.length, buffers, ports: pending.ports ?? EMPTY };
+}
 
 function messageError(s, err, dispatchIt) {
   const error = err instanceof DecodeError ? dataCloneError(err.message) : err;
@@ -945,6 +1026,55 @@ function receiveMessageOnPort(port) {
   return receiveOne(port[kState], false);
 }
 
+// ---------------------------------------------------------- zero-copy buffers
+
+/** V8's own limit on an ArrayBuffer's length, here and in allocBuffer's checks. */
+const MAX_BUFFER_LENGTH = 2 ** 53 - 1;
+
+function checkSize(size) {
+  if (typeof size !== 'number') throw invalidArgType('size', 'of type number', size);
+  if (!Number.isInteger(size) || size < 0 || size > MAX_BUFFER_LENGTH) {
+    throw nodeError(RangeError, 'ERR_OUT_OF_RANGE',
+      `The value of "size" is out of range. It must be an integer >= 0 && <= ${MAX_BUFFER_LENGTH}. Received ${String(size)}`);
+  }
+}
+
+function allocated(ab, size) {
+  if (ab === null || ab === undefined) {
+    throw nodeError(RangeError, 'ERR_MEMORY_ALLOCATION_FAILED', `Array buffer allocation of ${size} bytes failed`);
+  }
+  return ab;
+}
+
+/**
+ * A zero-filled ArrayBuffer of `size` bytes whose memory channel-messaging owns.
+ * Transferring it (`port.postMessage(ab, [ab])`) moves the memory into the message
+ * without copying a byte; the receiver gets an ArrayBuffer over the same memory (and can
+ * transfer it on, again without a copy). Once garbage-collected, the memory returns to a
+ * small process-wide pool that later allocBuffer calls reuse.
+ */
+function allocBuffer(size) {
+  checkSize(size);
+  return allocated(native.allocBuffer(size, true), size);
+}
+
+/**
+ * As allocBuffer, without zero-filling: the contents are unspecified (a recycled buffer's
+ * old bytes), as with Node's Buffer.allocUnsafe. For buffers that are overwritten whole.
+ */
+function allocBufferUnsafe(size) {
+  checkSize(size);
+  return allocated(native.allocBuffer(size, false), size);
+}
+
+/**
+ * Whether `ab` is an ArrayBuffer whose memory channel-messaging owns (made by
+ * allocBuffer, or delivered in a message), so that transferring it copies nothing.
+ */
+function isZeroCopyBuffer(ab) {
+  return types.isArrayBuffer(ab) && ab.byteLength > 0 && native.isBlock(ab);
+}
+
 // ----------------------------------------------------------------- broadcast
 
 /** Process-wide named one-to-many messaging: a drop-in for Node's BroadcastChannel. */
@@ -1045,8 +1175,8 @@ function bcDrainStep(s) {
     if (n >= 0) {
       data = decoder.decode(scratch, 0, n, EMPTY, EMPTY);
     } else {
-      const p = s.native.takePending();
-      data = decoder.decode(p.bytes, 0, p.bytes.length, p.buffers.map((b) => b.buffer), EMPTY);
+      const p = takeParked(s.ep, s.native);
+      data = p === undefined ? undefined : decoder.decode(p.bytes, 0, p.length, p.buffers, EMPTY);
     }
     dispatch(target, 'message', null, data, false, () => makeMessageEvent('message', target, data, EMPTY));
   } catch (err) {
@@ -1155,5 +1285,8 @@ module.exports = {
   PortCollection,
   receiveMessageOnPort,
   importPort,
+  allocBuffer,
+  allocBufferUnsafe,
+  isZeroCopyBuffer,
   version: native.version(),
 };

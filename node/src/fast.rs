@@ -10,7 +10,16 @@
 //!   `setPostBuffer(bytes: Uint8Array)`;
 //! - `recv(endpoint)` -> the message length, copied into the buffer registered by
 //!   `setScratch(scratch: Uint8Array)`, or -1 / -2 / -3 as
-//!   [`NativePort::recv`](crate::NativePort::recv).
+//!   [`NativePort::recv`](crate::NativePort::recv);
+//! - `recvSpin(endpoint, budgetNs)` -> as `recv`, but while nothing is queued it polls
+//!   the queue for up to `budgetNs` nanoseconds (at most [`MAX_SPIN_NS`]) before answering
+//!   -1: the bounded busy-wait that index.js uses on hot ports (see `drainStep` there);
+//! - `take(endpoint)` -> after a `recv` that returned -3: `[length, portCount, ...buffers]`
+//!   (or `undefined` when nothing is parked). The parked message's side-table buffers
+//!   come out as `ArrayBuffer`s over blocks (node/src/blocks.rs: a transferred buffer
+//!   arrives without a copy) and its bytes are copied into the scratch when they fit
+//!   (`length`, else -1). When `length` is -1 or `portCount` is not 0, the rest of the
+//!   message (bytes and ports) stays parked for `takePending`.
 //!
 //! Registering the two buffers once (per environment: the state hangs off the functions'
 //! data pointer) saves a typed-array lookup per call, which V8 makes surprisingly costly.
@@ -32,7 +41,7 @@ use napi::sys;
 use napi::{Env, Status};
 use napi_derive::napi;
 
-use crate::{ENDPOINT_MAGIC, Endpoint};
+use crate::{ENDPOINT_MAGIC, Endpoint, blocks, lock};
 
 /// Wraps `core` in a JS `External` (one strong reference, dropped by the finalizer).
 pub(crate) fn endpoint_external<'env>(
@@ -149,8 +158,8 @@ unsafe extern "C" fn finalize_fast_env(env: sys::napi_env, data: *mut c_void, _h
 
 type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
 
-/// The fast entry points of this environment: `{ post, postOwn, recv, setScratch,
-/// setPostBuffer }`.
+/// The fast entry points of this environment: `{ post, postOwn, recv, recvSpin, take,
+/// setScratch, setPostBuffer }`.
 #[napi]
 pub fn fast_api(env: &Env) -> napi::Result<Object<'_>> {
     let mut obj = Object::new(env)?;
@@ -158,10 +167,12 @@ pub fn fast_api(env: &Env) -> napi::Result<Object<'_>> {
         scratch: Registered::NONE,
         post: Registered::NONE,
     })));
-    let entries: [(&str, Callback); 5] = [
+    let entries: [(&str, Callback); 7] = [
         ("post", fast_post),
         ("postOwn", fast_post_own),
         ("recv", fast_recv),
+        ("take", fast_take),
+        ("recvSpin", fast_recv_spin),
         ("setScratch", fast_set_scratch),
         ("setPostBuffer", fast_set_post_buffer),
     ];
@@ -441,4 +452,95 @@ unsafe extern "C" fn fast_set_post_buffer(
     });
     catch_unwind(run)
         .unwrap_or_else(|_| unsafe { throw_type_error(env, "setPostBuffer: internal error") })
+}
+
+unsafe extern "C" fn fast_take(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let run = AssertUnwindSafe(|| unsafe {
+        let Some(([ep], state)) = args_data::<1>(env, info) else {
+            return throw_type_error(env, "take(endpoint) takes one argument");
+        };
+        let Some(ep) = endpoint(env, ep) else {
+            return throw_type_error(env, "take: not an endpoint");
+        };
+        let (length, ports, buffers) = {
+            let mut pending = lock(&ep.pending);
+            let Some(msg) = pending.as_mut() else {
+                return ptr::null_mut();
+            };
+            let buffers = msg.take_buffers();
+            let scratch = state.scratch.bytes();
+            let bytes = msg.bytes();
+            let length = if bytes.len() <= scratch.len() && bytes.len() <= i32::MAX as usize {
+                scratch[..bytes.len()].copy_from_slice(bytes);
+                bytes.len() as i32
+            } else {
+                -1
+            };
+            let ports = msg.port_count();
+            if length >= 0 && ports == 0 {
+                *pending = None;
+            }
+            (length, ports, buffers)
+        };
+        let mut out = ptr::null_mut();
+        if sys::napi_create_array_with_length(env, buffers.len() + 2, &mut out)
+            != sys::Status::napi_ok
+        {
+            return throw_type_error(env, "take: cannot create an array");
+        }
+        sys::napi_set_element(env, out, 0, int32(env, length));
+        sys::napi_set_element(env, out, 1, int32(env, ports.min(i32::MAX as usize) as i32));
+        for (i, b) in buffers.into_iter().enumerate() {
+            let Some(ab) = blocks::lend(env, blocks::received(b)) else {
+                let msg = c"Array buffer allocation failed";
+                sys::napi_throw_range_error(env, ptr::null(), msg.as_ptr());
+                return ptr::null_mut();
+            };
+            sys::napi_set_element(env, out, i as u32 + 2, ab);
+        }
+        out
+    });
+    catch_unwind(run).unwrap_or_else(|_| unsafe { throw_type_error(env, "take: internal error") })
+}
+
+/// The longest `recvSpin` budget accepted (longer requests are cut to it).
+pub(crate) const MAX_SPIN_NS: f64 = 200_000.0;
+
+unsafe extern "C" fn fast_recv_spin(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let run = AssertUnwindSafe(|| unsafe {
+        let Some(([ep, budget], state)) = args_data::<2>(env, info) else {
+            return throw_type_error(env, "recvSpin(endpoint, budgetNs) takes two arguments");
+        };
+        let Some(ep) = endpoint(env, ep) else {
+            return throw_type_error(env, "recvSpin: not an endpoint");
+        };
+        let mut ns = 0f64;
+        if sys::napi_get_value_double(env, budget, &mut ns) != sys::Status::napi_ok || ns.is_nan() {
+            return throw_type_error(env, "recvSpin: the budget is not a number");
+        }
+        let budget = std::time::Duration::from_nanos(ns.clamp(0.0, MAX_SPIN_NS) as u64);
+        let scratch = state.scratch.bytes();
+        let start = std::time::Instant::now();
+        loop {
+            let n = ep.recv_into(scratch);
+            if n != crate::RECV_EMPTY {
+                return int32(env, n);
+            }
+            // a few polls between clock reads (a poll of an empty queue is a few loads)
+            for _ in 0..16 {
+                std::hint::spin_loop();
+            }
+            if start.elapsed() >= budget {
+                return int32(env, crate::RECV_EMPTY);
+            }
+        }
+    });
+    catch_unwind(run)
+        .unwrap_or_else(|_| unsafe { throw_type_error(env, "recvSpin: internal error") })
 }

@@ -10,7 +10,11 @@
 //!   [`NativePort::post_full`] (side-table buffers, transferred `ArrayBuffer`s, ports);
 //! - receiving: [`NativePort::recv`] copies the next message's bytes into the caller's
 //!   scratch `Uint8Array` and returns its length; messages that carry buffers or ports
-//!   (or do not fit) are parked and fetched with [`NativePort::take_pending`];
+//!   (or do not fit) are parked: `fastApi().take` hands out their buffers as
+//!   `ArrayBuffer`s over Rust-owned memory, [`NativePort::take_pending`] the rest;
+//! - zero-copy buffers ([`alloc_buffer`], module `blocks`): `ArrayBuffer`s over memory
+//!   Rust owns move through a transfer without a copy, and are recycled through a small
+//!   process-wide pool once garbage-collected;
 //! - wake-ups: the core's ready hook calls a ThreadsafeFunction (coalesced by the core);
 //!   its ref/unref backs `port.ref()` / `port.unref()`.
 //!
@@ -29,6 +33,7 @@ use channel_messaging::{
     BroadcastChannel, Buffer, Limits, Message, MessageChannel, MessagePort, PortCollection,
     PostError, TryRecvError,
 };
+use napi::bindgen_prelude::JsValue;
 use napi::bindgen_prelude::{
     ArrayBuffer, BigInt, ClassInstance, Uint8Array, Uint8ArraySlice, Unknown,
 };
@@ -36,6 +41,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
 use napi_derive::napi;
 
+mod blocks;
 mod fast;
 
 /// The library's version.
@@ -227,11 +233,35 @@ impl Waker {
 }
 
 /// Copies side-table buffers out of JS memory (V8 owns those backing stores; the core's
-/// `Buffer` cannot adopt them, so this is the one copy a send makes).
+/// `Buffer` cannot adopt them, so this is the one copy a send makes), into pooled memory.
 fn copy_buffers(side: &[Uint8ArraySlice<'_>]) -> Vec<Buffer> {
-    side.iter()
-        .map(|s| Buffer::copy_from_slice(s.as_ref()))
-        .collect()
+    side.iter().map(|s| blocks::copy_of(s.as_ref())).collect()
+}
+
+/// Allocates an `ArrayBuffer` of `size` bytes over memory Rust owns (a block: see
+/// node/src/blocks.rs), which a transfer moves without copying. Zero-filled with
+/// `zeroed`, else holding whatever a recycled block held. `None` when the memory cannot
+/// be had (index.js validates `size` and throws).
+#[napi]
+pub fn alloc_buffer(env: &Env, size: f64, zeroed: bool) -> Option<Unknown<'_>> {
+    if !((0.0..=MAX_BUFFER).contains(&size) && size.fract() == 0.0) {
+        return None;
+    }
+    let v = blocks::vec_of(size as usize, zeroed)?;
+    // SAFETY: `env` is this callback's environment.
+    let value = unsafe { blocks::lend(env.raw(), v)? };
+    // SAFETY: a live value of this environment.
+    unsafe { napi::bindgen_prelude::FromNapiValue::from_napi_value(env.raw(), value) }.ok()
+}
+
+/// The largest `allocBuffer` size (V8's own ArrayBuffer limit on 64-bit hosts is larger;
+/// this keeps sizes exact in a double and in `usize`).
+const MAX_BUFFER: f64 = 9_007_199_254_740_991.0;
+
+/// Whether `ab` is an `ArrayBuffer` over a block (transfers without a copy).
+#[napi]
+pub fn is_block(ab: ArrayBuffer<'_>) -> bool {
+    blocks::is_block(ab.as_ptr(), ab.len())
 }
 
 /// A message with buffers or ports (or too large for the scratch), handed to JS whole.
@@ -325,8 +355,13 @@ impl NativePort {
     }
 
     /// Posts an encoded message with its side table (`side`, every buffer in index
-    /// order, copied here), transferring `ports`; `detach` are the transferred
-    /// `ArrayBuffer`s, detached only once the post succeeded (all-or-nothing).
+    /// order), transferring `ports`; `detach` are the transferred `ArrayBuffer`s,
+    /// detached once the post succeeded (all-or-nothing).
+    ///
+    /// A transferred `ArrayBuffer` over a block (`allocBuffer`, or one this package
+    /// delivered) moves into the message without a copy: its memory is taken back and the
+    /// `ArrayBuffer` detached before the post, which the checks made first guarantee to
+    /// succeed. Every other side-table buffer is copied.
     #[napi]
     pub fn post_full(
         &self,
@@ -335,8 +370,59 @@ impl NativePort {
         detach: Vec<ArrayBuffer<'_>>,
         ports: Vec<ClassInstance<'_, NativePort>>,
     ) -> Option<String> {
-        let buffers = copy_buffers(&side);
         let list: Vec<&MessagePort> = ports.iter().map(|p| &p.port).collect();
+        // The core refuses a post only for these (its transfer-list checks); when one
+        // applies, nothing is taken and the core reports it.
+        let will_post = self.port.check_transfer(&list).is_ok()
+            && list.iter().all(|p| !p.is_detached() && !p.is_closed());
+        let mut taken: Vec<(usize, usize, Option<Vec<u8>>)> = Vec::new();
+        let mut rest = Vec::with_capacity(detach.len());
+        for ab in detach {
+            let (data, len) = (ab.as_ptr(), ab.len());
+            match will_post.then(|| blocks::take(data, len)).flatten() {
+                Some((v, id)) => {
+                    // The memory is ours now: JS loses sight of it before anything else
+                    // runs on this thread.
+                    let value = ab.value();
+                    // SAFETY: a live ArrayBuffer of this call's environment.
+                    let status =
+                        unsafe { napi::sys::napi_detach_arraybuffer(value.env, value.value) };
+                    if status != napi::sys::Status::napi_ok {
+                        // (never for a block, which is external) JS still holds it: give
+                        // it back; buffers detached so far are lost with the message.
+                        blocks::untake(v, id);
+                        for (_, _, v) in taken {
+                            if let Some(v) = v {
+                                blocks::recycle(v);
+                            }
+                        }
+                        return Some("an ArrayBuffer could not be detached".to_owned());
+                    }
+                    taken.push((data as usize, len, Some(v)));
+                }
+                None => rest.push(ab),
+            }
+        }
+        let buffers: Vec<Buffer> = side
+            .iter()
+            .map(|s| {
+                let (data, len) = (s.as_ptr() as usize, s.len());
+                let moved = taken
+                    .iter_mut()
+                    .find(|t| t.0 == data && t.1 == len && t.2.is_some())
+                    .and_then(|t| t.2.take());
+                match moved {
+                    Some(v) => Buffer::from(v),
+                    None => blocks::copy_of(s.as_ref()),
+                }
+            })
+            .collect();
+        // Taken buffers the message does not refer to: their memory is free again.
+        for (_, _, v) in taken.iter_mut() {
+            if let Some(v) = v.take() {
+                blocks::recycle(v);
+            }
+        }
         if let Err(e) = self.port.post_encoded(bytes, buffers, &list) {
             return Some(e.message().to_owned());
         }
@@ -344,7 +430,7 @@ impl NativePort {
             p.waker.borrow_mut().release();
             lock(&p.core.pending).take();
         }
-        detach_all(detach)
+        detach_all(rest)
     }
 
     /// Receives the next message into `scratch`: its length, or -1 (nothing queued),

@@ -1,0 +1,162 @@
+'use strict';
+// Zero-copy buffers: allocBuffer / allocBufferUnsafe / isZeroCopyBuffer, and ArrayBuffers
+// over Rust-owned memory moving through transfers without a copy (node/src/blocks.rs).
+const test = require('node:test');
+const assert = require('node:assert');
+const path = require('node:path');
+const { once } = require('node:events');
+const { Worker } = require('node:worker_threads');
+const {
+  MessageChannel,
+  receiveMessageOnPort,
+  allocBuffer,
+  allocBufferUnsafe,
+  isZeroCopyBuffer,
+} = require('..');
+
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+test('allocBuffer: a zero-filled ArrayBuffer of the size asked for, over Rust memory', () => {
+  for (const size of [1, 100, 4096, 65536, 100_000, 3 << 20]) {
+    const ab = allocBuffer(size);
+    assert.ok(ab instanceof ArrayBuffer);
+    assert.strictEqual(ab.byteLength, size);
+    assert.ok(new Uint8Array(ab).every((b) => b === 0));
+    assert.strictEqual(isZeroCopyBuffer(ab), true);
+  }
+  const empty = allocBuffer(0);
+  assert.strictEqual(empty.byteLength, 0);
+  assert.strictEqual(isZeroCopyBuffer(empty), false);
+  assert.strictEqual(allocBufferUnsafe(65536).byteLength, 65536);
+  assert.strictEqual(isZeroCopyBuffer(new ArrayBuffer(64)), false);
+  assert.strictEqual(isZeroCopyBuffer('not a buffer'), false);
+});
+
+test('allocBuffer zero-fills recycled memory; allocBufferUnsafe need not', async () => {
+  for (let round = 0; round < 5; round++) {
+    for (let i = 0; i < 200; i++) new Uint8Array(allocBufferUnsafe(65536)).fill(0xab);
+    await tick(); // finalizers of collected buffers run on the event loop
+    for (let i = 0; i < 50; i++) {
+      assert.ok(new Uint8Array(allocBuffer(65536)).every((b) => b === 0));
+    }
+  }
+});
+
+test('allocBuffer: bad sizes throw Node-style errors', () => {
+  for (const bad of ['1', 1n, null, undefined, {}]) {
+    assert.throws(() => allocBuffer(bad), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => allocBufferUnsafe(bad), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+  }
+  for (const bad of [-1, 1.5, NaN, Infinity, 2 ** 53]) {
+    assert.throws(() => allocBuffer(bad), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+  }
+});
+
+test('a transferred allocBuffer detaches here and arrives with its bytes, zero-copy again', () => {
+  const { port1, port2 } = new MessageChannel();
+  const ab = allocBuffer(65536);
+  const bytes = new Uint8Array(ab);
+  bytes.fill(7);
+  bytes[0] = 1;
+  port1.postMessage({ ab, view: new Uint8Array(ab, 8, 4) }, [ab]);
+  assert.strictEqual(ab.byteLength, 0);
+  assert.strictEqual(bytes.length, 0);
+  const { message } = receiveMessageOnPort(port2);
+  assert.strictEqual(message.ab.byteLength, 65536);
+  assert.strictEqual(message.view.buffer, message.ab);
+  assert.deepStrictEqual([...message.view], [7, 7, 7, 7]);
+  assert.strictEqual(new Uint8Array(message.ab)[0], 1);
+  assert.strictEqual(isZeroCopyBuffer(message.ab), true);
+
+  // and on again, through a second channel
+  const other = new MessageChannel();
+  other.port1.postMessage(message.ab, [message.ab]);
+  assert.strictEqual(message.ab.byteLength, 0);
+  const again = receiveMessageOnPort(other.port2).message;
+  assert.strictEqual(new Uint8Array(again)[0], 1);
+  assert.strictEqual(again.byteLength, 65536);
+  port1.close();
+  other.port1.close();
+});
+
+test('every ArrayBuffer a message delivers is zero-copy transferable', () => {
+  const { port1, port2 } = new MessageChannel();
+  const plain = new ArrayBuffer(5000);
+  new Uint8Array(plain)[4999] = 9;
+  port1.postMessage(plain, [plain]); // copied once on send (V8 owns it)
+  assert.strictEqual(plain.byteLength, 0);
+  const got = receiveMessageOnPort(port2).message;
+  assert.strictEqual(new Uint8Array(got)[4999], 9);
+  assert.strictEqual(isZeroCopyBuffer(got), true);
+  port1.close();
+});
+
+test('cloning (no transfer) an allocBuffer copies it: later writes do not show', () => {
+  const { port1, port2 } = new MessageChannel();
+  const ab = allocBuffer(8192);
+  new Uint8Array(ab)[0] = 5;
+  port1.postMessage(ab);
+  new Uint8Array(ab)[0] = 6;
+  assert.strictEqual(ab.byteLength, 8192);
+  const got = receiveMessageOnPort(port2).message;
+  assert.strictEqual(new Uint8Array(got)[0], 5);
+  assert.strictEqual(new Uint8Array(ab)[0], 6);
+  port1.close();
+});
+
+test('a refused transfer leaves an allocBuffer untouched (all-or-nothing)', () => {
+  const { port1, port2 } = new MessageChannel();
+  const ab = allocBuffer(65536);
+  new Uint8Array(ab)[3] = 3;
+  assert.throws(() => port1.postMessage(ab, [ab, port1]), { name: 'DataCloneError' });
+  const closed = new MessageChannel();
+  closed.port2.close();
+  assert.throws(() => port1.postMessage(ab, [ab, closed.port2]), { name: 'DataCloneError' });
+  assert.throws(() => port1.postMessage({ ab, f() {} }, [ab]), { name: 'DataCloneError' });
+  assert.strictEqual(ab.byteLength, 65536);
+  assert.strictEqual(new Uint8Array(ab)[3], 3);
+  assert.strictEqual(isZeroCopyBuffer(ab), true);
+  assert.strictEqual(receiveMessageOnPort(port2), undefined);
+  port1.postMessage(ab, [ab]);
+  assert.strictEqual(new Uint8Array(receiveMessageOnPort(port2).message)[3], 3);
+  port1.close();
+  closed.port1.close();
+});
+
+test('a transfer that also moves a port moves the buffer without a copy too', () => {
+  const { port1, port2 } = new MessageChannel();
+  const carried = new MessageChannel();
+  const ab = allocBuffer(4096);
+  new Uint8Array(ab)[0] = 42;
+  port1.postMessage({ ab, port: carried.port2 }, [ab, carried.port2]);
+  assert.strictEqual(ab.byteLength, 0);
+  const { message } = receiveMessageOnPort(port2);
+  assert.strictEqual(new Uint8Array(message.ab)[0], 42);
+  carried.port1.postMessage('hi');
+  assert.strictEqual(receiveMessageOnPort(message.port).message, 'hi');
+  message.port.close();
+  port1.close();
+});
+
+test('buffers go round a Worker and back many times, memory recycled on the way', async () => {
+  const { port1, port2 } = new MessageChannel();
+  const worker = new Worker(path.join(__dirname, 'fixtures', 'worker-buffer-echo.js'), {
+    workerData: { handle: port2.exportHandle() },
+  });
+  await once(worker, 'message');
+  for (let i = 0; i < 300; i++) {
+    const ab = allocBufferUnsafe(65536);
+    const bytes = new Uint8Array(ab);
+    bytes[0] = i & 127;
+    bytes[65535] = 200;
+    port1.postMessage(ab, [ab]);
+    const [{ ab: back, zeroCopy }] = await once(port1, 'message');
+    assert.strictEqual(zeroCopy, true);
+    assert.strictEqual(back.byteLength, 65536);
+    const got = new Uint8Array(back);
+    assert.strictEqual(got[0], (i & 127) + 1);
+    assert.strictEqual(got[65535], 200);
+  }
+  port1.close();
+  await worker.terminate();
+});

@@ -1,0 +1,73 @@
+'use strict';
+// Hot-port polling (index.js drainStep): a port whose traffic is hot polls its queue
+// briefly before returning to the event loop. It must neither lose nor reorder messages,
+// nor keep timers and I/O from running.
+const test = require('node:test');
+const assert = require('node:assert');
+const path = require('node:path');
+const { once } = require('node:events');
+const { Worker } = require('node:worker_threads');
+const { MessageChannel } = require('..');
+
+async function startEcho() {
+  const { port1, port2 } = new MessageChannel();
+  const worker = new Worker(path.join(__dirname, 'fixtures', 'worker-echo.js'), {
+    workerData: { handle: port2.exportHandle() },
+  });
+  await once(worker, 'message');
+  return { port: port1, worker };
+}
+
+test('a hot ping-pong with a Worker keeps order and lets timers fire', async () => {
+  const { port, worker } = await startEcho();
+  let timerFired = false;
+  let roundTrips = 0;
+  const started = Date.now();
+  await new Promise((resolve, reject) => {
+    setTimeout(() => {
+      timerFired = true;
+    }, 5);
+    port.on('message', (m) => {
+      if (m.seq !== roundTrips) reject(new Error(`expected ${roundTrips}, got ${m.seq}`));
+      roundTrips++;
+      // keep going until the timer has fired (and a little beyond), or fail after 10 s
+      if ((timerFired && roundTrips > 2000) || Date.now() - started > 10_000) resolve();
+      else port.postMessage({ seq: roundTrips });
+    });
+    port.postMessage({ seq: 0 });
+  });
+  assert.ok(timerFired, 'setTimeout fired while the ping-pong ran');
+  assert.ok(roundTrips > 2000);
+  port.close();
+  await worker.terminate();
+});
+
+test('same-thread ping-pong (the partner can never answer during a poll) completes', async () => {
+  const { port1, port2 } = new MessageChannel();
+  port2.on('message', (m) => port2.postMessage(m));
+  const n = 5000;
+  try {
+    const last = await new Promise((resolve) => {
+      port1.on('message', (m) => (m >= n ? resolve(m) : port1.postMessage(m + 1)));
+      port1.postMessage(0);
+    });
+    assert.strictEqual(last, n);
+  } finally {
+    port1.close();
+  }
+});
+
+test('bursts with pauses between them arrive whole and in order', async () => {
+  const { port, worker } = await startEcho();
+  const got = [];
+  port.on('message', (m) => got.push(m));
+  let next = 0;
+  for (let burst = 0; burst < 20; burst++) {
+    for (let i = 0; i < 50; i++) port.postMessage(next++);
+    await new Promise((resolve) => setTimeout(resolve, burst % 3));
+  }
+  while (got.length < next) await new Promise((resolve) => setTimeout(resolve, 1));
+  assert.deepStrictEqual(got, Array.from({ length: next }, (_, i) => i));
+  port.close();
+  await worker.terminate();
+});
