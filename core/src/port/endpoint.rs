@@ -93,8 +93,14 @@ impl Endpoint {
                 }
                 std::hint::spin_loop();
             }
-            if start.elapsed().as_nanos() >= u128::from(budget) {
+            let spent = start.elapsed().as_nanos();
+            if spent >= u128::from(budget) {
                 break;
+            }
+            if spent >= u128::from(SPIN_MIN) {
+                // Past the first few microseconds, offer the CPU between checks: when
+                // threads outnumber cores, the sender may be waiting for this very one.
+                std::thread::yield_now();
             }
         }
         for _ in 0..YIELDS {
