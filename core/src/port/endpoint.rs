@@ -12,7 +12,8 @@ use super::message::{Envelope, Message, MessageEvent};
 use crate::sync::{Arc, Mutex, MutexGuard, lock};
 
 /// A blocked receive spins on the queue before it parks, for an adaptive time between
-/// these bounds (nanoseconds), then yields a few times.
+/// these bounds (nanoseconds; past `SPIN_MIN` it yields between checks), then yields a
+/// few times.
 ///
 /// Parking costs a kernel wake-up on the sender's side and 5–80 µs of wake latency on
 /// the receiver's, during which a steady sender queues up messages (and the buffers
