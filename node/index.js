@@ -91,6 +91,19 @@ function postBytes(ep, enc, len) {
   return fast.postOwn(ep, len);
 }
 
+/**
+ * As postBytes, to every member of a PortCollection: how many ports it reached, or -1
+ * when `enc` is a nested encoder (its buffer is not the registered one).
+ */
+function postCollectionBytes(ep, enc, len) {
+  if (enc.buf !== postBuffer) {
+    if (enc !== encoders[0]) return -1;
+    postBuffer = enc.buf;
+    fast.setPostBuffer(postBuffer);
+  }
+  return fast.postCollection(ep, len);
+}
+
 function acquireEncoder() {
   // a getter in a message may post from inside an encode: each depth gets its own
   for (const e of encoders) {
@@ -404,6 +417,7 @@ class PortState {
     this.spin = 0; // the current polling budget (ns); 0 = cold
     this.spinFails = 0; // polls in a row that timed out (backoff exponent)
     this.spinSkips = 0; // idle spells still to pass without polling (backoff)
+    this.polled = false; // the last delivery came from polling an empty queue
     this.idleAt = 0; // performance.now() when the port last went idle after deliveries
     this.sliceStart = 0; // performance.now() when this run of deliveries began
     this.closeWatched = false;
@@ -783,11 +797,23 @@ function startPort(s) {
 function drainStep(s) {
   s.drainScheduled = false;
   if (!s.receiving || s.ended) return;
-  let got = receiveOne(s, true, 0);
-  if (got === undefined && s.hot > 0 && s.spin > 0) {
+  let got;
+  if (s.polled && s.spin > 0) {
+    // the last message came from polling (request/response traffic): the queue is
+    // likely empty, so look without popping. An empty pop would re-arm the wake-up
+    // hook, and the partner's next post would fire it although the poll below picks
+    // the message up (every path that gives up pops once, which re-arms).
+    got = receiveOne(s, true, -1);
+  } else {
+    got = receiveOne(s, true, 0);
+  }
+  s.polled = false;
+  if (got === undefined && !s.ended && s.hot > 0 && s.spin > 0) {
     const now = performance.now();
     if (s.sliceStart === 0) s.sliceStart = now;
-    if (now - s.sliceStart < HOT_SLICE_MS) {
+    if (now - s.sliceStart >= HOT_SLICE_MS) {
+      got = receiveOne(s, true, 0);
+    } else {
       got = receiveOne(s, true, s.spin);
       if (got === undefined) {
         // nothing came (the partner may even share this thread): cold, and back off
@@ -797,6 +823,7 @@ function drainStep(s) {
         s.spinSkips = (1 << s.spinFails) - 1;
       } else {
         s.spinFails = 0;
+        s.polled = true;
       }
     }
   }
@@ -837,7 +864,7 @@ function drainStep(s) {
  */
 function receiveOne(s, dispatchIt, spinNs = 0) {
   if (s.detached) return undefined;
-  const n = spinNs > 0 ? fast.recvSpin(s.ep, spinNs) : fast.recv(s.ep);
+  const n = spinNs !== 0 ? fast.recvSpin(s.ep, spinNs) : fast.recv(s.ep);
   if (n >= 0) {
     let data;
     try {
@@ -1201,7 +1228,8 @@ function bcDrainStep(s) {
  */
 class PortCollection {
   constructor() {
-    this[kState] = { native: new native.NativeCollection(), members: [] };
+    const n = new native.NativeCollection();
+    this[kState] = { native: n, ep: n.endpoint(), members: [] };
   }
 
   add(port) {
@@ -1247,6 +1275,10 @@ class PortCollection {
     const enc = acquireEncoder();
     try {
       const len = enc.encode(value, null, null);
+      if (enc.side.length === 0) {
+        const reached = postCollectionBytes(s.ep, enc, len);
+        if (reached >= 0) return reached;
+      }
       return s.native.post(enc.buf.subarray(0, len), enc.side);
     } finally {
       enc.busy = false;

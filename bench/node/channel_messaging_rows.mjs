@@ -4,7 +4,7 @@
 // Workers. Ports reach the Workers as single-use handles (port.exportHandle() in the
 // main thread, MessagePort.importHandle() in the Worker).
 //
-// Usage: node --expose-gc bench/node/channel_messaging_rows.mjs <w1|w2|w3a|w3b|w4|w5|poll-w1|poll-w2> <n>
+// Usage: node --expose-gc bench/node/channel_messaging_rows.mjs <w1|w2|w3a|w3b|w4|bc-w4|w5|poll-w1|poll-w2> <n>
 // Prints one line `RESULT {json}`. The poll-* rows receive with receiveMessageOnPort in a
 // spin loop on both sides, as peers.mjs' mc-poll rows do with Node's.
 
@@ -193,6 +193,18 @@ async function w3(n, transfer) {
 }
 
 async function w4(n) {
+  // one sender, four Workers: a PortCollection encodes each message once and queues it
+  // on every member port (each Worker holds the other end, receiving 'message' events)
+  const receivers = 4;
+  const collection = new cm.PortCollection();
+  const secs = await timedReceivers(n, 'tick', receivers, (ports) => {
+    for (const p of ports) collection.add(p);
+    for (let i = 0; i < n; i += 1) collection.postMessage({ seq: i, name: 'tick' });
+  });
+  report((receivers * n) / secs, 'msg/s', { n: receivers * n, secs });
+}
+
+async function w4Broadcast(n) {
   const receivers = 4;
   const name = `bench-w4-${process.pid}`;
   const workers = [];
@@ -233,13 +245,14 @@ async function main() {
     w3a: (k) => w3(k, false),
     w3b: (k) => w3(k, true),
     w4,
+    'bc-w4': w4Broadcast,
     w5,
     'poll-w1': (k) => w1(k, true),
     'poll-w2': (k) => w2(k, true),
   };
   const run = table[workload];
   if (!run || !(n > 0)) {
-    console.error('usage: node --expose-gc bench/node/channel_messaging_rows.mjs <w1|w2|w3a|w3b|w4|w5|poll-w1|poll-w2> <n>');
+    console.error('usage: node --expose-gc bench/node/channel_messaging_rows.mjs <w1|w2|w3a|w3b|w4|bc-w4|w5|poll-w1|poll-w2> <n>');
     process.exit(2);
   }
   await run(n);

@@ -13,7 +13,13 @@
 //!   [`NativePort::recv`](crate::NativePort::recv);
 //! - `recvSpin(endpoint, budgetNs)` -> as `recv`, but while nothing is queued it polls
 //!   the queue for up to `budgetNs` nanoseconds (at most [`MAX_SPIN_NS`]) before answering
-//!   -1: the bounded busy-wait that index.js uses on hot ports (see `drainStep` there);
+//!   -1: the bounded busy-wait that index.js uses on hot ports (see `drainStep` there).
+//!   It polls without popping (an empty pop re-arms the core's ready hook, which every
+//!   post would then fire) and pops an empty queue only once, when it gives up. A
+//!   negative budget only looks: -1 without popping when nothing is queued;
+//! - `postCollection(endpoint, length)` -> the number of ports reached: a
+//!   `PortCollection` broadcast of the registered post buffer's first `length` bytes
+//!   (the endpoint is the collection's handle);
 //! - `take(endpoint)` -> after a `recv` that returned -3: `[length, portCount, ...buffers]`
 //!   (or `undefined` when nothing is parked). The parked message's side-table buffers
 //!   come out as `ArrayBuffer`s over blocks (node/src/blocks.rs: a transferred buffer
@@ -158,8 +164,8 @@ unsafe extern "C" fn finalize_fast_env(env: sys::napi_env, data: *mut c_void, _h
 
 type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
 
-/// The fast entry points of this environment: `{ post, postOwn, recv, recvSpin, take,
-/// setScratch, setPostBuffer }`.
+/// The fast entry points of this environment: `{ post, postOwn, postCollection, recv,
+/// recvSpin, take, setScratch, setPostBuffer }`.
 #[napi]
 pub fn fast_api(env: &Env) -> napi::Result<Object<'_>> {
     let mut obj = Object::new(env)?;
@@ -167,9 +173,10 @@ pub fn fast_api(env: &Env) -> napi::Result<Object<'_>> {
         scratch: Registered::NONE,
         post: Registered::NONE,
     })));
-    let entries: [(&str, Callback); 7] = [
+    let entries: [(&str, Callback); 8] = [
         ("post", fast_post),
         ("postOwn", fast_post_own),
+        ("postCollection", fast_post_collection),
         ("recv", fast_recv),
         ("take", fast_take),
         ("recvSpin", fast_recv_spin),
@@ -400,6 +407,36 @@ unsafe extern "C" fn fast_post_own(
         .unwrap_or_else(|_| unsafe { throw_type_error(env, "postOwn: internal error") })
 }
 
+unsafe extern "C" fn fast_post_collection(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let run = AssertUnwindSafe(|| unsafe {
+        let Some(([ep, len], state)) = args_data::<2>(env, info) else {
+            return throw_type_error(env, "postCollection(endpoint, length) takes two arguments");
+        };
+        let Some(crate::EndpointKind::Collection(c)) = endpoint(env, ep).map(|e| &e.kind) else {
+            return throw_type_error(env, "postCollection: not a collection");
+        };
+        let buf = state.post.bytes();
+        let mut n = 0u32;
+        if sys::napi_get_value_uint32(env, len, &mut n) != sys::Status::napi_ok
+            || n as usize > buf.len()
+        {
+            return throw_type_error(
+                env,
+                "postCollection: the length is not within the post buffer",
+            );
+        }
+        let reached = c
+            .post_encoded(&buf[..n as usize], Vec::new(), &[])
+            .unwrap_or(0);
+        int32(env, reached.min(i32::MAX as usize) as i32)
+    });
+    catch_unwind(run)
+        .unwrap_or_else(|_| unsafe { throw_type_error(env, "postCollection: internal error") })
+}
+
 unsafe extern "C" fn fast_recv(
     env: sys::napi_env,
     info: sys::napi_callback_info,
@@ -524,20 +561,38 @@ unsafe extern "C" fn fast_recv_spin(
         if sys::napi_get_value_double(env, budget, &mut ns) != sys::Status::napi_ok || ns.is_nan() {
             return throw_type_error(env, "recvSpin: the budget is not a number");
         }
-        let budget = std::time::Duration::from_nanos(ns.clamp(0.0, MAX_SPIN_NS) as u64);
         let scratch = state.scratch.bytes();
+        if ns < 0.0 {
+            // a look without popping an empty queue (the hook stays as it is)
+            return int32(
+                env,
+                if ep.has_news() {
+                    ep.recv_into(scratch)
+                } else {
+                    crate::RECV_EMPTY
+                },
+            );
+        }
+        let budget = std::time::Duration::from_nanos(ns.min(MAX_SPIN_NS) as u64);
         let start = std::time::Instant::now();
         loop {
-            let n = ep.recv_into(scratch);
-            if n != crate::RECV_EMPTY {
-                return int32(env, n);
+            // Poll without popping: a pop of an empty queue re-arms the core's ready
+            // hook, after which every post would fire it (a kernel wake-up on the
+            // sender's side and a spurious drain here later), although this loop picks
+            // the message up by itself. Only a queue that has something (or ended) is
+            // popped; the pop that gives up (below) re-arms, race-free.
+            if ep.has_news() {
+                let n = ep.recv_into(scratch);
+                if n != crate::RECV_EMPTY {
+                    return int32(env, n);
+                }
             }
             // a few polls between clock reads (a poll of an empty queue is a few loads)
             for _ in 0..16 {
                 std::hint::spin_loop();
             }
             if start.elapsed() >= budget {
-                return int32(env, crate::RECV_EMPTY);
+                return int32(env, ep.recv_into(scratch));
             }
         }
     });

@@ -72,6 +72,8 @@ pub struct Endpoint {
 enum EndpointKind {
     Port(MessagePort),
     Broadcast(BroadcastChannel),
+    /// A `PortCollection`: posted to (`postCollection`), never received from.
+    Collection(Arc<PortCollection>),
 }
 
 const ENDPOINT_MAGIC: u64 = 0x636d_5f65_6e64_7074;
@@ -89,6 +91,7 @@ impl Endpoint {
         match &self.kind {
             EndpointKind::Port(p) => p.try_recv_message(),
             EndpointKind::Broadcast(b) => b.try_recv_message(),
+            EndpointKind::Collection(_) => Err(TryRecvError::Closed),
         }
     }
 
@@ -110,6 +113,19 @@ impl Endpoint {
         }
     }
 
+    /// Whether a receive would not find the queue empty (a message is queued, or the
+    /// port closed or ended), checked without popping: an empty pop re-arms the ready
+    /// hook. Broadcast channels always answer true (they are popped as before).
+    fn has_news(&self) -> bool {
+        match &self.kind {
+            EndpointKind::Port(p) => {
+                let s = p.stats();
+                s.queued_messages != 0 || s.closed
+            }
+            EndpointKind::Broadcast(_) | EndpointKind::Collection(_) => true,
+        }
+    }
+
     fn take_pending(&self) -> Option<PendingMessage> {
         lock(&self.pending).take().map(into_pending)
     }
@@ -121,6 +137,10 @@ impl Endpoint {
                 .err()
                 .map(|e| e.message().to_owned()),
             EndpointKind::Broadcast(b) => broadcast_result(b.post_encoded(bytes, Vec::new())),
+            EndpointKind::Collection(c) => c
+                .post_encoded(bytes, Vec::new(), &[])
+                .err()
+                .map(|e| e.to_string()),
         }
     }
 }
@@ -667,9 +687,19 @@ impl NativeBroadcast {
 
 /// The native half of the JS `PortCollection`: a weak set that broadcasts.
 #[napi]
-#[derive(Default)]
 pub struct NativeCollection {
-    collection: PortCollection,
+    collection: Arc<PortCollection>,
+    core: Arc<Endpoint>,
+}
+
+impl Default for NativeCollection {
+    fn default() -> Self {
+        let collection = Arc::new(PortCollection::default());
+        NativeCollection {
+            core: Endpoint::new(EndpointKind::Collection(Arc::clone(&collection))),
+            collection,
+        }
+    }
 }
 
 #[napi]
@@ -678,6 +708,12 @@ impl NativeCollection {
     #[napi(constructor)]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The handle `postCollection` (`fastApi()`) takes.
+    #[napi]
+    pub fn endpoint<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
+        fast::endpoint_external(env, &self.core)
     }
 
     /// Adds a port (ignored when already present).

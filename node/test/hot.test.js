@@ -71,3 +71,24 @@ test('bursts with pauses between them arrive whole and in order', async () => {
   port.close();
   await worker.terminate();
 });
+
+test('a hot port wakes for a message that comes after polling gave up, and sees close', async () => {
+  // while it polls, a hot port leaves its wake-up hook disarmed; the poll that gives up
+  // re-arms it, so a message arriving later still wakes the port
+  const { port, worker } = await startEcho();
+  let n = 0;
+  const next = () => new Promise((resolve) => port.once('message', resolve));
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 300; i++) {
+      const reply = next();
+      port.postMessage({ seq: n });
+      assert.strictEqual((await reply).seq, n);
+      n++;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20)); // well past any poll
+  }
+  const closed = once(port, 'close');
+  port.on('message', () => {}); // keep receiving: the end of the queue fires 'close'
+  await worker.terminate(); // the Worker's port goes away: the partner ends
+  await closed;
+});

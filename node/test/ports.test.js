@@ -419,6 +419,38 @@ test('h_port_collection_broadcasts_and_forgets_closed_ports', () => {
   for (const c of channels) c.port1.close();
 });
 
+test('port_collection_posts_through_every_encoder_path_in_order', () => {
+  // the fast path (the registered post buffer), a message with side-table buffers (the
+  // napi path), and a post made from inside an encode (a getter: a nested encoder)
+  const coll = new PortCollection();
+  const channels = [new MessageChannel(), new MessageChannel()];
+  for (const c of channels) coll.add(c.port1);
+  const big = 'x'.repeat(200_000); // grows the outermost encoder's buffer
+  let nested = -1;
+  const withGetter = {
+    get inner() {
+      nested = coll.postMessage({ nested: true });
+      return 'outer';
+    },
+  };
+  assert.strictEqual(coll.postMessage({ seq: 0 }), 2);
+  assert.strictEqual(coll.postMessage(new Uint8Array([1, 2, 3])), 2);
+  assert.strictEqual(coll.postMessage(withGetter), 2);
+  assert.strictEqual(nested, 2);
+  assert.strictEqual(coll.postMessage(big), 2);
+  assert.strictEqual(coll.postMessage({ seq: 1 }), 2);
+  for (const c of channels) {
+    const got = [];
+    for (let r; (r = receiveMessageOnPort(c.port2)) !== undefined; ) got.push(r.message);
+    assert.deepStrictEqual(got, [
+      { seq: 0 }, new Uint8Array([1, 2, 3]), { nested: true }, { inner: 'outer' }, big, { seq: 1 },
+    ]);
+  }
+  coll.clear();
+  assert.strictEqual(coll.postMessage('nobody'), 0);
+  for (const c of channels) c.port1.close();
+});
+
 test('receiveMessageOnPort_validates_its_argument', () => {
   assert.throws(() => receiveMessageOnPort({}), { code: 'ERR_INVALID_ARG_TYPE' });
 });
