@@ -11,18 +11,23 @@ use super::inbox::Inbox;
 use super::message::{Envelope, Message, MessageEvent};
 use crate::sync::{Arc, Mutex, MutexGuard, lock};
 
-/// A blocked receive spins on the queue before it parks, for an adaptive time between
-/// these bounds (nanoseconds; past `SPIN_MIN` it yields between checks), then yields a
-/// few times.
+/// A blocked receive first checks the queue `FAST_CHECKS` times, one spin-loop hint
+/// apart (a few microseconds, no clock read: a reply often comes within one); then, for
+/// an adaptive time of up to `SPIN_MAX` nanoseconds, it keeps checking with the CPU
+/// offered between checks; then it yields a few times and parks.
 ///
 /// Parking costs a kernel wake-up on the sender's side and 5–80 µs of wake latency on
 /// the receiver's, during which a steady sender queues up messages (and the buffers
-/// they carry stay allocated). The budget therefore doubles when a park was cut short by
-/// a message (one that arrived within `SPIN_GROW_WINDOW` of giving up), and decays when
-/// spinning was long enough or parks were long: a port fed every few microseconds stops
-/// parking, an idle one spins only `SPIN_MIN`.
+/// they carry stay allocated). The adaptive part therefore grows (doubling, from
+/// `SPIN_STEP`) when a park was cut short by a message, one that arrived within
+/// `SPIN_GROW_WINDOW`, or woke to several queued messages (the sender kept posting while
+/// this thread slept); it shrinks when messages come within the first checks or parks
+/// are long and end with one message: a port fed every few microseconds stops parking,
+/// an idle one does not spin past the first checks.
 #[cfg(not(loom))]
-const SPIN_MIN: u32 = 4_000;
+const FAST_CHECKS: u32 = 256;
+#[cfg(not(loom))]
+const SPIN_STEP: u32 = 4_000;
 #[cfg(not(loom))]
 const SPIN_MAX: u32 = 32_000;
 #[cfg(not(loom))]
@@ -57,7 +62,7 @@ pub(crate) enum Popped {
 
 pub(crate) struct Endpoint {
     pub(crate) consumer: Mutex<Consumer>,
-    /// The current spin budget of a blocked receive, in nanoseconds (see `SPIN_MIN`).
+    /// The adaptive part of a blocked receive's spin, in nanoseconds (see `FAST_CHECKS`).
     #[cfg(not(loom))]
     spin_ns: std::sync::atomic::AtomicU32,
 }
@@ -70,7 +75,7 @@ impl Endpoint {
                 ended: None,
             }),
             #[cfg(not(loom))]
-            spin_ns: std::sync::atomic::AtomicU32::new(SPIN_MIN),
+            spin_ns: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
@@ -79,28 +84,32 @@ impl Endpoint {
     #[cfg(not(loom))]
     fn spin(&self, inbox: &Inbox) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
-        let budget = self.spin_ns.load(Relaxed);
-        let start = Instant::now();
-        loop {
-            for _ in 0..32 {
-                if !inbox.is_empty() {
-                    // Arrived while spinning: shrink a budget that was far more than needed.
-                    let took = start.elapsed().as_nanos().min(u128::from(SPIN_MAX)) as u32;
-                    if took.saturating_mul(4) < budget {
-                        self.spin_ns
-                            .store((budget - budget / 8).max(SPIN_MIN), Relaxed);
-                    }
-                    return true;
+        for _ in 0..FAST_CHECKS {
+            if !inbox.is_empty() {
+                // Arrived within the first checks: the adaptive part was not needed.
+                let budget = self.spin_ns.load(Relaxed);
+                if budget > 0 {
+                    self.spin_ns.store(budget - budget.div_ceil(16), Relaxed);
                 }
-                std::hint::spin_loop();
+                return true;
             }
-            let spent = start.elapsed().as_nanos();
-            if spent >= u128::from(budget) {
-                break;
-            }
-            if spent >= u128::from(SPIN_MIN) {
-                // Past the first few microseconds, offer the CPU between checks: when
-                // threads outnumber cores, the sender may be waiting for this very one.
+            std::hint::spin_loop();
+        }
+        let budget = u128::from(self.spin_ns.load(Relaxed));
+        if budget > 0 {
+            let start = Instant::now();
+            loop {
+                for _ in 0..8 {
+                    if !inbox.is_empty() {
+                        return true;
+                    }
+                    std::hint::spin_loop();
+                }
+                if start.elapsed().as_nanos() >= budget {
+                    break;
+                }
+                // When threads outnumber cores, the sender may be waiting for this very
+                // CPU: offer it between checks.
                 std::thread::yield_now();
             }
         }
@@ -113,16 +122,17 @@ impl Endpoint {
         !inbox.is_empty()
     }
 
-    /// Adapts the spin budget after a park that lasted `slept`: a message that came soon
-    /// after the spin gave up would have been caught by a longer one.
+    /// Adapts the spin budget after a park that lasted `slept` and woke to `queued`
+    /// messages: a message that came soon after the spin gave up, or a sender that kept
+    /// posting while this thread slept, would have been met by a longer spin.
     #[cfg(not(loom))]
-    fn parked(&self, slept: Duration) {
+    fn parked(&self, slept: Duration, queued: usize) {
         use std::sync::atomic::Ordering::Relaxed;
         let budget = self.spin_ns.load(Relaxed);
-        let next = if slept <= SPIN_GROW_WINDOW {
-            budget.saturating_mul(2).min(SPIN_MAX)
+        let next = if slept <= SPIN_GROW_WINDOW || queued >= 2 {
+            budget.saturating_mul(2).clamp(SPIN_STEP, SPIN_MAX)
         } else {
-            (budget / 2).max(SPIN_MIN)
+            budget / 2
         };
         if next != budget {
             self.spin_ns.store(next, Relaxed);
@@ -238,7 +248,7 @@ impl Endpoint {
                 crate::sync::park(deadline);
                 #[cfg(not(loom))]
                 if !inbox.is_empty() {
-                    self.parked(parked_at.elapsed());
+                    self.parked(parked_at.elapsed(), inbox.queued().0);
                 }
             }
             if deadline.is_some() {
@@ -334,7 +344,7 @@ mod tests {
     use std::sync::atomic::Ordering::Relaxed;
     use std::time::Duration;
 
-    use super::{Endpoint, SPIN_GROW_WINDOW, SPIN_MAX, SPIN_MIN};
+    use super::{Endpoint, SPIN_GROW_WINDOW, SPIN_MAX, SPIN_STEP};
     use crate::port::inbox::Inbox;
     use crate::sync::Arc;
 
@@ -345,29 +355,32 @@ mod tests {
     #[test]
     fn the_spin_budget_grows_after_short_parks_and_decays_after_long_ones() {
         let e = Endpoint::new(Arc::new(Inbox::new()));
-        assert_eq!(budget(&e), SPIN_MIN);
-        e.parked(SPIN_GROW_WINDOW / 2);
+        assert_eq!(budget(&e), 0, "an idle port spins only its first checks");
+        e.parked(SPIN_GROW_WINDOW / 2, 1);
+        assert_eq!(budget(&e), SPIN_STEP, "a message came soon after parking");
+        e.parked(Duration::from_millis(1), 5);
         assert_eq!(
             budget(&e),
-            SPIN_MIN * 2,
-            "a message came soon after parking"
+            SPIN_STEP * 2,
+            "a long park that woke to a backlog doubles it"
         );
         for _ in 0..10 {
-            e.parked(Duration::from_micros(1));
+            e.parked(Duration::from_micros(1), 1);
         }
         assert_eq!(budget(&e), SPIN_MAX, "bounded above");
-        e.parked(Duration::from_millis(5));
+        e.parked(Duration::from_millis(5), 1);
         assert_eq!(budget(&e), SPIN_MAX / 2, "a long park halves it");
-        for _ in 0..10 {
-            e.parked(Duration::from_secs(1));
+        for _ in 0..40 {
+            e.parked(Duration::from_secs(1), 1);
         }
-        assert_eq!(budget(&e), SPIN_MIN, "bounded below");
+        assert_eq!(budget(&e), 0, "down to no adaptive spin");
     }
 
     #[test]
     fn a_spin_ends_with_what_is_already_queued() {
         let inbox = Arc::new(Inbox::new());
         let e = Endpoint::new(Arc::clone(&inbox));
+        e.spin_ns.store(SPIN_STEP, Relaxed);
         assert!(!e.spin(&inbox), "nothing queued: the spin gives up");
         e.spin_ns.store(SPIN_MAX, Relaxed);
         let message = crate::port::message::Message::new(
@@ -377,6 +390,9 @@ mod tests {
         );
         assert!(inbox.push_message(message).is_ok(), "the inbox accepts");
         assert!(e.spin(&inbox));
-        assert!(budget(&e) < SPIN_MAX, "found at once: a long budget decays");
+        assert!(
+            budget(&e) < SPIN_MAX,
+            "found at once: the adaptive part shrinks"
+        );
     }
 }
