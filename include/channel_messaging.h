@@ -1342,6 +1342,17 @@ cm_status cm_value_decode(const uint8_t *bytes,
 cm_buffer *cm_buffer_new(const uint8_t *bytes, size_t len);
 
 /**
+ * A new buffer of `len` zero bytes in memory the library allocates; `*data` = where
+ * they are, for the caller to fill (`data` may be NULL). Write them before the buffer
+ * is first handed to the library (posted, written into a message or value, cloned);
+ * from then on they are read-only. Moving it into a message with
+ * `cm_writer_buffer_move` is the cheapest way to send bytes: the receiver gets this very
+ * memory, with no copy and no allocation besides the bytes themselves. Owned by the
+ * caller (`cm_buffer_free`, or consumed by `cm_writer_buffer_move`); NULL on failure.
+ */
+cm_buffer *cm_buffer_alloc(size_t len, uint8_t **data);
+
+/**
  * A new buffer over memory the caller hands over, without copying: `len` bytes at
  * `ptr`. From now on the library owns that memory (the caller must not write or free
  * it); when the last reference to the bytes goes (the buffer, and any message or value
@@ -1440,6 +1451,14 @@ cm_status cm_writer_bytes(cm_writer *w, const uint8_t *bytes, size_t len);
  * caller still frees its `cm_buffer` (typically right after the post).
  */
 cm_status cm_writer_buffer(cm_writer *w, const cm_buffer *buffer);
+
+/**
+ * Writes an ArrayBuffer *moving* `*buffer` into the message (always in the side table):
+ * unlike `cm_writer_buffer`, the message becomes the only holder of the bytes, so the
+ * receiver gets them with nothing shared back to the sender. `*buffer` is consumed
+ * whether or not the call succeeds: it is freed and set to NULL.
+ */
+cm_status cm_writer_buffer_move(cm_writer *w, cm_buffer **buffer);
 
 /**
  * Opens an array of `len` elements.

@@ -101,7 +101,7 @@ static cm_status read_buffer(cm_reader *r, void *ud) {
 }
 
 /* Receives one W3b buffer and checks its length and stamp; the message goes right after
- * (the last reference to the bytes: the sender's free() runs here). */
+ * (the last reference to the bytes: their memory is freed here). */
 static void recv_buffer(cm_port port, int64_t seq) {
   int64_t stamp = -1;
   TRY(cm_port_recv_with(port, -1, read_buffer, &stamp));
@@ -124,14 +124,8 @@ static void *receiver_main(void *arg) {
   return NULL;
 }
 
-static void free_buffer(void *ud, uint8_t *ptr, size_t len) {
-  (void)ud;
-  (void)len;
-  free(ptr);
-}
-
 static cm_status write_buffer(cm_writer *w, void *ud) {
-  return cm_writer_buffer(w, (const cm_buffer *)ud);
+  return cm_writer_buffer_move(w, (cm_buffer **)ud);
 }
 
 /* W1 (workload 1) and W3b (workload 3): one sender, one receiver thread. */
@@ -149,14 +143,15 @@ static void pair(int workload, int64_t n) {
     if (workload == 1) {
       TRY(cm_port_post_with(tx, write_tick, &i, NULL, 0));
     } else {
-      /* A fresh buffer per message, allocated, filled and stamped by the sender. */
-      uint8_t *mem = malloc(W3_BYTES);
+      /* A fresh buffer per message, allocated, filled and stamped by the sender, then
+       * moved into the message (cm_buffer_alloc + cm_writer_buffer_move). */
+      uint8_t *mem = NULL;
+      cm_buffer *b = cm_buffer_alloc(W3_BYTES, &mem);
+      if (b == NULL) die("cm_buffer_alloc", CM_ERR_INVALID_ARGUMENT);
       memset(mem, (int)(uint8_t)i, W3_BYTES);
       uint64_t stamp = (uint64_t)i;
       memcpy(mem, &stamp, 8);
-      cm_buffer *b = cm_buffer_new_owned(mem, W3_BYTES, free_buffer, NULL);
-      TRY(cm_port_post_with(tx, write_buffer, b, NULL, 0));
-      cm_buffer_free(b);
+      TRY(cm_port_post_with(tx, write_buffer, &b, NULL, 0));
     }
   }
   pthread_join(t, NULL);

@@ -278,6 +278,35 @@ pub unsafe extern "C" fn cm_writer_buffer(
     }
 }
 
+/// Writes an ArrayBuffer *moving* `*buffer` into the message (always in the side table):
+/// unlike `cm_writer_buffer`, the message becomes the only holder of the bytes, so the
+/// receiver gets them with nothing shared back to the sender. `*buffer` is consumed
+/// whether or not the call succeeds: it is freed and set to NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cm_writer_buffer_move(
+    w: *mut cm_writer,
+    buffer: *mut *mut cm_buffer,
+) -> cm_status {
+    // SAFETY: forwarded contract; `buffer` and `*buffer` are NULL-checked, then `*buffer`
+    // is a live cm_buffer owned by the caller, which hands it over here.
+    let taken = unsafe {
+        if buffer.is_null() || (*buffer).is_null() {
+            None
+        } else {
+            let b = Box::from_raw(*buffer);
+            *buffer = std::ptr::null_mut();
+            Some(b.0)
+        }
+    };
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_writer(w, move |w| {
+            let b = arg(taken.ok_or_else(|| Failure::new(CM_ERR_NULL_POINTER, "buffer is NULL")))?;
+            w.transferred_buffer(b)
+        })
+    }
+}
+
 /// Opens an array of `len` elements.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cm_writer_begin_array(w: *mut cm_writer, len: usize) -> cm_status {

@@ -1152,6 +1152,51 @@ static void c9_export_moves_a_port_to_another_thread(void) {
   OK(cm_port_close(a));
 }
 
+/* cm_buffer_alloc + cm_writer_buffer_move: the library's own memory, filled in place and
+ * moved into the message; the receiver reads the very same bytes. */
+static cm_status write_moved(cm_writer *w, void *ud) {
+  return cm_writer_buffer_move(w, (cm_buffer **)ud);
+}
+
+static cm_status write_moved_after_failure(cm_writer *w, void *ud) {
+  (void)cm_writer_begin_array(w, 0);
+  (void)cm_writer_int(w, 1); /* too many elements: the writer fails */
+  return cm_writer_buffer_move(w, (cm_buffer **)ud);
+}
+
+static void w3b_allocated_buffers_move_into_the_message(void) {
+  cm_port a, b;
+  OK(cm_channel_new(&a, &b));
+  uint8_t *data = NULL;
+  cm_buffer *buf = cm_buffer_alloc(64 * 1024, &data);
+  CHECK(buf != NULL && data != NULL);
+  CHECK(data[0] == 0 && data[64 * 1024 - 1] == 0); /* zero-filled */
+  memset(data, 9, 64 * 1024);
+  OK(cm_port_post_with(a, write_moved, &buf, NULL, 0));
+  CHECK(buf == NULL); /* consumed */
+  cm_message *m;
+  OK(cm_port_recv_raw(b, 1000, &m));
+  cm_buffer *got;
+  OK(cm_message_buffer(m, 0, &got));
+  const uint8_t *p;
+  size_t n;
+  OK(cm_buffer_data(got, &p, &n));
+  CHECK(p == data && n == 64 * 1024); /* the very same memory */
+  CHECK(p[12345] == 9);
+  cm_buffer_free(got);
+  cm_message_free(m);
+
+  /* Consumed on failure too; a NULL buffer is an error. */
+  buf = cm_buffer_alloc(16, NULL);
+  CHECK(buf != NULL);
+  CHECK_STATUS(cm_port_post_with(a, write_moved_after_failure, &buf, NULL, 0), CM_ERR_DATA_CLONE);
+  CHECK(buf == NULL);
+  CHECK_STATUS(cm_port_post_with(a, write_moved, &buf, NULL, 0), CM_ERR_DATA_CLONE);
+  CHECK_STATUS(cm_port_recv_raw(b, 0, &m), CM_EMPTY); /* nothing was sent */
+  OK(cm_port_close(a));
+  OK(cm_port_close(b));
+}
+
 /* ---- main ---------------------------------------------------------------------------- */
 
 struct test {
@@ -1174,6 +1219,7 @@ static const struct test TESTS[] = {
     T(h_collection_posts_to_every_member),
     T(i1_broadcast_reaches_others_not_itself),
     T(w3b_buffers_move_without_copy),
+    T(w3b_allocated_buffers_move_into_the_message),
     T(writer_posts_without_a_value_tree),
     T(streaming_reader_reads_without_a_value_tree),
     T(c9_export_moves_a_port_to_another_thread),
