@@ -1342,15 +1342,15 @@ cm_status cm_value_decode(const uint8_t *bytes,
 cm_buffer *cm_buffer_new(const uint8_t *bytes, size_t len);
 
 /**
- * A new buffer of `len` zero bytes in memory the library allocates; `*data` = where
- * they are, for the caller to fill (`data` may be NULL). Write them before the buffer
- * is first handed to the library (posted, written into a message or value, cloned);
- * from then on they are read-only. Moving it into a message with
+ * A new buffer of `len` bytes, each set to `fill`, in memory the library allocates;
+ * `*data` = where they are, for the caller to write (`data` may be NULL). Write them
+ * before the buffer is first handed to the library (posted, written into a message or
+ * value, cloned); from then on they are read-only. Moving it into a message with
  * `cm_writer_buffer_move` is the cheapest way to send bytes: the receiver gets this very
  * memory, with no copy and no allocation besides the bytes themselves. Owned by the
  * caller (`cm_buffer_free`, or consumed by `cm_writer_buffer_move`); NULL on failure.
  */
-cm_buffer *cm_buffer_alloc(size_t len, uint8_t **data);
+cm_buffer *cm_buffer_alloc(size_t len, uint8_t fill, uint8_t **data);
 
 /**
  * A new buffer over memory the caller hands over, without copying: `len` bytes at

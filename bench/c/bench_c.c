@@ -146,9 +146,8 @@ static void pair(int workload, int64_t n) {
       /* A fresh buffer per message, allocated, filled and stamped by the sender, then
        * moved into the message (cm_buffer_alloc + cm_writer_buffer_move). */
       uint8_t *mem = NULL;
-      cm_buffer *b = cm_buffer_alloc(W3_BYTES, &mem);
+      cm_buffer *b = cm_buffer_alloc(W3_BYTES, (uint8_t)i, &mem);
       if (b == NULL) die("cm_buffer_alloc", CM_ERR_INVALID_ARGUMENT);
-      memset(mem, (int)(uint8_t)i, W3_BYTES);
       uint64_t stamp = (uint64_t)i;
       memcpy(mem, &stamp, 8);
       TRY(cm_port_post_with(tx, write_buffer, &b, NULL, 0));

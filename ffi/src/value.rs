@@ -1320,20 +1320,24 @@ pub unsafe extern "C" fn cm_buffer_new(bytes: *const u8, len: usize) -> *mut cm_
     })
 }
 
-/// A new buffer of `len` zero bytes in memory the library allocates; `*data` = where
-/// they are, for the caller to fill (`data` may be NULL). Write them before the buffer
-/// is first handed to the library (posted, written into a message or value, cloned);
-/// from then on they are read-only. Moving it into a message with
+/// A new buffer of `len` bytes, each set to `fill`, in memory the library allocates;
+/// `*data` = where they are, for the caller to write (`data` may be NULL). Write them
+/// before the buffer is first handed to the library (posted, written into a message or
+/// value, cloned); from then on they are read-only. Moving it into a message with
 /// `cm_writer_buffer_move` is the cheapest way to send bytes: the receiver gets this very
 /// memory, with no copy and no allocation besides the bytes themselves. Owned by the
 /// caller (`cm_buffer_free`, or consumed by `cm_writer_buffer_move`); NULL on failure.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cm_buffer_alloc(len: usize, data: *mut *mut u8) -> *mut cm_buffer {
+pub unsafe extern "C" fn cm_buffer_alloc(
+    len: usize,
+    fill: u8,
+    data: *mut *mut u8,
+) -> *mut cm_buffer {
     guard_ptr(|| {
         if isize::try_from(len).is_err() {
             return fail(CM_ERR_INVALID_ARGUMENT, "len is too large");
         }
-        let mut bytes = vec![0u8; len];
+        let mut bytes = vec![fill; len];
         let ptr = bytes.as_mut_ptr();
         let buffer = Buffer::from(bytes);
         debug_assert_eq!(buffer.as_ptr(), ptr.cast_const());

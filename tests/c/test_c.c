@@ -1168,7 +1168,7 @@ static void w3b_allocated_buffers_move_into_the_message(void) {
   cm_port a, b;
   OK(cm_channel_new(&a, &b));
   uint8_t *data = NULL;
-  cm_buffer *buf = cm_buffer_alloc(64 * 1024, &data);
+  cm_buffer *buf = cm_buffer_alloc(64 * 1024, 0, &data);
   CHECK(buf != NULL && data != NULL);
   CHECK(data[0] == 0 && data[64 * 1024 - 1] == 0); /* zero-filled */
   memset(data, 9, 64 * 1024);
@@ -1187,8 +1187,8 @@ static void w3b_allocated_buffers_move_into_the_message(void) {
   cm_message_free(m);
 
   /* Consumed on failure too; a NULL buffer is an error. */
-  buf = cm_buffer_alloc(16, NULL);
-  CHECK(buf != NULL);
+  buf = cm_buffer_alloc(16, 5, &data);
+  CHECK(buf != NULL && data[0] == 5 && data[15] == 5); /* filled */
   CHECK_STATUS(cm_port_post_with(a, write_moved_after_failure, &buf, NULL, 0), CM_ERR_DATA_CLONE);
   CHECK(buf == NULL);
   CHECK_STATUS(cm_port_post_with(a, write_moved, &buf, NULL, 0), CM_ERR_DATA_CLONE);
