@@ -54,6 +54,11 @@ if [[ "$core_rows" != built ]]; then
   cargo build --locked --release -p channel-messaging-bench --bins
 fi
 
+step "building the C rows' program (bench/c/bench_c.c)"
+# Built once here: the C cases run the binary directly, so that no build step runs
+# right before a measurement (the core's rows have none either).
+CARGO_TARGET_DIR="$target_dir" make --no-print-directory -s bench-c
+
 args=(--bin "$bin_dir" --core-rows "$core_rows" --core-rows-note "$core_note")
 if [[ -n "${BENCH_ONLY:-}" ]]; then
   args+=(--only "$BENCH_ONLY")

@@ -49,7 +49,7 @@ demo-c:
 	  -L$(abspath $(C_TARGET_DIR))/release -Wl,-rpath,$(abspath $(C_TARGET_DIR))/release -lchannel_messaging -pthread
 	$(abspath $(C_TARGET_DIR))/c-build/release/worker
 
-# The C rows of `make bench` (bench/cases.toml runs bench/c/run.sh, which calls this).
+# The C rows of `make bench` (ci/bench.sh builds this; bench/cases.toml runs the binary).
 bench-c:
 	$(MAKE) --no-print-directory c-lib C_PROFILE=release
 	$(MAKE) --no-print-directory $(abspath $(C_TARGET_DIR))/c-build/release/bench_c

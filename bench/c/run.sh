@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The C API rows of bench/cases.toml: builds bench/c/bench_c.c against the release static
-# library (make bench-c; a no-op when up to date) and runs it.
+# Runs the C API rows' program by hand: builds bench/c/bench_c.c against the release static
+# library (make bench-c; a no-op when up to date) and runs it. (`make bench` builds it once
+# in ci/bench.sh and bench/cases.toml runs the binary directly.)
 #   bench/c/run.sh <dir of the release binaries> <w1|w2|w3b> <n>
 set -euo pipefail
 cd "$(dirname "$0")/../.."
