@@ -27,16 +27,15 @@ const kEtMessage = Symbol('kEtMessage'); // EventTarget-style 'message' listener
 /** Messages one wake-up delivers before yielding to the event loop (timers, I/O). */
 const BATCH = 1000;
 
-// Hot-port polling (see drainStep): after delivering messages, a port whose messages
+// Hot-port polling (see deliverStep): after delivering messages, a port whose messages
 // have been arriving within SPIN_MAX_NS of it going idle polls its queue for a while
 // before returning to the event loop, so that a reply arriving within microseconds is
 // delivered without a kernel wake-up. Bounded: never more than SPIN_MAX_NS per idle
-// transition, never once the current run of deliveries has held the thread for
-// HOT_SLICE_MS (it then returns to the event loop), and only after a wake-up delivered
-// something (a spurious wake-up never polls).
+// transition, never once the current run of deliveries has held the thread for 1 ms
+// (the native loop's HOT_SLICE: it then returns to the event loop), and only after a
+// wake-up delivered something (a spurious wake-up never polls).
 const SPIN_MAX_NS = 50_000;
 const SPIN_MIN_NS = 5_000;
-const HOT_SLICE_MS = 1;
 // after n polls in a row that timed out, the next 2^n - 1 idle spells do not poll
 const SPIN_BACKOFF_MAX = 10;
 
@@ -48,8 +47,16 @@ const WAKE_READY = 0;
 const WAKE_CLOSE = 1;
 const WAKE_SPACE = 2;
 
-// queueMicrotask wraps each callback in an AsyncResource; a resolved promise does not
-const resolved = Promise.resolve();
+// what a deliver function tells the native delivery loop (node/src/fast.rs)
+const DELIVER_STOP = 0; // idle (or stopped): leave the loop until scheduled again
+const DELIVER_NEXT = 1; // pop the next message and call again
+const DELIVER_YIELD = 2; // the batch is done: continue on the next event-loop iteration
+// the result's bits from here up: how long (ns) the loop may poll an empty queue
+const DELIVER_SPIN_SHIFT = 3;
+// the loop's argument after an exception escaped: deliver nothing
+const DELIVER_FLUSH = -4;
+// the loop's argument when polling timed out with the queue still empty
+const RECV_SPUN = -5;
 
 // ------------------------------------------------------------------------ errors
 
@@ -411,23 +418,20 @@ class PortState {
     this.closeEmitted = false;
     this.closing = false;
     this.detached = false;
-    this.drainScheduled = false;
+    this.gate = false; // what fast.setGate last said: receiving && !ended && !detached
     this.batch = 0;
     this.hot = 0; // messages delivered since the port was last idle
     this.spin = 0; // the current polling budget (ns); 0 = cold
     this.spinFails = 0; // polls in a row that timed out (backoff exponent)
     this.spinSkips = 0; // idle spells still to pass without polling (backoff)
-    this.polled = false; // the last delivery came from polling an empty queue
     this.idleAt = 0; // performance.now() when the port last went idle after deliveries
-    this.sliceStart = 0; // performance.now() when this run of deliveries began
     this.closeWatched = false;
     this.readyWaiters = null; // resolvers of pending ready() promises
-    // (nextTick without extra arguments allocates no argument array)
-    this.drain = () => drainStep(this);
-    this.tick = () => process.nextTick(this.drain);
+    // called by the native delivery loop, once per message (see deliverStep)
+    this.deliver = (n, polled) => deliverStep(this, n, polled);
     this.wake = (kind) => {
       if (kind === WAKE_READY) {
-        if (!this.drainScheduled) drainStep(this);
+        if (this.gate) fast.schedule(this.ep, this.deliver);
       } else if (kind === WAKE_CLOSE) {
         partnerGone(this);
       } else if (kind === WAKE_SPACE) {
@@ -575,6 +579,7 @@ class MessagePort extends ListenerTarget {
       startPort(s);
     } else {
       s.receiving = false;
+      syncGate(s);
       s.refed = false;
       applyRef(s);
     }
@@ -602,6 +607,7 @@ for (const type of ['message']) {
       if (typeof value !== 'function' && !has && this.listenerCount('message') > 0) {
         // Node: a non-function onmessage stops and unrefs the port
         s.receiving = false;
+        syncGate(s);
         s.refed = false;
         applyRef(s);
       }
@@ -713,6 +719,7 @@ function markTransferred(s) {
   s.refed = false;
   s.wakeInstalled = false;
   s.ended = true;
+  syncGate(s);
   settleReady(s);
   setImmediate(emitClose, s);
 }
@@ -772,99 +779,108 @@ function startPort(s) {
     s.coreStarted = true;
     s.native.start();
   }
+  syncGate(s);
   // messages may already wait (and the coalesced hook may have fired while stopped)
-  if (!s.drainScheduled) {
-    s.drainScheduled = true;
-    setImmediate(drainStep, s);
+  fast.schedule(s.ep, s.deliver);
+}
+
+/** Tells the native delivery loop whether it may pop messages for this port. */
+function syncGate(s) {
+  const open = s.receiving && !s.ended && !s.detached;
+  if (open !== s.gate) {
+    s.gate = open;
+    fast.setGate(s.ep, open);
   }
 }
 
 /**
- * Delivers one message, then schedules the next delivery behind a full microtask
- * checkpoint (a promise reaction -> nextTick: the tick runs only once the microtask queue
- * is empty), so that code awaiting events.once() between messages loses nothing. After
- * BATCH messages it yields to the event loop with setImmediate (timers run).
+ * Delivers one message: called by the native delivery loop (node/src/fast.rs) with what
+ * it popped from the port's queue (`n`: a length of bytes in the scratch, or RECV_EMPTY,
+ * RECV_ENDED, RECV_PENDING), once per message, each call in a callback scope of its own:
+ * as with Node's MessagePort, every microtask and nextTick the handler queued has run
+ * before the next message is delivered (so code awaiting events.once() between messages
+ * loses nothing). The loop pops only while the port receives (its gate, see syncGate),
+ * checked before every pop, so a handler that stops, closes or transfers its port loses
+ * no message. The result tells the loop what next (DELIVER_*): after BATCH messages it
+ * yields to the event loop (timers and I/O run), and it stops when the queue is empty.
  *
  * When the queue runs dry after deliveries on a hot port (the previous idle spell ended
- * within SPIN_MAX_NS), it first polls the queue for up to `s.spin` ns (fast.recvSpin):
- * a ping-pong partner's reply usually arrives within microseconds, and catching it here
- * saves a kernel wake-up on each side (tens of µs on a busy host). A poll that times out
- * makes the port cold again, and the next 2^k - 1 idle spells do not poll after k such
+ * within SPIN_MAX_NS), the loop first polls the queue for up to `s.spin` ns (returned to
+ * it with each result; `polled` says a message came that way, RECV_SPUN that none did):
+ * a ping-pong partner's reply usually arrives within microseconds, and catching it there
+ * saves a kernel wake-up on each side (tens of µs on a busy host). The polling happens
+ * after the delivery's microtask checkpoint, so a reply posted from a microtask is not
+ * delayed by it. A poll that times out makes the port cold again, and the next 2^k - 1 idle spells do not poll after k such
  * timeouts in a row (k <= SPIN_BACKOFF_MAX), so a partner on the same thread, or one
  * that answers slowly, costs a poll only rarely. The price is CPU: a thread polls for at
  * most SPIN_MAX_NS each time its port goes idle while traffic is hot.
  */
-function drainStep(s) {
-  s.drainScheduled = false;
-  if (!s.receiving || s.ended) return;
-  let got;
-  if (s.polled && s.spin > 0) {
-    // the last message came from polling (request/response traffic): the queue is
-    // likely empty, so look without popping. An empty pop would re-arm the wake-up
-    // hook, and the partner's next post would fire it although the poll below picks
-    // the message up (every path that gives up pops once, which re-arms).
-    got = receiveOne(s, true, -1);
-  } else {
-    got = receiveOne(s, true, 0);
-  }
-  s.polled = false;
-  if (got === undefined && !s.ended && s.hot > 0 && s.spin > 0) {
-    const now = performance.now();
-    if (s.sliceStart === 0) s.sliceStart = now;
-    if (now - s.sliceStart >= HOT_SLICE_MS) {
-      got = receiveOne(s, true, 0);
-    } else {
-      got = receiveOne(s, true, s.spin);
-      if (got === undefined) {
-        // nothing came (the partner may even share this thread): cold, and back off
-        // exponentially before polling again
-        s.spin = 0;
-        if (s.spinFails < SPIN_BACKOFF_MAX) s.spinFails++;
-        s.spinSkips = (1 << s.spinFails) - 1;
-      } else {
-        s.spinFails = 0;
-        s.polled = true;
-      }
+function deliverStep(s, n, polled) {
+  if (n >= 0) {
+    // the common case: a message without buffers or ports, in the scratch
+    let data;
+    try {
+      data = decoder.decode(scratch, 0, n, EMPTY, EMPTY);
+    } catch (err) {
+      messageError(s, err, true);
+      return delivered(s, polled);
     }
+    deliverMessage(s, data, EMPTY);
+    return delivered(s, polled);
   }
-  if (got === undefined) {
-    if (s.hot > 0) s.idleAt = performance.now();
-    s.hot = 0;
-    s.batch = 0;
-    s.sliceStart = 0;
-    return;
+  if (n === DELIVER_FLUSH) return DELIVER_STOP;
+  if (n === RECV_SPUN) {
+    // polling timed out (the partner may even share this thread): cold, and back off
+    // exponentially before polling again
+    s.spin = 0;
+    if (s.spinFails < SPIN_BACKOFF_MAX) s.spinFails++;
+    s.spinSkips = (1 << s.spinFails) - 1;
+  } else if (n !== RECV_EMPTY && receiveResult(s, n, true) !== undefined) {
+    return delivered(s, polled); // a message with buffers or ports, or a large one
   }
+  // idle (or the port ended)
+  if (s.hot > 0) s.idleAt = performance.now();
+  s.hot = 0;
+  s.batch = 0;
+  return DELIVER_STOP;
+}
+
+/**
+ * deliverStep's bookkeeping after a delivery: what the native loop does next, and how
+ * long it may poll the queue if it finds it empty (DELIVER_SPIN_SHIFT).
+ */
+function delivered(s, polled) {
+  if (polled === true) s.spinFails = 0;
   if (s.hot++ === 0) {
     // the first delivery after an idle spell: learn how long the spell was
     if (s.idleAt !== 0) {
-      const now = performance.now();
-      const gap = (now - s.idleAt) * 1e6;
+      const gap = (performance.now() - s.idleAt) * 1e6;
       if (s.spinSkips > 0) {
         s.spinSkips--;
         s.spin = 0;
       } else {
         s.spin = gap <= SPIN_MAX_NS ? Math.min(SPIN_MAX_NS, Math.max(SPIN_MIN_NS, 2 * gap)) : 0;
       }
-      s.sliceStart = now;
     }
   }
-  s.drainScheduled = true;
   if (++s.batch >= BATCH) {
     s.batch = 0;
-    s.sliceStart = 0;
-    setImmediate(drainStep, s);
-  } else {
-    resolved.then(s.tick);
+    return DELIVER_YIELD | (s.spin << DELIVER_SPIN_SHIFT);
   }
+  return DELIVER_NEXT | (s.spin << DELIVER_SPIN_SHIFT);
 }
 
 /**
  * Receives one message. With `dispatch`, fires its event and returns true; without,
  * returns `{ message }`. Returns undefined when nothing is queued or the port ended.
  */
-function receiveOne(s, dispatchIt, spinNs = 0) {
+function receiveOne(s, dispatchIt) {
   if (s.detached) return undefined;
-  const n = spinNs !== 0 ? fast.recvSpin(s.ep, spinNs) : fast.recv(s.ep);
+  return receiveResult(s, fast.recv(s.ep), dispatchIt);
+}
+
+/** As receiveOne, for the result `n` of a receive already made. */
+function receiveResult(s, n, dispatchIt) {
   if (n >= 0) {
     let data;
     try {
@@ -967,6 +983,7 @@ function portEnded(s, later = false) {
   if (s.ended && (s.closeEmitted || later)) return;
   s.ended = true;
   s.receiving = false;
+  syncGate(s);
   settleReady(s);
   if (s.wakeInstalled) {
     s.wakeInstalled = false;
@@ -1118,17 +1135,16 @@ class BroadcastChannel extends ListenerTarget {
       ep: null,
       closed: false,
       refed: true,
-      drainScheduled: false,
       batch: 0,
       target: this,
     };
-    s.drain = () => bcDrainStep(s);
-    s.tick = () => process.nextTick(s.drain);
+    s.deliver = (n) => bcDeliverStep(s, n);
     s.wake = () => {
-      if (!s.drainScheduled) bcDrainStep(s);
+      if (!s.closed) fast.schedule(s.ep, s.deliver);
     };
     this[kState] = s;
     s.ep = s.native.endpoint();
+    fast.setGate(s.ep, true);
     s.native.setWake(s.wake);
     s.native.setRef(true);
     s.native.start();
@@ -1164,6 +1180,7 @@ class BroadcastChannel extends ListenerTarget {
     const s = this[kState];
     if (s.closed) return;
     s.closed = true;
+    fast.setGate(s.ep, false);
     s.native.close();
   }
 
@@ -1188,16 +1205,14 @@ class BroadcastChannel extends ListenerTarget {
 defineHandler(BroadcastChannel.prototype, 'message');
 defineHandler(BroadcastChannel.prototype, 'messageerror');
 
-function bcDrainStep(s) {
-  s.drainScheduled = false;
-  if (s.closed) return;
-  const n = fast.recv(s.ep);
+/** As deliverStep, for a BroadcastChannel (no polling, no ports). */
+function bcDeliverStep(s, n) {
+  if (n === RECV_EMPTY || n === RECV_ENDED || n === DELIVER_FLUSH) {
+    s.batch = 0;
+    return DELIVER_STOP;
+  }
   let data;
   const target = s.target;
-  if (n === RECV_EMPTY || n === RECV_ENDED) {
-    s.batch = 0;
-    return;
-  }
   try {
     if (n >= 0) {
       data = decoder.decode(scratch, 0, n, EMPTY, EMPTY);
@@ -1210,13 +1225,11 @@ function bcDrainStep(s) {
     const error = err instanceof DecodeError ? dataCloneError(err.message) : err;
     dispatch(target, 'messageerror', null, error, false, () => makeMessageEvent('messageerror', target, error, EMPTY));
   }
-  s.drainScheduled = true;
   if (++s.batch >= BATCH) {
     s.batch = 0;
-    setImmediate(bcDrainStep, s);
-  } else {
-    resolved.then(s.tick);
+    return DELIVER_YIELD;
   }
+  return DELIVER_NEXT;
 }
 
 // ------------------------------------------------------------- PortCollection

@@ -25,7 +25,36 @@
 //!   come out as `ArrayBuffer`s over blocks (node/src/blocks.rs: a transferred buffer
 //!   arrives without a copy) and its bytes are copied into the scratch when they fit
 //!   (`length`, else -1). When `length` is -1 or `portCount` is not 0, the rest of the
-//!   message (bytes and ports) stays parked for `takePending`.
+//!   message (bytes and ports) stays parked for `takePending`;
+//! - `setGate(endpoint, open)`: whether JS receives from the endpoint (a started port
+//!   that is not closed, ended or transferred); the delivery loop pops only while open;
+//! - `schedule(endpoint, deliver)`: queues the endpoint for the delivery loop (below),
+//!   which calls `deliver(n)` once per message. A no-op while it is queued already.
+//!
+//! ## Delivery
+//!
+//! 'message' events are delivered the way Node's own MessagePort delivers them: from a
+//! libuv callback of this addon (one `uv_async_t` per environment, no JavaScript on the
+//! stack), one `napi_make_callback` per message. Each such call is a full callback scope:
+//! when it returns, every microtask and `process.nextTick` callback the handler queued
+//! has run (a microtask checkpoint and the tick queue, cheap when both are empty), which
+//! is what `events.once` loops need, without the promise-and-tick hop per message that
+//! a JS-side loop needs. (A thread-safe function's callback cannot do this: it already
+//! runs inside a callback scope, and a nested scope does not drain the queues.)
+//!
+//! Per scheduled endpoint the loop repeats: stop unless the gate is open; pop the next
+//! message into the scratch (`recv`'s result `n`: a length, or -1 / -2 / -3); call
+//! `deliver(n)`, whose result says what next: [`DELIVER_STOP`] (idle: the endpoint leaves
+//! the loop), [`DELIVER_NEXT`], [`DELIVER_YIELD`] (the bounded batch is done: the next
+//! loop iteration continues, so timers and I/O run in between), optionally with
+//! [`DELIVER_PEEK`] (look at the queue without popping it empty: the JS side is polling
+//! a hot port, see index.js). The gate is checked before every pop, so a port that its
+//! own handler (or a microtask) stopped, closed or transferred loses nothing.
+//!
+//! An exception that escapes a callback (index.js reports handler errors from a
+//! `process.nextTick`, as Node's EventTarget does) is reported as an uncaught exception
+//! (`napi_fatal_exception`); the loop then lets the rest of the tick queue run (calls
+//! `deliver(-4)`, which does nothing) and continues on the next loop iteration.
 //!
 //! Registering the two buffers once (per environment: the state hangs off the functions'
 //! data pointer) saves a typed-array lookup per call, which V8 makes surprisingly costly.
@@ -41,6 +70,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, Unknown};
 use napi::sys;
@@ -133,10 +163,12 @@ impl Registered {
     }
 }
 
-/// The registered buffers of one environment.
+/// The registered buffers of one environment, and its delivery loop (created by the
+/// first `schedule`).
 struct Buffers {
     scratch: Registered,
     post: Registered,
+    deliverer: *mut Deliverer,
 }
 
 /// The per-environment state of the fast entry points, shared by the functions of one
@@ -165,15 +197,16 @@ unsafe extern "C" fn finalize_fast_env(env: sys::napi_env, data: *mut c_void, _h
 type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
 
 /// The fast entry points of this environment: `{ post, postOwn, postCollection, recv,
-/// recvSpin, take, setScratch, setPostBuffer }`.
+/// recvSpin, take, setScratch, setPostBuffer, setGate, schedule }`.
 #[napi]
 pub fn fast_api(env: &Env) -> napi::Result<Object<'_>> {
     let mut obj = Object::new(env)?;
     let state = Rc::new(FastEnv(UnsafeCell::new(Buffers {
         scratch: Registered::NONE,
         post: Registered::NONE,
+        deliverer: ptr::null_mut(),
     })));
-    let entries: [(&str, Callback); 8] = [
+    let entries: [(&str, Callback); 10] = [
         ("post", fast_post),
         ("postOwn", fast_post_own),
         ("postCollection", fast_post_collection),
@@ -182,6 +215,8 @@ pub fn fast_api(env: &Env) -> napi::Result<Object<'_>> {
         ("recvSpin", fast_recv_spin),
         ("setScratch", fast_set_scratch),
         ("setPostBuffer", fast_set_post_buffer),
+        ("setGate", fast_set_gate),
+        ("schedule", fast_schedule),
     ];
     for (name, cb) in entries {
         let mut f = ptr::null_mut();
@@ -598,4 +633,509 @@ unsafe extern "C" fn fast_recv_spin(
     });
     catch_unwind(run)
         .unwrap_or_else(|_| unsafe { throw_type_error(env, "recvSpin: internal error") })
+}
+
+// ------------------------------------------------------------------ delivery loop
+
+// libuv, as exported by the node binary (resolved at load time, as the napi_* symbols).
+unsafe extern "C" {
+    fn uv_handle_size(kind: i32) -> usize;
+    fn uv_async_init(
+        event_loop: *mut c_void,
+        handle: *mut c_void,
+        cb: unsafe extern "C" fn(*mut c_void),
+    ) -> i32;
+    fn uv_async_send(handle: *mut c_void) -> i32;
+    fn uv_close(handle: *mut c_void, cb: Option<unsafe extern "C" fn(*mut c_void)>);
+    fn uv_ref(handle: *mut c_void);
+    fn uv_unref(handle: *mut c_void);
+}
+
+/// `UV_ASYNC` in libuv's `uv_handle_type`.
+const UV_ASYNC: i32 = 1;
+
+/// `deliver`'s results (see the module docs): the low two bits; the bits from
+/// [`DELIVER_SPIN_SHIFT`] up are the polling budget in ns.
+const DELIVER_STOP: i32 = 0;
+const DELIVER_NEXT: i32 = 1;
+#[allow(dead_code)] // (documented; any action other than these yields)
+const DELIVER_YIELD: i32 = 2;
+const DELIVER_SPIN_SHIFT: i32 = 3;
+/// `deliver`'s argument after an exception: run nothing (the call only lets the tick
+/// queue and the microtasks left behind by the exception run).
+const DELIVER_FLUSH: i32 = -4;
+/// `deliver`'s argument when polling timed out and the queue is still empty.
+const RECV_SPUN: i32 = -5;
+
+/// An endpoint in the delivery list, with its `deliver` function.
+struct Entry {
+    ep: Arc<Endpoint>,
+    deliver: sys::napi_ref,
+    /// The last message came from polling: look at the queue before popping it.
+    peek: bool,
+    /// The polling budget `deliver` last asked for (ns; 0 = do not poll).
+    spin_ns: u64,
+}
+
+/// How long a run of deliveries may hold the thread before the loop stops polling (the
+/// next empty queue sends the port back to the event loop).
+const HOT_SLICE: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// The delivery loop of one environment. Owned by its `uv_async_t` (whose `data` field,
+/// the handle's first word, points here) and freed when the handle closes, at
+/// environment teardown (an async cleanup hook).
+struct Deliverer {
+    env: sys::napi_env,
+    /// The `uv_async_t` (libuv's size, 8-aligned).
+    handle: Box<[u64]>,
+    fast: Rc<FastEnv>,
+    pending: Vec<Entry>,
+    /// A `uv_async_send` is outstanding.
+    notified: bool,
+    /// The handle is referenced (while the list is not empty, as an immediate would be).
+    referenced: bool,
+    context: sys::napi_async_context,
+    /// Holds the async resource alive for the context's lifetime (async_hooks).
+    _resource: sys::napi_ref,
+    cleanup: sys::napi_async_cleanup_hook_handle,
+    closing: bool,
+}
+
+impl Deliverer {
+    fn handle(&mut self) -> *mut c_void {
+        self.handle.as_mut_ptr().cast()
+    }
+
+    /// Makes sure the loop runs on the next event-loop iteration, keeping it alive.
+    unsafe fn notify(&mut self) {
+        if self.closing {
+            return;
+        }
+        let h = self.handle();
+        // SAFETY: a live, initialized handle of this thread's loop.
+        unsafe {
+            if !self.notified {
+                self.notified = true;
+                uv_async_send(h);
+            }
+            if !self.referenced {
+                self.referenced = true;
+                uv_ref(h);
+            }
+        }
+    }
+
+    /// Creates this environment's loop.
+    unsafe fn create(env: sys::napi_env, fast: Rc<FastEnv>) -> Option<*mut Deliverer> {
+        // SAFETY: plain N-API and libuv calls on the JS thread that owns `env`.
+        unsafe {
+            let mut event_loop = ptr::null_mut();
+            if sys::napi_get_uv_event_loop(env, &mut event_loop) != sys::Status::napi_ok
+                || event_loop.is_null()
+            {
+                return None;
+            }
+            let mut resource = ptr::null_mut();
+            let mut name = ptr::null_mut();
+            let label = "channel-messaging:deliver";
+            let mut context = ptr::null_mut();
+            let mut resource_ref = ptr::null_mut();
+            if sys::napi_create_object(env, &mut resource) != sys::Status::napi_ok
+                || sys::napi_create_string_utf8(
+                    env,
+                    label.as_ptr().cast(),
+                    label.len() as isize,
+                    &mut name,
+                ) != sys::Status::napi_ok
+                || sys::napi_create_reference(env, resource, 1, &mut resource_ref)
+                    != sys::Status::napi_ok
+                || sys::napi_async_init(env, resource, name, &mut context) != sys::Status::napi_ok
+            {
+                return None;
+            }
+            let words = uv_handle_size(UV_ASYNC).div_ceil(8).max(1);
+            let d = Box::into_raw(Box::new(Deliverer {
+                env,
+                handle: vec![0u64; words].into_boxed_slice(),
+                fast,
+                pending: Vec::new(),
+                notified: false,
+                referenced: true,
+                context,
+                _resource: resource_ref,
+                cleanup: ptr::null_mut(),
+                closing: false,
+            }));
+            let h = (*d).handle();
+            if uv_async_init(event_loop.cast(), h, on_deliver) != 0 {
+                drop(Box::from_raw(d));
+                return None;
+            }
+            *(h as *mut *mut Deliverer) = d;
+            (*d).referenced = false;
+            uv_unref(h);
+            let mut cleanup = ptr::null_mut();
+            if sys::napi_add_async_cleanup_hook(env, Some(close_deliverer), d.cast(), &mut cleanup)
+                != sys::Status::napi_ok
+            {
+                // never closed otherwise: close now (the callback frees it)
+                (*d).closing = true;
+                uv_close(h, Some(deliverer_closed));
+                return None;
+            }
+            (*d).cleanup = cleanup;
+            Some(d)
+        }
+    }
+}
+
+/// Environment teardown: closes the handle (the close callback frees the loop).
+unsafe extern "C" fn close_deliverer(
+    _handle: sys::napi_async_cleanup_hook_handle,
+    arg: *mut c_void,
+) {
+    let d = arg as *mut Deliverer;
+    // SAFETY: `arg` is the live loop registered with this hook; JS thread.
+    unsafe {
+        (*d).closing = true;
+        for e in (*d).pending.drain(..) {
+            e.ep.scheduled.store(false, Ordering::Relaxed);
+        }
+        let h = (*d).handle();
+        uv_close(h, Some(deliverer_closed));
+    }
+}
+
+unsafe extern "C" fn deliverer_closed(h: *mut c_void) {
+    // SAFETY: the handle's first word points at its loop, which nothing else frees.
+    unsafe {
+        let d = Box::from_raw(*(h as *mut *mut Deliverer));
+        (*d.fast.0.get()).deliverer = ptr::null_mut();
+        let cleanup = d.cleanup;
+        // (the async context and references go with the environment)
+        drop(d);
+        if !cleanup.is_null() {
+            sys::napi_remove_async_cleanup_hook(cleanup);
+        }
+    }
+}
+
+/// How a call into JS went.
+enum Called {
+    Returned(i32),
+    /// An exception escaped; it was reported as an uncaught exception.
+    Threw,
+    /// JS cannot run (the environment is going away).
+    Dead,
+}
+
+/// Calls `deliver(n)` (`deliver(n, true)` when `polled`: the message came from polling)
+/// in a callback scope of its own.
+unsafe fn call_deliver(
+    d: *mut Deliverer,
+    deliver: sys::napi_ref,
+    recv: sys::napi_value,
+    n: i32,
+    polled: bool,
+) -> Called {
+    // SAFETY: JS thread, inside a handle scope opened by the caller.
+    unsafe {
+        let env = (*d).env;
+        let mut f = ptr::null_mut();
+        if sys::napi_get_reference_value(env, deliver, &mut f) != sys::Status::napi_ok
+            || f.is_null()
+        {
+            return Called::Dead;
+        }
+        let mut args = [int32(env, n), ptr::null_mut()];
+        let argc = if polled {
+            sys::napi_get_boolean(env, true, &mut args[1]);
+            2
+        } else {
+            1
+        };
+        let mut out = ptr::null_mut();
+        let status =
+            sys::napi_make_callback(env, (*d).context, recv, f, argc, args.as_ptr(), &mut out);
+        if status == sys::Status::napi_ok {
+            let mut code = DELIVER_STOP;
+            sys::napi_get_value_int32(env, out, &mut code);
+            return Called::Returned(code);
+        }
+        let mut pending = false;
+        sys::napi_is_exception_pending(env, &mut pending);
+        if !pending {
+            return Called::Dead;
+        }
+        let mut error = ptr::null_mut();
+        sys::napi_get_and_clear_last_exception(env, &mut error);
+        if sys::napi_fatal_exception(env, error) != sys::Status::napi_ok {
+            return Called::Dead;
+        }
+        Called::Threw
+    }
+}
+
+/// What became of an entry after its turn.
+enum Turn {
+    /// Idle, stopped or gone: it leaves the list.
+    Done,
+    /// Continues on the next loop iteration.
+    Again,
+    /// JS cannot run any more.
+    Dead,
+}
+
+/// Pops the next message of `e` into the scratch (`recv`'s result), or -1 without popping
+/// when `peek` finds the queue empty.
+unsafe fn pop(d: *mut Deliverer, e: &Entry, peek: bool) -> i32 {
+    if peek && !e.ep.has_news() {
+        return crate::RECV_EMPTY;
+    }
+    // SAFETY: JS thread, and no JS runs while the scratch is borrowed.
+    unsafe {
+        let fast: &FastEnv = &(*d).fast;
+        e.ep.recv_into((*fast.0.get()).scratch.bytes())
+    }
+}
+
+/// Polls `e`'s queue for up to `budget` (hot-port polling, see index.js): the next
+/// message's `recv` result and whether it came from polling, or ([`RECV_SPUN`], false)
+/// when nothing came. Polls without popping (an empty pop re-arms the core's ready hook,
+/// after which every post would fire it although this loop picks the message up); the
+/// pop that gives up re-arms it, race-free.
+unsafe fn spin(d: *mut Deliverer, e: &Entry, budget: std::time::Duration) -> (i32, bool) {
+    let start = std::time::Instant::now();
+    loop {
+        if e.ep.has_news() {
+            // SAFETY: forwarded.
+            let n = unsafe { pop(d, e, false) };
+            if n != crate::RECV_EMPTY {
+                return (n, true);
+            }
+        }
+        for _ in 0..16 {
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= budget {
+            // SAFETY: forwarded.
+            let n = unsafe { pop(d, e, false) };
+            return if n == crate::RECV_EMPTY {
+                (RECV_SPUN, false)
+            } else {
+                (n, true)
+            };
+        }
+    }
+}
+
+unsafe fn run_entry(d: *mut Deliverer, e: &mut Entry, recv: sys::napi_value) -> Turn {
+    // SAFETY: JS thread; no borrow of the loop or of the buffers is held across a call
+    // into JS (which may schedule endpoints or register another scratch).
+    unsafe {
+        // the start of this run of deliveries (HOT_SLICE)
+        let turn_start = std::time::Instant::now();
+        loop {
+            if !e.ep.gate.load(Ordering::Relaxed) {
+                return Turn::Done;
+            }
+            let mut n = pop(d, e, e.peek);
+            let mut polled = false;
+            if n == crate::RECV_EMPTY && e.spin_ns > 0 {
+                if turn_start.elapsed() >= HOT_SLICE {
+                    // held the thread long enough: no polling (a look pops now, re-arming)
+                    if e.peek {
+                        n = pop(d, e, false);
+                    }
+                } else {
+                    let budget = std::time::Duration::from_nanos(e.spin_ns.min(MAX_SPIN_NS as u64));
+                    (n, polled) = spin(d, e, budget);
+                }
+            } else if n == crate::RECV_EMPTY && e.peek {
+                n = pop(d, e, false);
+            }
+            e.peek = false;
+            e.ep.rescan.store(false, Ordering::Relaxed);
+            match call_deliver(d, e.deliver, recv, n, polled) {
+                Called::Returned(code) => {
+                    e.spin_ns = (code >> DELIVER_SPIN_SHIFT).max(0) as u64;
+                    // after a message that polling caught, the queue is likely empty: look
+                    // before popping (request/response traffic)
+                    e.peek = polled && e.spin_ns > 0;
+                    match code & 3 {
+                        DELIVER_NEXT => {}
+                        DELIVER_STOP => {
+                            e.peek = false;
+                            // a schedule() from inside the call (say, a listener added
+                            // back by a microtask) must not be lost
+                            return if e.ep.rescan.load(Ordering::Relaxed) {
+                                Turn::Again
+                            } else {
+                                Turn::Done
+                            };
+                        }
+                        // DELIVER_YIELD (or anything else)
+                        _ => return Turn::Again,
+                    }
+                }
+                Called::Threw => {
+                    // let what the exception left in the tick queue run before anything
+                    // else is delivered (bounded: each round runs at least one tick)
+                    for _ in 0..1000 {
+                        match call_deliver(d, e.deliver, recv, DELIVER_FLUSH, false) {
+                            Called::Returned(_) => break,
+                            Called::Threw => {}
+                            Called::Dead => return Turn::Dead,
+                        }
+                    }
+                    e.peek = false;
+                    return Turn::Again;
+                }
+                Called::Dead => return Turn::Dead,
+            }
+        }
+    }
+}
+
+unsafe extern "C" fn on_deliver(h: *mut c_void) {
+    let run = AssertUnwindSafe(|| unsafe {
+        let d = *(h as *mut *mut Deliverer);
+        (*d).notified = false;
+        if (*d).closing {
+            return;
+        }
+        let env = (*d).env;
+        let work = std::mem::take(&mut (*d).pending);
+        let mut dead = false;
+        for mut e in work {
+            if dead || (*d).closing {
+                e.ep.scheduled.store(false, Ordering::Relaxed);
+                sys::napi_delete_reference(env, e.deliver);
+                continue;
+            }
+            let mut scope = ptr::null_mut();
+            if sys::napi_open_handle_scope(env, &mut scope) != sys::Status::napi_ok {
+                dead = true;
+                e.ep.scheduled.store(false, Ordering::Relaxed);
+                continue;
+            }
+            let mut recv = ptr::null_mut();
+            sys::napi_get_global(env, &mut recv);
+            let turn = run_entry(d, &mut e, recv);
+            sys::napi_close_handle_scope(env, scope);
+            match turn {
+                Turn::Again if !(*d).closing => (*d).pending.push(e),
+                Turn::Dead => {
+                    dead = true;
+                    e.ep.scheduled.store(false, Ordering::Relaxed);
+                }
+                _ => {
+                    e.ep.scheduled.store(false, Ordering::Relaxed);
+                    sys::napi_delete_reference(env, e.deliver);
+                }
+            }
+        }
+        if (*d).closing {
+            return;
+        }
+        if !(*d).pending.is_empty() {
+            (*d).notify();
+        } else if (*d).referenced {
+            (*d).referenced = false;
+            uv_unref((*d).handle());
+        }
+    });
+    // nothing can be reported from here; a panic must not unwind into libuv
+    let _ = catch_unwind(run);
+}
+
+unsafe extern "C" fn fast_set_gate(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let run = AssertUnwindSafe(|| unsafe {
+        let Some([ep, open]) = args::<2>(env, info) else {
+            return throw_type_error(env, "setGate(endpoint, open) takes two arguments");
+        };
+        let Some(ep) = endpoint(env, ep) else {
+            return throw_type_error(env, "setGate: not an endpoint");
+        };
+        let mut on = false;
+        if sys::napi_get_value_bool(env, open, &mut on) != sys::Status::napi_ok {
+            return throw_type_error(env, "setGate: open is not a boolean");
+        }
+        ep.gate.store(on, Ordering::Relaxed);
+        ptr::null_mut()
+    });
+    catch_unwind(run)
+        .unwrap_or_else(|_| unsafe { throw_type_error(env, "setGate: internal error") })
+}
+
+unsafe extern "C" fn fast_schedule(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let run = AssertUnwindSafe(|| unsafe {
+        let mut argv = [ptr::null_mut(); 2];
+        let mut argc = 2;
+        let mut data = ptr::null_mut();
+        if sys::napi_get_cb_info(
+            env,
+            info,
+            &mut argc,
+            argv.as_mut_ptr(),
+            ptr::null_mut(),
+            &mut data,
+        ) != sys::Status::napi_ok
+            || argc < 2
+            || data.is_null()
+        {
+            return throw_type_error(env, "schedule(endpoint, deliver) takes two arguments");
+        }
+        let Some(ep) = endpoint(env, argv[0]) else {
+            return throw_type_error(env, "schedule: not an endpoint");
+        };
+        let mut t = 0;
+        if sys::napi_typeof(env, argv[1], &mut t) != sys::Status::napi_ok
+            || t != sys::ValueType::napi_function
+        {
+            return throw_type_error(env, "schedule: deliver is not a function");
+        }
+        if ep.scheduled.load(Ordering::Relaxed) {
+            ep.rescan.store(true, Ordering::Relaxed);
+            return ptr::null_mut();
+        }
+        let state = data as *const FastEnv;
+        let buffers = &mut *(*state).0.get();
+        if buffers.deliverer.is_null() {
+            // the loop holds the state alive until its handle closes
+            Rc::increment_strong_count(state);
+            match Deliverer::create(env, Rc::from_raw(state)) {
+                Some(d) => buffers.deliverer = d,
+                None => return throw_type_error(env, "schedule: cannot start the delivery loop"),
+            }
+        }
+        let d = buffers.deliverer;
+        if (*d).closing {
+            return ptr::null_mut();
+        }
+        let mut deliver = ptr::null_mut();
+        if sys::napi_create_reference(env, argv[1], 1, &mut deliver) != sys::Status::napi_ok {
+            return throw_type_error(env, "schedule: cannot hold the function");
+        }
+        // the External holds a strong count on the endpoint: take one more for the list
+        let raw = ep as *const Endpoint;
+        Arc::increment_strong_count(raw);
+        ep.scheduled.store(true, Ordering::Relaxed);
+        (*d).pending.push(Entry {
+            ep: Arc::from_raw(raw),
+            deliver,
+            peek: false,
+            spin_ns: 0,
+        });
+        (*d).notify();
+        ptr::null_mut()
+    });
+    catch_unwind(run)
+        .unwrap_or_else(|_| unsafe { throw_type_error(env, "schedule: internal error") })
 }

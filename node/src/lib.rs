@@ -27,6 +27,7 @@
 #![cfg_attr(test, allow(dead_code))]
 
 use std::cell::RefCell;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use channel_messaging::{
@@ -67,6 +68,14 @@ pub struct Endpoint {
     magic: u64,
     kind: EndpointKind,
     pending: Mutex<Option<Message>>,
+    /// Whether the JS side receives from this endpoint (`fastApi().setGate`): the native
+    /// delivery loop (fast.rs) pops a message only while this is set. Touched only by the
+    /// owning JS thread (atomic so that the endpoint stays `Sync`).
+    gate: AtomicBool,
+    /// Whether the endpoint is in its environment's delivery list (fast.rs). JS thread only.
+    scheduled: AtomicBool,
+    /// Set by a `schedule` that found the endpoint listed already (fast.rs).
+    rescan: AtomicBool,
 }
 
 enum EndpointKind {
@@ -84,6 +93,9 @@ impl Endpoint {
             magic: ENDPOINT_MAGIC,
             kind,
             pending: Mutex::new(None),
+            gate: AtomicBool::new(false),
+            scheduled: AtomicBool::new(false),
+            rescan: AtomicBool::new(false),
         })
     }
 
