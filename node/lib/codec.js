@@ -479,9 +479,18 @@ class Encoder {
 
   arrayBuffer(ab) {
     if (this.transferBuffers !== null && this.transferBuffers.has(ab)) {
+      let view;
+      try {
+        view = new Uint8Array(ab);
+      } catch {
+        // detached: postMessage's second pass reports it as a DataCloneError (spec C5);
+        // write a placeholder meanwhile, never a TypeError from here
+        this.head(2, 0);
+        return;
+      }
       this.head(6, T_SIDE);
       this.head(0, this.side.length);
-      this.side.push(new Uint8Array(ab));
+      this.side.push(view);
       return;
     }
     let bytes;
