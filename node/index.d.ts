@@ -171,5 +171,13 @@ export function allocBufferUnsafe(size: number): ArrayBuffer;
  */
 export function isZeroCopyBuffer(value: unknown): value is ArrayBuffer;
 
+/**
+ * Gives the memory of a zero-copy `ArrayBuffer` (see `isZeroCopyBuffer`) back at once
+ * instead of at garbage collection: `buffer` is detached (`byteLength` 0) and its memory
+ * returns to the pool `allocBuffer` draws from. Returns `false`, leaving `buffer` as it
+ * is, for any other `ArrayBuffer`. Throws `ERR_INVALID_ARG_TYPE` for a non-`ArrayBuffer`.
+ */
+export function releaseBuffer(buffer: ArrayBuffer): boolean;
+
 /** The package version. */
 export const version: string;

@@ -1119,6 +1119,21 @@ function isZeroCopyBuffer(ab) {
   return types.isArrayBuffer(ab) && ab.byteLength > 0 && native.isBlock(ab);
 }
 
+/**
+ * Gives the memory of a zero-copy ArrayBuffer (see isZeroCopyBuffer) back at once,
+ * instead of when the garbage collector finalizes it: `ab` is detached (byteLength 0,
+ * its views empty) and its memory goes to the pool that allocBuffer draws from. Returns
+ * true; returns false, leaving `ab` as it is, for any other ArrayBuffer. For receivers
+ * that are done with a buffer: a steady stream of transferred buffers then reuses warm
+ * memory instead of waiting for garbage collections.
+ */
+function releaseBuffer(ab) {
+  if (!types.isArrayBuffer(ab)) {
+    throw invalidArgType('buffer', 'an instance of ArrayBuffer', ab);
+  }
+  return ab.byteLength > 0 && native.releaseBlock(ab);
+}
+
 // ----------------------------------------------------------------- broadcast
 
 /** Process-wide named one-to-many messaging: a drop-in for Node's BroadcastChannel. */
@@ -1333,5 +1348,6 @@ module.exports = {
   allocBuffer,
   allocBufferUnsafe,
   isZeroCopyBuffer,
+  releaseBuffer,
   version: native.version(),
 };

@@ -296,6 +296,27 @@ pub fn is_block(ab: ArrayBuffer<'_>) -> bool {
     blocks::is_block(ab.as_ptr(), ab.len())
 }
 
+/// Gives the memory of `ab` back at once when it is a block: detaches `ab` (its views read
+/// as empty from now on) and recycles the memory into the pool. Returns whether it did;
+/// any other `ArrayBuffer` is left as it is.
+#[napi]
+pub fn release_block(ab: ArrayBuffer<'_>) -> bool {
+    let (data, len) = (ab.as_ptr(), ab.len());
+    let Some((v, id)) = blocks::take(data, len) else {
+        return false;
+    };
+    let value = ab.value();
+    // SAFETY: a live ArrayBuffer of this call's environment.
+    let status = unsafe { napi::sys::napi_detach_arraybuffer(value.env, value.value) };
+    if status != napi::sys::Status::napi_ok {
+        // (never for a block, which is external) JS still holds it: give it back.
+        blocks::untake(v, id);
+        return false;
+    }
+    blocks::recycle(v);
+    true
+}
+
 /// A message with buffers or ports (or too large for the scratch), handed to JS whole.
 #[napi(object, object_from_js = false)]
 pub struct PendingMessage {

@@ -12,6 +12,7 @@ const {
   allocBuffer,
   allocBufferUnsafe,
   isZeroCopyBuffer,
+  releaseBuffer,
 } = require('..');
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
@@ -159,4 +160,57 @@ test('buffers go round a Worker and back many times, memory recycled on the way'
   }
   port1.close();
   await worker.terminate();
+});
+
+test('releaseBuffer: detaches a zero-copy buffer and gives its memory back at once', () => {
+  const ab = allocBuffer(65536);
+  const view = new Uint8Array(ab);
+  view.fill(7);
+  assert.strictEqual(releaseBuffer(ab), true);
+  assert.strictEqual(ab.byteLength, 0, 'detached');
+  assert.strictEqual(view.length, 0, 'its views read as empty');
+  assert.strictEqual(isZeroCopyBuffer(ab), false);
+  assert.strictEqual(releaseBuffer(ab), false, 'a second release does nothing');
+  // released memory is reused, and allocBuffer still zero-fills it
+  for (let i = 0; i < 20; i++) {
+    const again = allocBuffer(65536);
+    assert.ok(new Uint8Array(again).every((b) => b === 0));
+    assert.strictEqual(releaseBuffer(again), true);
+  }
+  // a released buffer is a detached ArrayBuffer: cloning or transferring it is a
+  // DataCloneError (spec C5), and nothing is sent
+  const { port1, port2 } = new MessageChannel();
+  assert.throws(() => port1.postMessage(ab), { name: 'DataCloneError' });
+  assert.throws(() => port1.postMessage(ab, [ab]), { name: 'DataCloneError' });
+  assert.throws(() => port1.postMessage({ frame: ab }, [ab]), { name: 'DataCloneError' });
+  assert.strictEqual(receiveMessageOnPort(port2), undefined);
+  port1.close();
+  port2.close();
+});
+
+test('releaseBuffer leaves other ArrayBuffers alone and checks its argument', () => {
+  const plain = new ArrayBuffer(64);
+  new Uint8Array(plain).fill(3);
+  assert.strictEqual(releaseBuffer(plain), false);
+  assert.strictEqual(plain.byteLength, 64);
+  assert.strictEqual(new Uint8Array(plain)[63], 3);
+  assert.strictEqual(releaseBuffer(new ArrayBuffer(0)), false);
+  for (const bad of [undefined, null, 'x', 1, new Uint8Array(allocBuffer(16)), {}]) {
+    assert.throws(() => releaseBuffer(bad), { code: 'ERR_INVALID_ARG_TYPE' });
+  }
+});
+
+test('a received buffer can be released by the receiver', () => {
+  const { port1, port2 } = new MessageChannel();
+  const ab = allocBufferUnsafe(65536);
+  new Uint8Array(ab).fill(9);
+  port1.postMessage(ab, [ab]);
+  const got = receiveMessageOnPort(port2).message;
+  assert.strictEqual(got.byteLength, 65536);
+  assert.strictEqual(new Uint8Array(got)[100], 9);
+  assert.strictEqual(isZeroCopyBuffer(got), true);
+  assert.strictEqual(releaseBuffer(got), true);
+  assert.strictEqual(got.byteLength, 0);
+  port1.close();
+  port2.close();
 });
