@@ -677,6 +677,16 @@ function postSimple(s, value) {
 }
 
 function postWithTransfer(s, value, items) {
+  // `postMessage(ab, [ab])` with a zero-copy buffer (allocBuffer, or received): once the
+  // list has been read and checked (transferList), nothing of the general path below is
+  // observable for it (no port, no duplicate, no getter to run, not detached), so the
+  // native side takes the block, detaches `ab` and posts the fixed encoding at once.
+  // `false`: not a block (or detached): the general path decides, with its errors.
+  if (items.length === 1 && items[0] === value && blockMessageReady()) {
+    const r = fast.postBlock(s.ep, value);
+    if (r === true) return;
+    if (r !== false) throw dataCloneError(r);
+  }
   const ports = [];
   const buffers = [];
   for (const item of items) (item instanceof MessagePort ? ports : buffers).push(item);
@@ -710,6 +720,29 @@ function postWithTransfer(s, value, items) {
     enc.side = [];
   }
   for (const p of ports) markTransferred(p[kState]);
+}
+
+let blockMessage = false;
+
+/**
+ * Registers with the native side, once, the encoding of a message that is one
+ * transferred ArrayBuffer (what postBlock posts), made by the encoder itself so that the
+ * two paths cannot disagree. True once registered.
+ */
+function blockMessageReady() {
+  if (blockMessage) return true;
+  const probe = new ArrayBuffer(1);
+  const enc = acquireEncoder();
+  try {
+    const len = enc.encode(probe, null, new Set([probe]));
+    if (enc.side.length !== 1 || enc.side[0].buffer !== probe) return false;
+    fast.setBlockMessage(enc.buf.slice(0, len));
+  } finally {
+    enc.busy = false;
+    enc.side = [];
+  }
+  blockMessage = true;
+  return true;
 }
 
 /** The transferred-away object: inert; Node fires 'close' on it. */
@@ -1099,7 +1132,7 @@ function allocated(ab, size) {
  */
 function allocBuffer(size) {
   checkSize(size);
-  return allocated(native.allocBuffer(size, true), size);
+  return allocated(fast.alloc(size, true), size);
 }
 
 /**
@@ -1108,7 +1141,7 @@ function allocBuffer(size) {
  */
 function allocBufferUnsafe(size) {
   checkSize(size);
-  return allocated(native.allocBuffer(size, false), size);
+  return allocated(fast.alloc(size, false), size);
 }
 
 /**
@@ -1131,7 +1164,7 @@ function releaseBuffer(ab) {
   if (!types.isArrayBuffer(ab)) {
     throw invalidArgType('buffer', 'an instance of ArrayBuffer', ab);
   }
-  return ab.byteLength > 0 && native.releaseBlock(ab);
+  return ab.byteLength > 0 && fast.release(ab);
 }
 
 // ----------------------------------------------------------------- broadcast

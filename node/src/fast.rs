@@ -30,6 +30,12 @@
 //!   that is not closed, ended or transferred); the delivery loop pops only while open;
 //! - `schedule(endpoint, deliver)`: queues the endpoint for the delivery loop (below),
 //!   which calls `deliver(n)` once per message. A no-op while it is queued already.
+//! - `postBlock(endpoint, ab)` -> `true` / `false` / an error message: the fast path of
+//!   `port.postMessage(ab, [ab])` for a block (node/src/blocks.rs), posting the encoding
+//!   registered once by `setBlockMessage(bytes)`; `false` (nothing done) sends index.js
+//!   down the general path;
+//! - `alloc(size, zeroed)` / `release(ab)`: `allocBuffer` / `releaseBuffer`'s native
+//!   halves, as the napi-rs `allocBuffer` / `releaseBlock` without their marshalling.
 //!
 //! ## Delivery
 //!
@@ -169,6 +175,9 @@ struct Buffers {
     scratch: Registered,
     post: Registered,
     deliverer: *mut Deliverer,
+    /// The encoding of a message that is one transferred `ArrayBuffer` (side-table entry
+    /// 0), registered once by `setBlockMessage`; empty until then (`postBlock` declines).
+    block_message: Vec<u8>,
 }
 
 /// The per-environment state of the fast entry points, shared by the functions of one
@@ -205,8 +214,9 @@ pub fn fast_api(env: &Env) -> napi::Result<Object<'_>> {
         scratch: Registered::NONE,
         post: Registered::NONE,
         deliverer: ptr::null_mut(),
+        block_message: Vec::new(),
     })));
-    let entries: [(&str, Callback); 10] = [
+    let entries: [(&str, Callback); 14] = [
         ("post", fast_post),
         ("postOwn", fast_post_own),
         ("postCollection", fast_post_collection),
@@ -217,6 +227,10 @@ pub fn fast_api(env: &Env) -> napi::Result<Object<'_>> {
         ("setPostBuffer", fast_set_post_buffer),
         ("setGate", fast_set_gate),
         ("schedule", fast_schedule),
+        ("setBlockMessage", fast_set_block_message),
+        ("postBlock", fast_post_block),
+        ("alloc", fast_alloc),
+        ("release", fast_release),
     ];
     for (name, cb) in entries {
         let mut f = ptr::null_mut();
@@ -576,6 +590,155 @@ unsafe extern "C" fn fast_take(
         out
     });
     catch_unwind(run).unwrap_or_else(|_| unsafe { throw_type_error(env, "take: internal error") })
+}
+
+unsafe fn boolean(env: sys::napi_env, v: bool) -> sys::napi_value {
+    let mut out = ptr::null_mut();
+    // SAFETY: a plain value lookup.
+    unsafe { sys::napi_get_boolean(env, v, &mut out) };
+    out
+}
+
+/// `setBlockMessage(bytes: Uint8Array)`: registers (copies) the encoding that
+/// `postBlock` posts: index.js encodes `postMessage(ab, [ab])` once with its own encoder.
+unsafe extern "C" fn fast_set_block_message(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let run = AssertUnwindSafe(|| unsafe {
+        let Some(([bytes_arg], state)) = args_data::<1>(env, info) else {
+            return throw_type_error(env, "setBlockMessage(bytes) takes one argument");
+        };
+        let Some(b) = bytes(env, bytes_arg) else {
+            return throw_type_error(env, "setBlockMessage: not a Uint8Array");
+        };
+        state.block_message = b.to_vec();
+        ptr::null_mut()
+    });
+    catch_unwind(run)
+        .unwrap_or_else(|_| unsafe { throw_type_error(env, "setBlockMessage: internal error") })
+}
+
+/// `postBlock(endpoint, ab)`: the fast path of `port.postMessage(ab, [ab])` when `ab` is
+/// a block (node/src/blocks.rs). index.js calls it only once the transfer list has been
+/// read and checked (it is exactly `[ab]`, an `ArrayBuffer`), so what is left of the
+/// general path (`postWithTransfer` + `postFull`) is: take the block, detach `ab`, post
+/// the registered encoding with the block as side-table entry 0. Returns `true` when
+/// posted; `false` when it did nothing (`ab` is not a live block, no encoding is
+/// registered, the endpoint is not a port): the caller then takes the general path;
+/// or the core's error text (a string) when the post was refused, as `postFull` does
+/// (the buffer, already detached, is then lost with the message, as there).
+unsafe extern "C" fn fast_post_block(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let run = AssertUnwindSafe(|| unsafe {
+        let Some(([ep, ab], state)) = args_data::<2>(env, info) else {
+            return throw_type_error(env, "postBlock(endpoint, ab) takes two arguments");
+        };
+        let Some(ep) = endpoint(env, ep) else {
+            return throw_type_error(env, "postBlock: not an endpoint");
+        };
+        let crate::EndpointKind::Port(port) = &ep.kind else {
+            return boolean(env, false);
+        };
+        if state.block_message.is_empty() {
+            return boolean(env, false);
+        }
+        let (mut data, mut len) = (ptr::null_mut(), 0usize);
+        // a non-ArrayBuffer fails the query (no exception is thrown): not ours
+        if sys::napi_get_arraybuffer_info(env, ab, &mut data, &mut len) != sys::Status::napi_ok {
+            return boolean(env, false);
+        }
+        let Some((v, id)) = blocks::take(data.cast_const().cast(), len) else {
+            return boolean(env, false);
+        };
+        // The memory is ours now: JS loses sight of it before anything else runs on this
+        // thread (nothing between here and the detach calls into JS).
+        if sys::napi_detach_arraybuffer(env, ab) != sys::Status::napi_ok {
+            // (never for a block, which is external) JS still holds it: give it back.
+            blocks::untake(v, id);
+            return boolean(env, false);
+        }
+        let buffers = vec![channel_messaging::Buffer::from(v)];
+        match port.post_encoded(&state.block_message, buffers, &[]) {
+            Ok(()) => boolean(env, true),
+            Err(e) => {
+                let message = e.message();
+                let mut out = ptr::null_mut();
+                // SAFETY: `message` is valid UTF-8 of the given length.
+                sys::napi_create_string_utf8(
+                    env,
+                    message.as_ptr().cast(),
+                    message.len() as isize,
+                    &mut out,
+                );
+                out
+            }
+        }
+    });
+    catch_unwind(run)
+        .unwrap_or_else(|_| unsafe { throw_type_error(env, "postBlock: internal error") })
+}
+
+/// `alloc(size, zeroed)`: as the napi-rs `allocBuffer` (lib.rs), without its argument
+/// marshalling: an `ArrayBuffer` over a block of `size` bytes, or `undefined` when the
+/// memory cannot be had or `size` is not an integer in range (index.js checks first).
+unsafe extern "C" fn fast_alloc(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let run = AssertUnwindSafe(|| unsafe {
+        let Some([size, zeroed]) = args::<2>(env, info) else {
+            return throw_type_error(env, "alloc(size, zeroed) takes two arguments");
+        };
+        let (mut n, mut z) = (0f64, false);
+        if sys::napi_get_value_double(env, size, &mut n) != sys::Status::napi_ok
+            || sys::napi_get_value_bool(env, zeroed, &mut z) != sys::Status::napi_ok
+        {
+            return throw_type_error(env, "alloc: not a number and a boolean");
+        }
+        if !((0.0..=crate::MAX_BUFFER).contains(&n) && n.fract() == 0.0) {
+            return ptr::null_mut();
+        }
+        let Some(v) = blocks::vec_of(n as usize, z) else {
+            return ptr::null_mut();
+        };
+        // SAFETY: `env` is this callback's environment.
+        blocks::lend(env, v).unwrap_or(ptr::null_mut())
+    });
+    catch_unwind(run).unwrap_or_else(|_| unsafe { throw_type_error(env, "alloc: internal error") })
+}
+
+/// `release(ab)`: as the napi-rs `releaseBlock` (lib.rs), without its argument
+/// marshalling: when `ab` is a block, detaches it and recycles its memory (`true`);
+/// anything else is left as it is (`false`).
+unsafe extern "C" fn fast_release(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let run = AssertUnwindSafe(|| unsafe {
+        let Some([ab]) = args::<1>(env, info) else {
+            return throw_type_error(env, "release(ab) takes one argument");
+        };
+        let (mut data, mut len) = (ptr::null_mut(), 0usize);
+        if sys::napi_get_arraybuffer_info(env, ab, &mut data, &mut len) != sys::Status::napi_ok {
+            return boolean(env, false);
+        }
+        let Some((v, id)) = blocks::take(data.cast_const().cast(), len) else {
+            return boolean(env, false);
+        };
+        // The memory is ours now; the detach below runs before any JS can.
+        if sys::napi_detach_arraybuffer(env, ab) != sys::Status::napi_ok {
+            // (never for a block, which is external) JS still holds it: give it back.
+            blocks::untake(v, id);
+            return boolean(env, false);
+        }
+        blocks::recycle(v);
+        boolean(env, true)
+    });
+    catch_unwind(run)
+        .unwrap_or_else(|_| unsafe { throw_type_error(env, "release: internal error") })
 }
 
 /// The longest `recvSpin` budget accepted (longer requests are cut to it).

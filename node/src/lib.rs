@@ -270,51 +270,14 @@ fn copy_buffers(side: &[Uint8ArraySlice<'_>]) -> Vec<Buffer> {
     side.iter().map(|s| blocks::copy_of(s.as_ref())).collect()
 }
 
-/// Allocates an `ArrayBuffer` of `size` bytes over memory Rust owns (a block: see
-/// node/src/blocks.rs), which a transfer moves without copying. Zero-filled with
-/// `zeroed`, else holding whatever a recycled block held. `None` when the memory cannot
-/// be had (index.js validates `size` and throws).
-#[napi]
-pub fn alloc_buffer(env: &Env, size: f64, zeroed: bool) -> Option<Unknown<'_>> {
-    if !((0.0..=MAX_BUFFER).contains(&size) && size.fract() == 0.0) {
-        return None;
-    }
-    let v = blocks::vec_of(size as usize, zeroed)?;
-    // SAFETY: `env` is this callback's environment.
-    let value = unsafe { blocks::lend(env.raw(), v)? };
-    // SAFETY: a live value of this environment.
-    unsafe { napi::bindgen_prelude::FromNapiValue::from_napi_value(env.raw(), value) }.ok()
-}
-
 /// The largest `allocBuffer` size (V8's own ArrayBuffer limit on 64-bit hosts is larger;
 /// this keeps sizes exact in a double and in `usize`).
-const MAX_BUFFER: f64 = 9_007_199_254_740_991.0;
+pub(crate) const MAX_BUFFER: f64 = 9_007_199_254_740_991.0;
 
 /// Whether `ab` is an `ArrayBuffer` over a block (transfers without a copy).
 #[napi]
 pub fn is_block(ab: ArrayBuffer<'_>) -> bool {
     blocks::is_block(ab.as_ptr(), ab.len())
-}
-
-/// Gives the memory of `ab` back at once when it is a block: detaches `ab` (its views read
-/// as empty from now on) and recycles the memory into the pool. Returns whether it did;
-/// any other `ArrayBuffer` is left as it is.
-#[napi]
-pub fn release_block(ab: ArrayBuffer<'_>) -> bool {
-    let (data, len) = (ab.as_ptr(), ab.len());
-    let Some((v, id)) = blocks::take(data, len) else {
-        return false;
-    };
-    let value = ab.value();
-    // SAFETY: a live ArrayBuffer of this call's environment.
-    let status = unsafe { napi::sys::napi_detach_arraybuffer(value.env, value.value) };
-    if status != napi::sys::Status::napi_ok {
-        // (never for a block, which is external) JS still holds it: give it back.
-        blocks::untake(v, id);
-        return false;
-    }
-    blocks::recycle(v);
-    true
 }
 
 /// A message with buffers or ports (or too large for the scratch), handed to JS whole.

@@ -214,3 +214,74 @@ test('a received buffer can be released by the receiver', () => {
   port1.close();
   port2.close();
 });
+
+test('postMessage(ab, [ab]) with a zero-copy buffer: the fast path keeps every rule', () => {
+  const { port1, port2 } = new MessageChannel();
+  // a block: detached here, same bytes there, zero-copy again, and the same as the
+  // general path's result (the same encoding)
+  const ab = allocBufferUnsafe(65536);
+  new Uint8Array(ab).fill(4);
+  const view = new Uint8Array(ab);
+  port1.postMessage(ab, [ab]);
+  assert.strictEqual(ab.byteLength, 0);
+  assert.strictEqual(view.length, 0);
+  const got = receiveMessageOnPort(port2).message;
+  assert.ok(got instanceof ArrayBuffer);
+  assert.strictEqual(got.byteLength, 65536);
+  assert.strictEqual(new Uint8Array(got)[65535], 4);
+  assert.strictEqual(isZeroCopyBuffer(got), true);
+  // any iterable of one, an options bag
+  port1.postMessage(got, new Set([got]));
+  assert.strictEqual(got.byteLength, 0);
+  const again = receiveMessageOnPort(port2).message;
+  port1.postMessage(again, { transfer: [again] });
+  assert.strictEqual(again.byteLength, 0);
+  const third = receiveMessageOnPort(port2).message;
+  assert.strictEqual(new Uint8Array(third)[0], 4);
+  // a detached (released) buffer: a DataCloneError, nothing posted
+  releaseBuffer(third);
+  assert.throws(() => port1.postMessage(third, [third]), { name: 'DataCloneError' });
+  assert.strictEqual(receiveMessageOnPort(port2), undefined);
+  // duplicates and bad lists: the general path's errors, nothing detached
+  const dup = allocBuffer(4096);
+  assert.throws(() => port1.postMessage(dup, [dup, dup]), { name: 'DataCloneError' });
+  assert.throws(() => port1.postMessage(dup, [dup, {}]), { code: 'ERR_INVALID_TRANSFER_OBJECT' });
+  assert.strictEqual(dup.byteLength, 4096);
+  // a V8-owned ArrayBuffer of the same shape: copied, still detached
+  const plain = new ArrayBuffer(16);
+  new Uint8Array(plain)[15] = 8;
+  port1.postMessage(plain, [plain]);
+  assert.strictEqual(plain.byteLength, 0);
+  assert.strictEqual(new Uint8Array(receiveMessageOnPort(port2).message)[15], 8);
+  // the list is read once, as the general path reads it
+  let reads = 0;
+  const block = allocBuffer(4096);
+  const list = { *[Symbol.iterator]() { reads += 1; yield block; } };
+  port1.postMessage(block, list);
+  assert.strictEqual(reads, 1);
+  assert.strictEqual(block.byteLength, 0);
+  assert.strictEqual(receiveMessageOnPort(port2).message.byteLength, 4096);
+  // a closed sender: no error, as with the general path
+  port2.close();
+  const late = allocBuffer(4096);
+  port1.postMessage(late, [late]);
+  port1.close();
+});
+
+test('postMessage(ab, [ab]) with a zero-copy buffer from inside an encode (a getter)', () => {
+  const { port1, port2 } = new MessageChannel();
+  const inner = allocBuffer(8192);
+  new Uint8Array(inner)[1] = 11;
+  const outer = {
+    get x() {
+      port1.postMessage(inner, [inner]);
+      return 'x';
+    },
+  };
+  port1.postMessage(outer);
+  assert.strictEqual(inner.byteLength, 0);
+  const first = receiveMessageOnPort(port2).message;
+  assert.strictEqual(new Uint8Array(first)[1], 11);
+  assert.deepStrictEqual(receiveMessageOnPort(port2).message, { x: 'x' });
+  port1.close();
+});
