@@ -173,6 +173,32 @@ pub(crate) fn take(data: *const u8, len: usize) -> Option<(Vec<u8>, usize)> {
     Some((unsafe { entry.block.into_vec() }, entry.id))
 }
 
+/// Takes the block lent as the `ArrayBuffer` `ab` and detaches `ab`, so that JavaScript
+/// loses sight of the memory before anything else runs on this thread. `None`, with
+/// nothing changed, when `ab` is not a live block (or not an `ArrayBuffer`: the query
+/// fails without throwing).
+///
+/// # Safety
+///
+/// `env` is the current callback's environment and `ab` one of its values.
+pub(crate) unsafe fn take_detached(env: sys::napi_env, ab: sys::napi_value) -> Option<Vec<u8>> {
+    let (mut data, mut len) = (ptr::null_mut(), 0usize);
+    // SAFETY: the caller's contract; `data` and `len` are writable.
+    if unsafe { sys::napi_get_arraybuffer_info(env, ab, &mut data, &mut len) }
+        != sys::Status::napi_ok
+    {
+        return None;
+    }
+    let (v, id) = take(data.cast_const().cast(), len)?;
+    // SAFETY: as above; nothing between the take and here calls into JavaScript.
+    if unsafe { sys::napi_detach_arraybuffer(env, ab) } != sys::Status::napi_ok {
+        // (never for a block, which is external) JS still holds it: give it back.
+        untake(v, id);
+        return None;
+    }
+    Some(v)
+}
+
 /// Gives back a block taken with [`take`] whose `ArrayBuffer` could not be detached.
 pub(crate) fn untake(v: Vec<u8>, id: usize) {
     let block = RawBlock::from_vec(v);

@@ -11,12 +11,6 @@
 //! - `recv(endpoint)` -> the message length, copied into the buffer registered by
 //!   `setScratch(scratch: Uint8Array)`, or -1 / -2 / -3 as
 //!   [`NativePort::recv`](crate::NativePort::recv);
-//! - `recvSpin(endpoint, budgetNs)` -> as `recv`, but while nothing is queued it polls
-//!   the queue for up to `budgetNs` nanoseconds (at most [`MAX_SPIN_NS`]) before answering
-//!   -1: the bounded busy-wait that index.js uses on hot ports (see `drainStep` there).
-//!   It polls without popping (an empty pop re-arms the core's ready hook, which every
-//!   post would then fire) and pops an empty queue only once, when it gives up. A
-//!   negative budget only looks: -1 without popping when nothing is queued;
 //! - `postCollection(endpoint, length)` -> the number of ports reached: a
 //!   `PortCollection` broadcast of the registered post buffer's first `length` bytes
 //!   (the endpoint is the collection's handle);
@@ -35,7 +29,7 @@
 //!   registered once by `setBlockMessage(bytes)`; `false` (nothing done) sends index.js
 //!   down the general path;
 //! - `alloc(size, zeroed)` / `release(ab)`: `allocBuffer` / `releaseBuffer`'s native
-//!   halves, as the napi-rs `allocBuffer` / `releaseBlock` without their marshalling.
+//!   halves (raw N-API, without napi-rs argument marshalling).
 //!
 //! ## Delivery
 //!
@@ -206,7 +200,8 @@ unsafe extern "C" fn finalize_fast_env(env: sys::napi_env, data: *mut c_void, _h
 type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
 
 /// The fast entry points of this environment: `{ post, postOwn, postCollection, recv,
-/// recvSpin, take, setScratch, setPostBuffer, setGate, schedule }`.
+/// take, setScratch, setPostBuffer, setGate, schedule, setBlockMessage, postBlock, alloc,
+/// release }`.
 #[napi]
 pub fn fast_api(env: &Env) -> napi::Result<Object<'_>> {
     let mut obj = Object::new(env)?;
@@ -216,13 +211,12 @@ pub fn fast_api(env: &Env) -> napi::Result<Object<'_>> {
         deliverer: ptr::null_mut(),
         block_message: Vec::new(),
     })));
-    let entries: [(&str, Callback); 14] = [
+    let entries: [(&str, Callback); 13] = [
         ("post", fast_post),
         ("postOwn", fast_post_own),
         ("postCollection", fast_post_collection),
         ("recv", fast_recv),
         ("take", fast_take),
-        ("recvSpin", fast_recv_spin),
         ("setScratch", fast_set_scratch),
         ("setPostBuffer", fast_set_post_buffer),
         ("setGate", fast_set_gate),
@@ -357,6 +351,33 @@ unsafe fn bytes<'a>(env: sys::napi_env, value: sys::napi_value) -> Option<&'a mu
     }
 }
 
+/// Runs the body of entry point `name` (`env` is that callback's environment): a panic
+/// becomes a `TypeError` ("`name`: internal error") instead of unwinding into V8.
+fn guarded(
+    env: sys::napi_env,
+    name: &str,
+    body: impl FnOnce() -> sys::napi_value,
+) -> sys::napi_value {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| {
+        // SAFETY: `env` is the running callback's environment (every caller's contract).
+        unsafe { throw_type_error(env, &format!("{name}: internal error")) }
+    })
+}
+
+/// A JS string holding `text` (NULL when it cannot be made).
+///
+/// # Safety
+///
+/// `env` is the current callback's environment.
+unsafe fn js_string(env: sys::napi_env, text: &str) -> sys::napi_value {
+    let mut out = ptr::null_mut();
+    // SAFETY: `text` is valid UTF-8 of the given length.
+    unsafe {
+        sys::napi_create_string_utf8(env, text.as_ptr().cast(), text.len() as isize, &mut out)
+    };
+    out
+}
+
 unsafe fn throw_type_error(env: sys::napi_env, message: &str) -> sys::napi_value {
     let msg = std::ffi::CString::new(message).unwrap_or_default();
     // SAFETY: a NUL-terminated message.
@@ -394,19 +415,8 @@ unsafe fn post_prefix(
     }
     match ep.post_bytes(&buf[..n as usize]) {
         None => ptr::null_mut(),
-        Some(message) => {
-            let mut out = ptr::null_mut();
-            // SAFETY: `message` is a valid UTF-8 string of the given length.
-            unsafe {
-                sys::napi_create_string_utf8(
-                    env,
-                    message.as_ptr().cast(),
-                    message.len() as isize,
-                    &mut out,
-                )
-            };
-            out
-        }
+        // SAFETY: `env` is the calling callback's environment.
+        Some(message) => unsafe { js_string(env, &message) },
     }
 }
 
@@ -414,7 +424,7 @@ unsafe extern "C" fn fast_post(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    let run = AssertUnwindSafe(|| unsafe {
+    guarded(env, "post", || unsafe {
         let Some([ep, buf, len]) = args::<3>(env, info) else {
             return throw_type_error(env, "post(endpoint, bytes, length) takes three arguments");
         };
@@ -428,15 +438,14 @@ unsafe extern "C" fn fast_post(
             len,
             "post: the length is not within the Uint8Array",
         )
-    });
-    catch_unwind(run).unwrap_or_else(|_| unsafe { throw_type_error(env, "post: internal error") })
+    })
 }
 
 unsafe extern "C" fn fast_post_own(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    let run = AssertUnwindSafe(|| unsafe {
+    guarded(env, "postOwn", || unsafe {
         let Some(([ep, len], state)) = args_data::<2>(env, info) else {
             return throw_type_error(env, "postOwn(endpoint, length) takes two arguments");
         };
@@ -451,16 +460,14 @@ unsafe extern "C" fn fast_post_own(
             len,
             "postOwn: the length is not within the post buffer",
         )
-    });
-    catch_unwind(run)
-        .unwrap_or_else(|_| unsafe { throw_type_error(env, "postOwn: internal error") })
+    })
 }
 
 unsafe extern "C" fn fast_post_collection(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    let run = AssertUnwindSafe(|| unsafe {
+    guarded(env, "postCollection", || unsafe {
         let Some(([ep, len], state)) = args_data::<2>(env, info) else {
             return throw_type_error(env, "postCollection(endpoint, length) takes two arguments");
         };
@@ -481,16 +488,14 @@ unsafe extern "C" fn fast_post_collection(
             .post_encoded(&buf[..n as usize], Vec::new(), &[])
             .unwrap_or(0);
         int32(env, reached.min(i32::MAX as usize) as i32)
-    });
-    catch_unwind(run)
-        .unwrap_or_else(|_| unsafe { throw_type_error(env, "postCollection: internal error") })
+    })
 }
 
 unsafe extern "C" fn fast_recv(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    let run = AssertUnwindSafe(|| unsafe {
+    guarded(env, "recv", || unsafe {
         let Some(([ep], state)) = args_data::<1>(env, info) else {
             return throw_type_error(env, "recv(endpoint) takes one argument");
         };
@@ -498,15 +503,14 @@ unsafe extern "C" fn fast_recv(
             return throw_type_error(env, "recv: not an endpoint");
         };
         int32(env, ep.recv_into(state.scratch.bytes()))
-    });
-    catch_unwind(run).unwrap_or_else(|_| unsafe { throw_type_error(env, "recv: internal error") })
+    })
 }
 
 unsafe extern "C" fn fast_set_scratch(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    let run = AssertUnwindSafe(|| unsafe {
+    guarded(env, "setScratch", || unsafe {
         let ok = match args_data::<1>(env, info) {
             Some(([buf], state)) => state.scratch.set(env, buf),
             None => false,
@@ -516,16 +520,14 @@ unsafe extern "C" fn fast_set_scratch(
         } else {
             throw_type_error(env, "setScratch(scratch) takes a Uint8Array")
         }
-    });
-    catch_unwind(run)
-        .unwrap_or_else(|_| unsafe { throw_type_error(env, "setScratch: internal error") })
+    })
 }
 
 unsafe extern "C" fn fast_set_post_buffer(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    let run = AssertUnwindSafe(|| unsafe {
+    guarded(env, "setPostBuffer", || unsafe {
         let ok = match args_data::<1>(env, info) {
             Some(([buf], state)) => state.post.set(env, buf),
             None => false,
@@ -535,16 +537,14 @@ unsafe extern "C" fn fast_set_post_buffer(
         } else {
             throw_type_error(env, "setPostBuffer(bytes) takes a Uint8Array")
         }
-    });
-    catch_unwind(run)
-        .unwrap_or_else(|_| unsafe { throw_type_error(env, "setPostBuffer: internal error") })
+    })
 }
 
 unsafe extern "C" fn fast_take(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    let run = AssertUnwindSafe(|| unsafe {
+    guarded(env, "take", || unsafe {
         let Some(([ep], state)) = args_data::<1>(env, info) else {
             return throw_type_error(env, "take(endpoint) takes one argument");
         };
@@ -588,8 +588,7 @@ unsafe extern "C" fn fast_take(
             sys::napi_set_element(env, out, i as u32 + 2, ab);
         }
         out
-    });
-    catch_unwind(run).unwrap_or_else(|_| unsafe { throw_type_error(env, "take: internal error") })
+    })
 }
 
 unsafe fn boolean(env: sys::napi_env, v: bool) -> sys::napi_value {
@@ -605,7 +604,7 @@ unsafe extern "C" fn fast_set_block_message(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    let run = AssertUnwindSafe(|| unsafe {
+    guarded(env, "setBlockMessage", || unsafe {
         let Some(([bytes_arg], state)) = args_data::<1>(env, info) else {
             return throw_type_error(env, "setBlockMessage(bytes) takes one argument");
         };
@@ -614,9 +613,7 @@ unsafe extern "C" fn fast_set_block_message(
         };
         state.block_message = b.to_vec();
         ptr::null_mut()
-    });
-    catch_unwind(run)
-        .unwrap_or_else(|_| unsafe { throw_type_error(env, "setBlockMessage: internal error") })
+    })
 }
 
 /// `postBlock(endpoint, ab)`: the fast path of `port.postMessage(ab, [ab])` when `ab` is
@@ -632,7 +629,7 @@ unsafe extern "C" fn fast_post_block(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    let run = AssertUnwindSafe(|| unsafe {
+    guarded(env, "postBlock", || unsafe {
         let Some(([ep, ab], state)) = args_data::<2>(env, info) else {
             return throw_type_error(env, "postBlock(endpoint, ab) takes two arguments");
         };
@@ -645,50 +642,25 @@ unsafe extern "C" fn fast_post_block(
         if state.block_message.is_empty() {
             return boolean(env, false);
         }
-        let (mut data, mut len) = (ptr::null_mut(), 0usize);
-        // a non-ArrayBuffer fails the query (no exception is thrown): not ours
-        if sys::napi_get_arraybuffer_info(env, ab, &mut data, &mut len) != sys::Status::napi_ok {
-            return boolean(env, false);
-        }
-        let Some((v, id)) = blocks::take(data.cast_const().cast(), len) else {
+        let Some(v) = blocks::take_detached(env, ab) else {
             return boolean(env, false);
         };
-        // The memory is ours now: JS loses sight of it before anything else runs on this
-        // thread (nothing between here and the detach calls into JS).
-        if sys::napi_detach_arraybuffer(env, ab) != sys::Status::napi_ok {
-            // (never for a block, which is external) JS still holds it: give it back.
-            blocks::untake(v, id);
-            return boolean(env, false);
-        }
         let buffers = vec![channel_messaging::Buffer::from(v)];
         match port.post_encoded(&state.block_message, buffers, &[]) {
             Ok(()) => boolean(env, true),
-            Err(e) => {
-                let message = e.message();
-                let mut out = ptr::null_mut();
-                // SAFETY: `message` is valid UTF-8 of the given length.
-                sys::napi_create_string_utf8(
-                    env,
-                    message.as_ptr().cast(),
-                    message.len() as isize,
-                    &mut out,
-                );
-                out
-            }
+            Err(e) => js_string(env, e.message()),
         }
-    });
-    catch_unwind(run)
-        .unwrap_or_else(|_| unsafe { throw_type_error(env, "postBlock: internal error") })
+    })
 }
 
-/// `alloc(size, zeroed)`: as the napi-rs `allocBuffer` (lib.rs), without its argument
-/// marshalling: an `ArrayBuffer` over a block of `size` bytes, or `undefined` when the
-/// memory cannot be had or `size` is not an integer in range (index.js checks first).
+/// `alloc(size, zeroed)` (raw N-API, without napi-rs argument marshalling): an
+/// `ArrayBuffer` over a block of `size` bytes, or `undefined` when the memory cannot be
+/// had or `size` is not an integer in range (index.js checks first).
 unsafe extern "C" fn fast_alloc(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    let run = AssertUnwindSafe(|| unsafe {
+    guarded(env, "alloc", || unsafe {
         let Some([size, zeroed]) = args::<2>(env, info) else {
             return throw_type_error(env, "alloc(size, zeroed) takes two arguments");
         };
@@ -706,97 +678,33 @@ unsafe extern "C" fn fast_alloc(
         };
         // SAFETY: `env` is this callback's environment.
         blocks::lend(env, v).unwrap_or(ptr::null_mut())
-    });
-    catch_unwind(run).unwrap_or_else(|_| unsafe { throw_type_error(env, "alloc: internal error") })
+    })
 }
 
-/// `release(ab)`: as the napi-rs `releaseBlock` (lib.rs), without its argument
-/// marshalling: when `ab` is a block, detaches it and recycles its memory (`true`);
-/// anything else is left as it is (`false`).
+/// `release(ab)` (raw N-API, without napi-rs argument marshalling): when `ab` is a block,
+/// detaches it and recycles its memory (`true`); anything else is left as it is
+/// (`false`).
 unsafe extern "C" fn fast_release(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    let run = AssertUnwindSafe(|| unsafe {
+    guarded(env, "release", || unsafe {
         let Some([ab]) = args::<1>(env, info) else {
             return throw_type_error(env, "release(ab) takes one argument");
         };
-        let (mut data, mut len) = (ptr::null_mut(), 0usize);
-        if sys::napi_get_arraybuffer_info(env, ab, &mut data, &mut len) != sys::Status::napi_ok {
-            return boolean(env, false);
+        match blocks::take_detached(env, ab) {
+            Some(v) => {
+                blocks::recycle(v);
+                boolean(env, true)
+            }
+            None => boolean(env, false),
         }
-        let Some((v, id)) = blocks::take(data.cast_const().cast(), len) else {
-            return boolean(env, false);
-        };
-        // The memory is ours now; the detach below runs before any JS can.
-        if sys::napi_detach_arraybuffer(env, ab) != sys::Status::napi_ok {
-            // (never for a block, which is external) JS still holds it: give it back.
-            blocks::untake(v, id);
-            return boolean(env, false);
-        }
-        blocks::recycle(v);
-        boolean(env, true)
-    });
-    catch_unwind(run)
-        .unwrap_or_else(|_| unsafe { throw_type_error(env, "release: internal error") })
+    })
 }
 
-/// The longest `recvSpin` budget accepted (longer requests are cut to it).
-pub(crate) const MAX_SPIN_NS: f64 = 200_000.0;
-
-unsafe extern "C" fn fast_recv_spin(
-    env: sys::napi_env,
-    info: sys::napi_callback_info,
-) -> sys::napi_value {
-    let run = AssertUnwindSafe(|| unsafe {
-        let Some(([ep, budget], state)) = args_data::<2>(env, info) else {
-            return throw_type_error(env, "recvSpin(endpoint, budgetNs) takes two arguments");
-        };
-        let Some(ep) = endpoint(env, ep) else {
-            return throw_type_error(env, "recvSpin: not an endpoint");
-        };
-        let mut ns = 0f64;
-        if sys::napi_get_value_double(env, budget, &mut ns) != sys::Status::napi_ok || ns.is_nan() {
-            return throw_type_error(env, "recvSpin: the budget is not a number");
-        }
-        let scratch = state.scratch.bytes();
-        if ns < 0.0 {
-            // a look without popping an empty queue (the hook stays as it is)
-            return int32(
-                env,
-                if ep.has_news() {
-                    ep.recv_into(scratch)
-                } else {
-                    crate::RECV_EMPTY
-                },
-            );
-        }
-        let budget = std::time::Duration::from_nanos(ns.min(MAX_SPIN_NS) as u64);
-        let start = std::time::Instant::now();
-        loop {
-            // Poll without popping: a pop of an empty queue re-arms the core's ready
-            // hook, after which every post would fire it (a kernel wake-up on the
-            // sender's side and a spurious drain here later), although this loop picks
-            // the message up by itself. Only a queue that has something (or ended) is
-            // popped; the pop that gives up (below) re-arms, race-free.
-            if ep.has_news() {
-                let n = ep.recv_into(scratch);
-                if n != crate::RECV_EMPTY {
-                    return int32(env, n);
-                }
-            }
-            // a few polls between clock reads (a poll of an empty queue is a few loads)
-            for _ in 0..16 {
-                std::hint::spin_loop();
-            }
-            if start.elapsed() >= budget {
-                return int32(env, ep.recv_into(scratch));
-            }
-        }
-    });
-    catch_unwind(run)
-        .unwrap_or_else(|_| unsafe { throw_type_error(env, "recvSpin: internal error") })
-}
+/// The longest polling budget the delivery loop accepts from `deliver` (longer ones are
+/// cut to it).
+const MAX_SPIN_NS: u64 = 200_000;
 
 // ------------------------------------------------------------------ delivery loop
 
@@ -1111,7 +1019,7 @@ unsafe fn run_entry(d: *mut Deliverer, e: &mut Entry, recv: sys::napi_value) -> 
                         n = pop(d, e, false);
                     }
                 } else {
-                    let budget = std::time::Duration::from_nanos(e.spin_ns.min(MAX_SPIN_NS as u64));
+                    let budget = std::time::Duration::from_nanos(e.spin_ns.min(MAX_SPIN_NS));
                     (n, polled) = spin(d, e, budget);
                 }
             } else if n == crate::RECV_EMPTY && e.peek {
@@ -1216,7 +1124,7 @@ unsafe extern "C" fn fast_set_gate(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    let run = AssertUnwindSafe(|| unsafe {
+    guarded(env, "setGate", || unsafe {
         let Some([ep, open]) = args::<2>(env, info) else {
             return throw_type_error(env, "setGate(endpoint, open) takes two arguments");
         };
@@ -1229,16 +1137,14 @@ unsafe extern "C" fn fast_set_gate(
         }
         ep.gate.store(on, Ordering::Relaxed);
         ptr::null_mut()
-    });
-    catch_unwind(run)
-        .unwrap_or_else(|_| unsafe { throw_type_error(env, "setGate: internal error") })
+    })
 }
 
 unsafe extern "C" fn fast_schedule(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    let run = AssertUnwindSafe(|| unsafe {
+    guarded(env, "schedule", || unsafe {
         let mut argv = [ptr::null_mut(); 2];
         let mut argc = 2;
         let mut data = ptr::null_mut();
@@ -1298,7 +1204,5 @@ unsafe extern "C" fn fast_schedule(
         });
         (*d).notify();
         ptr::null_mut()
-    });
-    catch_unwind(run)
-        .unwrap_or_else(|_| unsafe { throw_type_error(env, "schedule: internal error") })
+    })
 }

@@ -119,7 +119,6 @@ pub(crate) fn encode_payload(
                 let result = encode(bytes, buffers);
                 // Never keep a buffer alive in the scratch, even after a failure.
                 let side = SideBuffers::drain_from(buffers);
-                buffers.clear();
                 let result = result.map(|()| (Payload::from_scratch(bytes), side));
                 if bytes.capacity() > 1 << 20 {
                     *bytes = Vec::new();

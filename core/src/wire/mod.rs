@@ -159,8 +159,8 @@ pub(crate) fn encode_value_moving(
     let (first, out_len) = (buffers.len(), out.len());
     let placed =
         direct::encode_message_with(value, port_count, SIDE_TABLE_THRESHOLD, true, out, buffers)?;
-    if !placed {
-        return Ok(()); // the Writer path shared the buffers: nothing to move
+    if !placed || buffers.len() == first {
+        return Ok(()); // shared by the Writer path, or no side-table buffer: nothing to move
     }
     // The direct encoder pushes one placeholder per side-table buffer in depth-first
     // order; `for_each_side_buffer` visits the same buffers in the same order.
