@@ -179,5 +179,21 @@ export function isZeroCopyBuffer(value: unknown): value is ArrayBuffer;
  */
 export function releaseBuffer(buffer: ArrayBuffer): boolean;
 
+/** What `bufferPoolStats()` reports. */
+export interface BufferPoolStats {
+  /** Zero-copy buffers out in JavaScript (allocated or received, not yet given back). */
+  live: number;
+  /** Free memory the pool keeps for reuse, in bytes. */
+  pooledBytes: number;
+  /**
+   * How zero-copy buffers are made in this process: `'v8'` (V8's API, when the addon was
+   * built with the running node's headers) or `'napi'` (N-API, any Node version).
+   */
+  backend: 'v8' | 'napi';
+}
+
+/** The state of the process-wide pool behind zero-copy buffers. */
+export function bufferPoolStats(): BufferPoolStats;
+
 /** The package version. */
 export const version: string;

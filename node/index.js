@@ -933,6 +933,11 @@ function receiveResult(s, n, dispatchIt) {
   }
   const parked = takeParked(s.ep, s.native);
   if (parked === undefined) return undefined;
+  if (parked.bytes === null) {
+    if (!dispatchIt) return { message: parked.message };
+    deliverMessage(s, parked.message, EMPTY);
+    return true;
+  }
   const ports = parked.ports.length > 0 ? parked.ports.map(wrapPort) : EMPTY;
   let data;
   try {
@@ -952,12 +957,17 @@ const EMPTY = Object.freeze([]);
 /**
  * The message parked by a `recv` that returned -3 (it carries buffers or ports, or does
  * not fit the scratch): `{ bytes, length, buffers, ports }` (ports still native), or
- * undefined. Its buffers arrive as ArrayBuffers over Rust-owned memory (a transferred
- * one without a copy, see allocBuffer).
+ * undefined; for a message that is one transferred ArrayBuffer and nothing else,
+ * `{ bytes: null, message }` with that buffer (nothing to decode). Its buffers arrive
+ * as ArrayBuffers over Rust-owned memory (a transferred one without a copy, see
+ * allocBuffer).
  */
 function takeParked(ep, nativeEndpoint) {
+  if (!blockMessage) blockMessageReady(); // (lets take() recognize a lone buffer)
   const got = fast.take(ep);
   if (got === undefined || got === null) return undefined;
+  // a message that is one transferred ArrayBuffer and nothing else: the buffer itself
+  if (!Array.isArray(got)) return { bytes: null, length: 0, buffers: EMPTY, ports: EMPTY, message: got };
   const buffers = got.length > 2 ? got.slice(2) : EMPTY;
   if (got[0] >= 0 && got[1] === 0) return { bytes: scratch, length: got[0], buffers, ports: EMPTY };
   // ports, or bytes too large for the scratch: the rest comes through napi-rs
@@ -1266,7 +1276,8 @@ function bcDeliverStep(s, n) {
       data = decoder.decode(scratch, 0, n, EMPTY, EMPTY);
     } else {
       const p = takeParked(s.ep, s.native);
-      data = p === undefined ? undefined : decoder.decode(p.bytes, 0, p.length, p.buffers, EMPTY);
+      if (p === undefined) data = undefined;
+      else data = p.bytes === null ? p.message : decoder.decode(p.bytes, 0, p.length, p.buffers, EMPTY);
     }
     dispatch(target, 'message', null, data, false, () => makeMessageEvent('message', target, data, EMPTY));
   } catch (err) {
@@ -1382,5 +1393,6 @@ module.exports = {
   allocBufferUnsafe,
   isZeroCopyBuffer,
   releaseBuffer,
+  bufferPoolStats: () => native.bufferPoolStats(),
   version: native.version(),
 };

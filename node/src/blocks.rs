@@ -21,11 +21,13 @@
 //! does nothing. An address is in the registry only while the memory is live, so no other
 //! `ArrayBuffer` can be mistaken for a block.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::c_void;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{LazyLock, Mutex};
+use std::sync::{LazyLock, Mutex, MutexGuard};
 
 use channel_messaging::Buffer;
 use napi::sys;
@@ -74,12 +76,52 @@ struct Entry {
     block: RawBlock,
 }
 
-/// Live blocks by address.
-static REGISTRY: LazyLock<Mutex<HashMap<usize, Entry>>> = LazyLock::new(Mutex::default);
+/// Live blocks by address, in shards (a sender and its receiver lend and take blocks
+/// at the same rate: one lock would have them queue on it).
+static REGISTRY: LazyLock<[Mutex<HashMap<usize, Entry, BuildAddrHasher>>; SHARDS]> =
+    LazyLock::new(Default::default);
+const SHARDS: usize = 16;
 /// Ids for finalizer hints (0 is never used).
 static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
-/// Free blocks by size class.
-static POOL: LazyLock<Mutex<[Vec<Vec<u8>>; CLASSES]>> = LazyLock::new(Mutex::default);
+/// Free blocks, one stack per size class (the last freed, the warmest, goes out first).
+static POOL: LazyLock<[Mutex<Vec<Vec<u8>>>; CLASSES]> = LazyLock::new(Default::default);
+
+/// The registry shard of the block at `addr`, locked.
+fn registry(addr: usize) -> MutexGuard<'static, HashMap<usize, Entry, BuildAddrHasher>> {
+    lock(&REGISTRY[addr_hash(addr) as usize >> (usize::BITS - SHARDS.trailing_zeros())])
+}
+
+/// Fibonacci hashing of an address: blocks are far apart and aligned, so their low
+/// bits say little; a multiply spreads the rest into the high bits.
+fn addr_hash(addr: usize) -> u64 {
+    (addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// A hasher for address keys (SipHash would cost more than the lookup).
+#[derive(Default)]
+struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_usize(&mut self, addr: usize) {
+        self.0 = addr_hash(addr);
+    }
+}
+
+type BuildAddrHasher = BuildHasherDefault<AddrHasher>;
+
+thread_local! {
+    /// The block this thread is detaching after taking it (see [`take_detached`]): V8
+    /// reports it gone during the detach, and there is nothing to look up.
+    static DETACHING: Cell<usize> = const { Cell::new(0) };
+}
 
 fn class_of(capacity: usize) -> Option<usize> {
     (MIN_CLASS..=MAX_CLASS)
@@ -100,7 +142,7 @@ pub(crate) fn vec_of(len: usize, zeroed: bool) -> Option<Vec<u8>> {
         len.max(MIN_CLASS).checked_next_power_of_two()?
     };
     if let Some(class) = class_of(class_size) {
-        let recycled = lock(&POOL)[class].pop();
+        let recycled = lock(&POOL[class]).pop();
         if let Some(mut v) = recycled {
             if zeroed || len > v.len() {
                 // only the bytes past the initialized prefix need writing when not zeroed
@@ -139,9 +181,9 @@ pub(crate) fn recycle(v: Vec<u8>) {
     let Some(class) = class_of(v.capacity()) else {
         return;
     };
-    let mut pool = lock(&POOL);
-    if (pool[class].len() + 1) * v.capacity() <= POOL_BYTES_PER_CLASS {
-        pool[class].push(v);
+    let mut pool = lock(&POOL[class]);
+    if (pool.len() + 1) * v.capacity() <= POOL_BYTES_PER_CLASS {
+        pool.push(v);
     }
 }
 
@@ -163,7 +205,7 @@ pub(crate) fn take(data: *const u8, len: usize) -> Option<(Vec<u8>, usize)> {
     if data.is_null() || len == 0 {
         return None;
     }
-    let mut registry = lock(&REGISTRY);
+    let mut registry = registry(data as usize);
     let entry = registry.get(&(data as usize))?;
     if entry.block.len != len {
         return None;
@@ -190,8 +232,11 @@ pub(crate) unsafe fn take_detached(env: sys::napi_env, ab: sys::napi_value) -> O
         return None;
     }
     let (v, id) = take(data.cast_const().cast(), len)?;
+    DETACHING.set(data as usize);
     // SAFETY: as above; nothing between the take and here calls into JavaScript.
-    if unsafe { sys::napi_detach_arraybuffer(env, ab) } != sys::Status::napi_ok {
+    let status = unsafe { sys::napi_detach_arraybuffer(env, ab) };
+    DETACHING.set(0);
+    if status != sys::Status::napi_ok {
         // (never for a block, which is external) JS still holds it: give it back.
         untake(v, id);
         return None;
@@ -202,12 +247,24 @@ pub(crate) unsafe fn take_detached(env: sys::napi_env, ab: sys::napi_value) -> O
 /// Gives back a block taken with [`take`] whose `ArrayBuffer` could not be detached.
 pub(crate) fn untake(v: Vec<u8>, id: usize) {
     let block = RawBlock::from_vec(v);
-    lock(&REGISTRY).insert(block.ptr as usize, Entry { id, block });
+    registry(block.ptr as usize).insert(block.ptr as usize, Entry { id, block });
+}
+
+/// What the blocks hold right now: `(live, pooled_bytes, backend)`, where `live` counts
+/// blocks lent to JavaScript and not yet given back, `pooled_bytes` the free memory kept
+/// for reuse, and `backend` says how blocks are lent ("v8" or "napi", see [`v8`]).
+pub(crate) fn stats(env: sys::napi_env) -> (usize, usize, &'static str) {
+    let live = REGISTRY.iter().map(|shard| lock(shard).len()).sum();
+    let pooled = POOL
+        .iter()
+        .map(|class| lock(class).iter().map(Vec::capacity).sum::<usize>())
+        .sum();
+    (live, pooled, if v8::enabled(env) { "v8" } else { "napi" })
 }
 
 /// Whether `data[..len]` is a live block (for tests and assertions).
 pub(crate) fn is_block(data: *const u8, len: usize) -> bool {
-    lock(&REGISTRY)
+    registry(data as usize)
         .get(&(data as usize))
         .is_some_and(|e| e.block.len == len)
 }
@@ -228,9 +285,13 @@ pub(crate) unsafe fn lend(env: sys::napi_env, v: Vec<u8>) -> Option<sys::napi_va
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let block = RawBlock::from_vec(v);
     let (data, len) = (block.ptr, block.len);
-    lock(&REGISTRY).insert(data as usize, Entry { id, block });
+    registry(data as usize).insert(data as usize, Entry { id, block });
     // SAFETY: `data[..len]` stays valid until the registry entry is removed, which only
     // the finalizer (after the ArrayBuffer is gone) or `take` (followed by a detach) do.
+    if let Some(ab) = unsafe { v8::external_arraybuffer(env, data, len, id) } {
+        return Some(ab);
+    }
+    // SAFETY: as above.
     let status = unsafe {
         sys::napi_create_external_arraybuffer(
             env,
@@ -245,7 +306,7 @@ pub(crate) unsafe fn lend(env: sys::napi_env, v: Vec<u8>) -> Option<sys::napi_va
         return Some(out);
     }
     // Not created: the block is still ours (no finalizer will run).
-    let entry = lock(&REGISTRY).remove(&(data as usize))?;
+    let entry = registry(data as usize).remove(&(data as usize))?;
     // SAFETY: nothing else refers to the memory.
     let v = unsafe { entry.block.into_vec() };
     let mut copy = ptr::null_mut();
@@ -262,9 +323,18 @@ pub(crate) unsafe fn lend(env: sys::napi_env, v: Vec<u8>) -> Option<sys::napi_va
 
 /// The finalizer of a lent block: recycles it unless it was taken (transferred) first.
 unsafe extern "C" fn finalize_block(_env: sys::napi_env, data: *mut c_void, hint: *mut c_void) {
-    let id = hint as usize;
+    block_gone(data, hint as usize);
+}
+
+/// A lent block's `ArrayBuffer` is gone (collected, detached, or its isolate torn down):
+/// recycles the memory, unless it was taken (transferred) first, when the entry at
+/// `data` is gone or belongs to a later lending of the same address (another id).
+fn block_gone(data: *mut c_void, id: usize) {
+    if DETACHING.get() == data as usize {
+        return; // taken by this thread, which is detaching it
+    }
     let entry = {
-        let mut registry = lock(&REGISTRY);
+        let mut registry = registry(data as usize);
         match registry.get(&(data as usize)) {
             Some(e) if e.id == id => registry.remove(&(data as usize)),
             _ => None,
@@ -273,6 +343,91 @@ unsafe extern "C" fn finalize_block(_env: sys::napi_env, data: *mut c_void, hint
     if let Some(entry) = entry {
         // SAFETY: the ArrayBuffer is gone; the entry was ours to remove.
         recycle(unsafe { entry.block.into_vec() });
+    }
+}
+
+/// Blocks lent through V8's own API (node/src/v8_blocks.cc, built when build.rs finds
+/// node's headers): an `ArrayBuffer` over a V8 backing store whose deleter calls
+/// [`block_gone`], at a fraction of what `napi_create_external_arraybuffer` costs (it
+/// makes a whole Node `Buffer`, with a weak handle, a cleanup hook and a finalizer
+/// deferred to the event loop). Used only when the running node has the major version
+/// whose headers the addon was built with (V8's ABI changes between majors), and not
+/// when `CHANNEL_MESSAGING_NAPI_BLOCKS` is set (then every block goes through N-API).
+mod v8 {
+    use std::ffi::c_void;
+
+    use napi::sys;
+
+    #[cfg(cm_v8)]
+    unsafe extern "C" {
+        fn cm_v8_node_major() -> i32;
+        fn cm_v8_external_arraybuffer(
+            data: *mut c_void,
+            len: usize,
+            hint: *mut c_void,
+        ) -> sys::napi_value;
+    }
+
+    /// Called by V8 when the backing store of a block goes, on any thread (the GC's
+    /// background sweeper included).
+    #[cfg(cm_v8)]
+    #[unsafe(no_mangle)]
+    extern "C" fn cm_block_deleted(data: *mut c_void, _len: usize, hint: *mut c_void) {
+        // never unwinds into V8 (a poisoned lock is recovered by `lock`)
+        let _ = std::panic::catch_unwind(|| super::block_gone(data, hint as usize));
+    }
+
+    /// Whether this environment's node can take blocks through V8's API (decided once).
+    #[cfg(cm_v8)]
+    fn usable(env: sys::napi_env) -> bool {
+        use std::sync::OnceLock;
+        static USABLE: OnceLock<bool> = OnceLock::new();
+        *USABLE.get_or_init(|| {
+            if std::env::var_os("CHANNEL_MESSAGING_NAPI_BLOCKS").is_some() {
+                return false;
+            }
+            let mut version = std::ptr::null();
+            // SAFETY: `env` is a live environment; the result is static in node.
+            let ok =
+                unsafe { sys::napi_get_node_version(env, &mut version) } == sys::Status::napi_ok;
+            // SAFETY: a non-null result points at node's static version record.
+            ok && !version.is_null()
+                && unsafe { (*version).major } as i32 == unsafe { cm_v8_node_major() }
+        })
+    }
+
+    /// Whether blocks are lent through V8's API in this process.
+    pub(super) fn enabled(env: sys::napi_env) -> bool {
+        #[cfg(cm_v8)]
+        return usable(env);
+        #[cfg(not(cm_v8))]
+        {
+            let _ = env;
+            false
+        }
+    }
+
+    /// An `ArrayBuffer` owning the block `data[..len]` (registered under `id`), or
+    /// `None` (the block is still the caller's) where V8's API is not to be used.
+    ///
+    /// # Safety
+    ///
+    /// `env` is the current callback's environment; `data[..len]` is a registered block.
+    pub(super) unsafe fn external_arraybuffer(
+        env: sys::napi_env,
+        data: *mut u8,
+        len: usize,
+        id: usize,
+    ) -> Option<sys::napi_value> {
+        #[cfg(cm_v8)]
+        if usable(env) {
+            // SAFETY: the caller's contract; inside a N-API callback there is a current
+            // isolate and a handle scope for the result.
+            let ab = unsafe { cm_v8_external_arraybuffer(data.cast(), len, id as *mut c_void) };
+            return (!ab.is_null()).then_some(ab);
+        }
+        let _ = (env, data, len, id);
+        None
     }
 }
 

@@ -19,7 +19,9 @@
 //!   come out as `ArrayBuffer`s over blocks (node/src/blocks.rs: a transferred buffer
 //!   arrives without a copy) and its bytes are copied into the scratch when they fit
 //!   (`length`, else -1). When `length` is -1 or `portCount` is not 0, the rest of the
-//!   message (bytes and ports) stays parked for `takePending`;
+//!   message (bytes and ports) stays parked for `takePending`. A message that is one
+//!   transferred buffer and nothing else (its bytes are the encoding registered by
+//!   `setBlockMessage`) comes out as that `ArrayBuffer` itself, with nothing left parked;
 //! - `setGate(endpoint, open)`: whether JS receives from the endpoint (a started port
 //!   that is not closed, ended or transferred); the delivery loop pops only while open;
 //! - `schedule(endpoint, deliver)`: queues the endpoint for the delivery loop (below),
@@ -385,6 +387,12 @@ unsafe fn throw_type_error(env: sys::napi_env, message: &str) -> sys::napi_value
     ptr::null_mut()
 }
 
+unsafe fn throw_range_error(env: sys::napi_env, message: &std::ffi::CStr) -> sys::napi_value {
+    // SAFETY: a NUL-terminated message.
+    unsafe { sys::napi_throw_range_error(env, ptr::null(), message.as_ptr()) };
+    ptr::null_mut()
+}
+
 unsafe fn int32(env: sys::napi_env, v: i32) -> sys::napi_value {
     let mut out = ptr::null_mut();
     // SAFETY: a plain value creation.
@@ -556,6 +564,19 @@ unsafe extern "C" fn fast_take(
             let Some(msg) = pending.as_mut() else {
                 return ptr::null_mut();
             };
+            if msg.port_count() == 0
+                && msg.buffers().len() == 1
+                && !state.block_message.is_empty()
+                && msg.bytes() == state.block_message.as_slice()
+            {
+                // one transferred buffer, nothing else (what postBlock posts): the
+                // buffer is the message
+                let b = pending.take().and_then(|mut m| m.take_buffers().pop());
+                return match b.and_then(|b| blocks::lend(env, blocks::received(b))) {
+                    Some(ab) => ab,
+                    None => throw_range_error(env, c"Array buffer allocation failed"),
+                };
+            }
             let buffers = msg.take_buffers();
             let scratch = state.scratch.bytes();
             let bytes = msg.bytes();
@@ -581,9 +602,7 @@ unsafe extern "C" fn fast_take(
         sys::napi_set_element(env, out, 1, int32(env, ports.min(i32::MAX as usize) as i32));
         for (i, b) in buffers.into_iter().enumerate() {
             let Some(ab) = blocks::lend(env, blocks::received(b)) else {
-                let msg = c"Array buffer allocation failed";
-                sys::napi_throw_range_error(env, ptr::null(), msg.as_ptr());
-                return ptr::null_mut();
+                return throw_range_error(env, c"Array buffer allocation failed");
             };
             sys::napi_set_element(env, out, i as u32 + 2, ab);
         }

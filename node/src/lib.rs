@@ -280,6 +280,28 @@ pub fn is_block(ab: ArrayBuffer<'_>) -> bool {
     blocks::is_block(ab.as_ptr(), ab.len())
 }
 
+/// What `bufferPoolStats()` reports (see node/index.d.ts).
+#[napi(object, object_from_js = false)]
+pub struct BufferPoolStats {
+    /// Zero-copy buffers lent to JavaScript and not yet given back.
+    pub live: u32,
+    /// Free memory kept for reuse by `allocBuffer` and received buffers, in bytes.
+    pub pooled_bytes: f64,
+    /// How zero-copy buffers are made: "v8" (V8's API) or "napi" (N-API).
+    pub backend: String,
+}
+
+/// The state of the zero-copy buffer pool (node/src/blocks.rs).
+#[napi]
+pub fn buffer_pool_stats(env: Env) -> BufferPoolStats {
+    let (live, pooled, backend) = blocks::stats(env.raw());
+    BufferPoolStats {
+        live: u32::try_from(live).unwrap_or(u32::MAX),
+        pooled_bytes: pooled as f64,
+        backend: backend.to_owned(),
+    }
+}
+
 /// A message with buffers or ports (or too large for the scratch), handed to JS whole.
 #[napi(object, object_from_js = false)]
 pub struct PendingMessage {

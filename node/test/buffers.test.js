@@ -13,6 +13,7 @@ const {
   allocBufferUnsafe,
   isZeroCopyBuffer,
   releaseBuffer,
+  bufferPoolStats,
 } = require('..');
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
@@ -284,4 +285,74 @@ test('postMessage(ab, [ab]) with a zero-copy buffer from inside an encode (a get
   assert.strictEqual(new Uint8Array(first)[1], 11);
   assert.deepStrictEqual(receiveMessageOnPort(port2).message, { x: 'x' });
   port1.close();
+});
+
+test('a message that is one transferred buffer arrives as that buffer, by every way of receiving', async () => {
+  const { port1, port2 } = new MessageChannel();
+  const send = (fill, transfer) => {
+    const ab = transfer === 'block' ? allocBufferUnsafe(4096) : new ArrayBuffer(4096);
+    new Uint8Array(ab).fill(fill);
+    port1.postMessage(ab, [ab]);
+    assert.strictEqual(ab.byteLength, 0);
+  };
+  send(1, 'block');
+  send(2, 'plain'); // the general path, the same encoding
+  for (const fill of [1, 2]) {
+    const got = receiveMessageOnPort(port2).message;
+    assert.ok(got instanceof ArrayBuffer);
+    assert.strictEqual(isZeroCopyBuffer(got), true);
+    assert.ok(new Uint8Array(got).every((b) => b === fill));
+  }
+  // the same shape inside something else is decoded as usual
+  const ab = allocBuffer(16);
+  port1.postMessage([ab], [ab]);
+  const [inner] = receiveMessageOnPort(port2).message;
+  assert.strictEqual(inner.byteLength, 16);
+  // 'message' events
+  send(3, 'block');
+  const [ev] = await once(port2, 'message');
+  assert.strictEqual(new Uint8Array(ev)[0], 3);
+  port1.close();
+  port2.close();
+});
+
+test('bufferPoolStats: live buffers and pooled memory, across release and garbage collection', async () => {
+  require('node:v8').setFlagsFromString('--expose-gc');
+  const gc = require('node:vm').runInNewContext('gc');
+  // what earlier tests left behind goes first
+  const settle = async () => {
+    for (let i = 0; i < 5; i++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  };
+  await settle();
+  const before = bufferPoolStats();
+  assert.strictEqual(typeof before.live, 'number');
+  assert.strictEqual(typeof before.pooledBytes, 'number');
+  assert.ok(before.backend === 'v8' || before.backend === 'napi');
+  let held = [];
+  for (let i = 0; i < 40; i++) held.push(allocBufferUnsafe(65536));
+  assert.strictEqual(bufferPoolStats().live, before.live + 40);
+  for (const ab of held.splice(0, 20)) assert.strictEqual(releaseBuffer(ab), true);
+  const released = bufferPoolStats();
+  assert.strictEqual(released.live, before.live + 20);
+  assert.ok(released.pooledBytes >= 20 * 65536 || released.pooledBytes >= 16 * 1024 * 1024);
+  // the other 20 go back once collected (V8 frees them; N-API finalizers run on the loop)
+  held = null;
+  for (let i = 0; i < 40 && bufferPoolStats().live > before.live; i++) await settle();
+  assert.ok(bufferPoolStats().live <= before.live, 'collected buffers are given back');
+});
+
+test('zero-copy buffers are made with V8\'s API where the addon was built for this node', () => {
+  const { execFileSync } = require('node:child_process');
+  const fs = require('node:fs');
+  const probe = "process.stdout.write(require('" + path.join(__dirname, '..').replaceAll('\\', '/') + "').bufferPoolStats().backend)";
+  const env = { ...process.env };
+  delete env.CHANNEL_MESSAGING_NAPI_BLOCKS;
+  const headers = path.join(path.dirname(process.execPath), '..', 'include', 'node', 'v8.h');
+  const expected = fs.existsSync(headers) || process.env.NODE_INCLUDE_DIR ? 'v8' : 'napi';
+  assert.strictEqual(execFileSync(process.execPath, ['-e', probe], { env, encoding: 'utf8' }), expected);
+  env.CHANNEL_MESSAGING_NAPI_BLOCKS = '1';
+  assert.strictEqual(execFileSync(process.execPath, ['-e', probe], { env, encoding: 'utf8' }), 'napi');
 });
