@@ -186,6 +186,11 @@ export interface BufferPoolStats {
   /** Free memory the pool keeps for reuse, in bytes. */
   pooledBytes: number;
   /**
+   * Buffers of a pooled size (4 KiB to 1 MiB) that were allocated fresh because the pool
+   * had none free, since the process started (fresh memory costs page faults).
+   */
+  fresh: number;
+  /**
    * How zero-copy buffers are made in this process: `'v8'` (V8's API, when the addon was
    * built with the running node's headers) or `'napi'` (N-API, any Node version).
    */

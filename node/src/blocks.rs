@@ -81,6 +81,9 @@ struct Entry {
 static REGISTRY: LazyLock<[Mutex<HashMap<usize, Entry, BuildAddrHasher>>; SHARDS]> =
     LazyLock::new(Default::default);
 const SHARDS: usize = 16;
+/// Blocks of a pooled size class allocated fresh (the pool had none), since the
+/// process started.
+static FRESH: AtomicUsize = AtomicUsize::new(0);
 /// Ids for finalizer hints (0 is never used).
 static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
 /// Free blocks, one stack per size class (the last freed, the warmest, goes out first).
@@ -156,6 +159,7 @@ pub(crate) fn vec_of(len: usize, zeroed: bool) -> Option<Vec<u8>> {
         }
     }
     let capacity = if class_of(class_size).is_some() {
+        FRESH.fetch_add(1, Ordering::Relaxed);
         class_size
     } else {
         len
@@ -250,16 +254,29 @@ pub(crate) fn untake(v: Vec<u8>, id: usize) {
     registry(block.ptr as usize).insert(block.ptr as usize, Entry { id, block });
 }
 
-/// What the blocks hold right now: `(live, pooled_bytes, backend)`, where `live` counts
-/// blocks lent to JavaScript and not yet given back, `pooled_bytes` the free memory kept
-/// for reuse, and `backend` says how blocks are lent ("v8" or "napi", see [`v8`]).
-pub(crate) fn stats(env: sys::napi_env) -> (usize, usize, &'static str) {
-    let live = REGISTRY.iter().map(|shard| lock(shard).len()).sum();
-    let pooled = POOL
-        .iter()
-        .map(|class| lock(class).iter().map(Vec::capacity).sum::<usize>())
-        .sum();
-    (live, pooled, if v8::enabled(env) { "v8" } else { "napi" })
+/// What [`stats`] reports.
+pub(crate) struct Stats {
+    /// Blocks lent to JavaScript and not yet given back.
+    pub live: usize,
+    /// Free memory kept for reuse.
+    pub pooled_bytes: usize,
+    /// Blocks of a pooled size that had to be allocated fresh (the pool had none).
+    pub fresh: usize,
+    /// How blocks are lent: "v8" or "napi" (see [`v8`]).
+    pub backend: &'static str,
+}
+
+/// The state of the blocks and their pool.
+pub(crate) fn stats(env: sys::napi_env) -> Stats {
+    Stats {
+        live: REGISTRY.iter().map(|shard| lock(shard).len()).sum(),
+        pooled_bytes: POOL
+            .iter()
+            .map(|class| lock(class).iter().map(Vec::capacity).sum::<usize>())
+            .sum(),
+        fresh: FRESH.load(Ordering::Relaxed),
+        backend: if v8::enabled(env) { "v8" } else { "napi" },
+    }
 }
 
 /// Whether `data[..len]` is a live block (for tests and assertions).

@@ -287,6 +287,8 @@ pub struct BufferPoolStats {
     pub live: u32,
     /// Free memory kept for reuse by `allocBuffer` and received buffers, in bytes.
     pub pooled_bytes: f64,
+    /// Buffers of a pooled size allocated fresh because the pool had none (since start).
+    pub fresh: f64,
     /// How zero-copy buffers are made: "v8" (V8's API) or "napi" (N-API).
     pub backend: String,
 }
@@ -294,11 +296,12 @@ pub struct BufferPoolStats {
 /// The state of the zero-copy buffer pool (node/src/blocks.rs).
 #[napi]
 pub fn buffer_pool_stats(env: Env) -> BufferPoolStats {
-    let (live, pooled, backend) = blocks::stats(env.raw());
+    let s = blocks::stats(env.raw());
     BufferPoolStats {
-        live: u32::try_from(live).unwrap_or(u32::MAX),
-        pooled_bytes: pooled as f64,
-        backend: backend.to_owned(),
+        live: u32::try_from(s.live).unwrap_or(u32::MAX),
+        pooled_bytes: s.pooled_bytes as f64,
+        fresh: s.fresh as f64,
+        backend: s.backend.to_owned(),
     }
 }
 

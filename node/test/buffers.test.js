@@ -330,6 +330,7 @@ test('bufferPoolStats: live buffers and pooled memory, across release and garbag
   const before = bufferPoolStats();
   assert.strictEqual(typeof before.live, 'number');
   assert.strictEqual(typeof before.pooledBytes, 'number');
+  assert.strictEqual(typeof before.fresh, 'number');
   assert.ok(before.backend === 'v8' || before.backend === 'napi');
   let held = [];
   for (let i = 0; i < 40; i++) held.push(allocBufferUnsafe(65536));
@@ -338,6 +339,10 @@ test('bufferPoolStats: live buffers and pooled memory, across release and garbag
   const released = bufferPoolStats();
   assert.strictEqual(released.live, before.live + 20);
   assert.ok(released.pooledBytes >= 20 * 65536 || released.pooledBytes >= 16 * 1024 * 1024);
+  // released memory is what the next allocations get: nothing fresh
+  const fresh = released.fresh;
+  for (let i = 0; i < 10; i++) releaseBuffer(allocBufferUnsafe(65536));
+  assert.strictEqual(bufferPoolStats().fresh, fresh);
   // the other 20 go back once collected (V8 frees them; N-API finalizers run on the loop)
   held = null;
   for (let i = 0; i < 40 && bufferPoolStats().live > before.live; i++) await settle();
