@@ -70,6 +70,8 @@ mod sync;
 pub use broadcast::BroadcastChannel;
 #[cfg(not(loom))]
 pub use collection::PortCollection;
+#[cfg(not(loom))]
+pub use port::WeakPort;
 pub use port::error::{InvalidStateError, PostError, RecvError, RecvTimeoutError, TryRecvError};
 pub use port::{
     Limits, Message, MessageChannel, MessageEvent, MessagePort, PortStats, Ready, ReadyHook, Recv,

@@ -5,7 +5,12 @@
 //! costs one uncontended lock and two threads using different ports never share a lock.
 //! Freeing a slot bumps its generation: a stale handle no longer matches and gives
 //! `CM_ERR_INVALID_HANDLE`, as does 0, a number never issued, or any random number.
+//!
+//! Each slot also publishes a [`stamp`] without a lock (its generation while it holds an
+//! object, 0 when empty, and whether the port has a wake-up installed), which lets
+//! crate::port keep a per-thread cache of port lookups that is checked with one load.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use crate::error::{CM_ERR_INVALID_ARGUMENT, CM_ERR_INVALID_HANDLE, Res, fail};
@@ -27,7 +32,35 @@ struct SlotState {
 
 /// Cache-line aligned: two threads using neighbouring handles never share a line.
 #[repr(align(128))]
-struct Slot(Mutex<SlotState>);
+struct Slot {
+    state: Mutex<SlotState>,
+    /// [`stamp`]'s value for this slot (written with the lock held).
+    stamp: AtomicU64,
+}
+
+/// What a slot holding `object` under `generation` publishes: `generation << 1`, plus 1
+/// when the object is a port with a wake-up installed (whose lookups take the lock).
+fn stamp_of(generation: u32, object: &Object) -> u64 {
+    let wake = matches!(object, Object::Port(e) if e.has_wake());
+    (u64::from(generation) << 1) | u64::from(wake)
+}
+
+/// The stamp of the slot `handle` names: `generation << 1` (plus 1 when a wake-up is
+/// installed) while it holds an object, 0 when it is empty or `handle` names no slot.
+/// Compare with [`stamp_expected`]: equal means `handle` is valid and its port has no
+/// wake-up installed (as of this load: a concurrent close may follow at once, as it may
+/// after any lookup).
+pub(crate) fn stamp(handle: u64) -> u64 {
+    match split(handle).and_then(|(index, _)| slot(index)) {
+        Some(slot) => slot.stamp.load(Ordering::Acquire),
+        None => 0,
+    }
+}
+
+/// The stamp a slot shows while `handle` is valid and its port has no wake-up installed.
+pub(crate) fn stamp_expected(handle: u64) -> u64 {
+    (handle >> 32) << 1
+}
 
 struct Table {
     chunks: [OnceLock<Box<[Slot]>>; CHUNKS],
@@ -86,15 +119,19 @@ pub(crate) fn insert(object: Object) -> Res<u64> {
     };
     let chunk = TABLE.chunks[index as usize / CHUNK].get_or_init(|| {
         (0..CHUNK)
-            .map(|_| {
-                Slot(Mutex::new(SlotState {
+            .map(|_| Slot {
+                state: Mutex::new(SlotState {
                     generation: 1,
                     object: None,
-                }))
+                }),
+                stamp: AtomicU64::new(0),
             })
             .collect()
     });
-    let mut s = lock(&chunk[index as usize % CHUNK].0);
+    let slot = &chunk[index as usize % CHUNK];
+    let mut s = lock(&slot.state);
+    slot.stamp
+        .store(stamp_of(s.generation, &object), Ordering::Release);
     s.object = Some(object);
     Ok((u64::from(s.generation) << 32) | (u64::from(index) + 1))
 }
@@ -109,12 +146,17 @@ pub(crate) fn with<R>(handle: u64, f: impl FnOnce(&mut Object) -> Res<R>) -> Res
     let Some(slot) = slot(index) else {
         return invalid();
     };
-    let mut s = lock(&slot.0);
+    let mut s = lock(&slot.state);
     if s.generation != generation {
         return invalid();
     }
     match s.object.as_mut() {
-        Some(o) => f(o),
+        Some(o) => {
+            let r = f(o);
+            // `f` may have installed or removed a wake-up
+            slot.stamp.store(stamp_of(generation, o), Ordering::Release);
+            r
+        }
         None => invalid(),
     }
 }
@@ -130,13 +172,14 @@ pub(crate) fn remove(handle: u64, check: impl FnOnce(&Object) -> Res) -> Res<Obj
         return invalid();
     };
     let object = {
-        let mut s = lock(&slot.0);
+        let mut s = lock(&slot.state);
         if s.generation != generation || s.object.is_none() {
             return invalid();
         }
         if let Some(o) = s.object.as_ref() {
             check(o)?;
         }
+        slot.stamp.store(0, Ordering::Release);
         let object = s.object.take();
         s.generation = s.generation.wrapping_add(1).max(1);
         object

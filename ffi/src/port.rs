@@ -1,11 +1,12 @@
 //! Channels and ports: create, post, receive, start, close, notify, poll fd, limits.
 
+use std::cell::RefCell;
 use std::ffi::c_void;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use channel_messaging::{Limits, Message, MessageChannel, MessagePort, TryRecvError};
+use channel_messaging::{Limits, Message, MessageChannel, MessagePort, TryRecvError, WeakPort};
 
 use crate::error::*;
 use crate::handles::{self, Object, wrong_kind};
@@ -153,25 +154,91 @@ pub(crate) struct PortEntry {
     wake: Option<Arc<Wake>>,
 }
 
+impl PortEntry {
+    pub(crate) fn has_wake(&self) -> bool {
+        self.wake.is_some()
+    }
+}
+
 pub(crate) fn new_port_handle(port: MessagePort) -> Res<cm_port> {
     handles::insert(Object::Port(PortEntry { port, wake: None }))
+}
+
+/// Ports this thread looked up recently, by handle: a hit costs one load of the slot's
+/// stamp and a weak-reference upgrade, where the table takes a lock and a clone. Weak, so
+/// that a cached port never outlives its last real handle (closing by drop, spec F6).
+/// Direct-mapped; an entry is trusted only while the slot's stamp says the handle is
+/// still valid ([`handles::stamp`]).
+const CACHE_WAYS: usize = 8;
+
+thread_local! {
+    static PORT_CACHE: RefCell<[(cm_port, Option<WeakPort>); CACHE_WAYS]> =
+        const { RefCell::new([const { (0, None) }; CACHE_WAYS]) };
+}
+
+fn cache_way(handle: cm_port) -> usize {
+    (handle as usize ^ (handle >> 32) as usize) % CACHE_WAYS
+}
+
+/// The cached port of `handle`, when the cache has it and the handle is still valid
+/// (with no wake-up installed, when `no_wake`).
+#[inline]
+fn cached_port(handle: cm_port, no_wake: bool) -> Option<MessagePort> {
+    let stamp = handles::stamp(handle);
+    let expected = handles::stamp_expected(handle);
+    let valid = if no_wake {
+        stamp == expected
+    } else {
+        stamp | 1 == expected | 1
+    };
+    if !valid || expected == 0 {
+        return None;
+    }
+    PORT_CACHE
+        .try_with(|c| {
+            let c = c.try_borrow().ok()?;
+            match &c[cache_way(handle)] {
+                (h, Some(weak)) if *h == handle => weak.upgrade(),
+                _ => None,
+            }
+        })
+        .ok()
+        .flatten()
+}
+
+fn cache_port(handle: cm_port, port: &MessagePort) {
+    let _ = PORT_CACHE.try_with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            c[cache_way(handle)] = (handle, Some(port.downgrade()));
+        }
+    });
 }
 
 /// A clone of the port behind `handle`.
 #[inline]
 pub(crate) fn get_port(handle: cm_port) -> Res<MessagePort> {
-    handles::with(handle, |o| match o {
+    if let Some(p) = cached_port(handle, false) {
+        return Ok(p);
+    }
+    let p = handles::with(handle, |o| match o {
         Object::Port(e) => Ok(e.port.clone()),
         _ => wrong_kind(handle, "port"),
-    })
+    })?;
+    cache_port(handle, &p);
+    Ok(p)
 }
 
 #[inline]
 fn get_port_and_wake(handle: cm_port) -> Res<(MessagePort, Option<Arc<Wake>>)> {
-    handles::with(handle, |o| match o {
+    if let Some(p) = cached_port(handle, true) {
+        return Ok((p, None));
+    }
+    let (p, wake) = handles::with(handle, |o| match o {
         Object::Port(e) => Ok((e.port.clone(), e.wake.clone())),
         _ => wrong_kind(handle, "port"),
-    })
+    })?;
+    cache_port(handle, &p);
+    Ok((p, wake))
 }
 
 /// The ports behind a transfer list of handles.

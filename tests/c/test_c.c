@@ -750,6 +750,60 @@ static void poll_fd_is_readable_while_messages_wait(void) {
   OK(cm_port_close(b));
 }
 
+/* Handles looked up on this thread are cached (ffi/src/port.rs); the cache must never
+ * outlive the handle, keep a port alive, or hide a wake-up installed later. */
+static void handle_lookups_stay_exact_after_close_reuse_transfer_and_fd(void) {
+  cm_port a, b;
+  OK(cm_channel_new(&a, &b));
+  OK(cm_port_start(a)); /* looked up: cached */
+  OK(cm_port_close(a));
+  CHECK_STATUS(cm_port_start(a), CM_ERR_INVALID_HANDLE);
+  cm_value *v = tick(1);
+  CHECK_STATUS(cm_port_post(a, v, NULL, 0), CM_ERR_INVALID_HANDLE);
+  cm_message *m;
+  CHECK_STATUS(cm_port_recv(a, 0, &m), CM_ERR_INVALID_HANDLE);
+  /* the freed slot is reused under a new generation: the old handle stays invalid */
+  cm_port c, d;
+  OK(cm_channel_new(&c, &d));
+  CHECK(c != a && d != a);
+  CHECK_STATUS(cm_port_start(a), CM_ERR_INVALID_HANDLE);
+  OK(cm_port_post(c, v, NULL, 0));
+  OK(cm_port_recv(d, 1000, &m));
+  cm_message_free(m);
+
+  /* a port looked up here, then transferred in a message that is discarded unread,
+   * closes as if garbage-collected (F6): the cache holds no reference that keeps it */
+  cm_port p, q, s, r;
+  OK(cm_channel_new(&p, &q));
+  OK(cm_channel_new(&s, &r));
+  OK(cm_port_start(p));
+  cm_value *carrier = cm_value_new_port(0);
+  OK(cm_port_post(s, carrier, &p, 1));
+  cm_value_free(carrier);
+  CHECK_STATUS(cm_port_start(p), CM_ERR_INVALID_HANDLE);
+  OK(cm_port_close(r)); /* the message with p in it is dropped */
+  CHECK_STATUS(cm_port_recv(q, 2000, &m), CM_CLOSED);
+
+  /* a wake-up installed after the port was cached is honoured: the fd resets once the
+   * queue is drained */
+  CHECK_STATUS(cm_port_recv(d, 0, &m), CM_EMPTY); /* cached, no fd yet */
+  int fd = -1;
+  OK(cm_port_fd(d, &fd));
+  OK(cm_port_post(c, v, NULL, 0));
+  CHECK(readable(fd, 1000));
+  OK(cm_port_recv(d, 0, &m));
+  cm_message_free(m);
+  CHECK_STATUS(cm_port_recv(d, 0, &m), CM_EMPTY);
+  CHECK(!readable(fd, 0));
+
+  cm_value_free(v);
+  OK(cm_port_close(b));
+  OK(cm_port_close(c));
+  OK(cm_port_close(d));
+  OK(cm_port_close(q));
+  OK(cm_port_close(s));
+}
+
 /* ---- the notify callback ------------------------------------------------------------- */
 
 struct notified {
@@ -1214,6 +1268,7 @@ static const struct test TESTS[] = {
     T(golden_vectors_decode_and_encode),
     T(misuse_returns_errors_without_crashing),
     T(poll_fd_is_readable_while_messages_wait),
+    T(handle_lookups_stay_exact_after_close_reuse_transfer_and_fd),
     T(b2_notify_callback_fires_and_frees_its_user_data),
     T(flow_control_limits_and_stats),
     T(h_collection_posts_to_every_member),

@@ -197,6 +197,19 @@ pub struct PortStats {
     pub limits: Limits,
 }
 
+/// A weak reference to a [`MessagePort`] ([`MessagePort::downgrade`]).
+#[cfg(not(loom))]
+#[derive(Clone, Debug)]
+pub struct WeakPort(std::sync::Weak<PortState>);
+
+#[cfg(not(loom))]
+impl WeakPort {
+    /// The port, if any `MessagePort` handle to it is still alive.
+    pub fn upgrade(&self) -> Option<MessagePort> {
+        self.0.upgrade().map(MessagePort)
+    }
+}
+
 impl MessagePort {
     fn from_parts(inbox: Arc<Inbox>, link: Option<Arc<Inbox>>) -> Self {
         MessagePort(Arc::new(PortState {
@@ -630,6 +643,25 @@ impl MessagePort {
     /// Whether this handle was transferred away (and is therefore inert).
     pub fn is_detached(&self) -> bool {
         self.flags() & DETACHED != 0
+    }
+
+    /// A reference to this port that does not keep it alive: when the last
+    /// `MessagePort` handle goes, the port is closed as if garbage-collected (spec F6)
+    /// whatever weak references remain. For caches and registries of ports.
+    ///
+    /// ```
+    /// use channel_messaging::MessageChannel;
+    ///
+    /// let (a, b) = MessageChannel::new().into_ports();
+    /// let weak = a.downgrade();
+    /// assert!(weak.upgrade().is_some());
+    /// drop(a);
+    /// assert!(weak.upgrade().is_none());
+    /// assert!(b.recv().is_err()); // the partner sees the close
+    /// ```
+    #[cfg(not(loom))]
+    pub fn downgrade(&self) -> WeakPort {
+        WeakPort(std::sync::Arc::downgrade(&self.0))
     }
 
     /// Whether the port still has a partner to post to (false once either side closed
