@@ -63,6 +63,8 @@ pub use wire::{DecodeError, DecodeErrorKind};
 mod broadcast;
 #[cfg(not(loom))]
 mod collection;
+#[cfg(not(loom))]
+pub mod pool;
 mod port;
 mod sync;
 

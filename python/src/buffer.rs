@@ -6,7 +6,8 @@
 //! number of live buffer exports (memoryviews), and a detached flag. Transferring takes
 //! the `Vec` (its heap block goes on to the receiver unchanged) and detaches the object:
 //! length 0, and any further use of its bytes raises `DetachedError`. Blocks of freed
-//! Buffers go to the pool of pool.rs, which `Buffer(n)` and received copies draw from.
+//! Buffers go to the core's block pool (`channel_messaging::pool`), which `Buffer(n)` and
+//! received copies draw from.
 
 use std::ffi::{c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -20,7 +21,7 @@ use pyo3::types::{PyDict, PyTuple, PyType};
 
 use crate::capi::{self, PyBuffer};
 use crate::errors;
-use crate::pool;
+use channel_messaging::pool;
 
 #[repr(C)]
 struct RawBuffer {

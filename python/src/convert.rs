@@ -965,7 +965,7 @@ pub fn decode_message<'py>(
                 Some(b) => buffer::restore(&obj, b.into_vec()),
                 None => {
                     if let Some(first) = installed.get(&idx) {
-                        let copy = crate::pool::take_copy(buffer::bytes_of(first)?);
+                        let copy = channel_messaging::pool::take_copy(buffer::bytes_of(first)?);
                         buffer::restore(&obj, copy);
                     }
                 }
@@ -1352,7 +1352,9 @@ impl<'py> Decoder<'_, 'py> {
                 PyBytes::new(py, &bytes).call_method1("decode", ("utf-16-le", "surrogatepass"))?
             }
             Event::Buffer(data) => match data {
-                BufferData::Inline(b) => buffer::new_buffer(py, crate::pool::take_copy(b))?,
+                BufferData::Inline(b) => {
+                    buffer::new_buffer(py, channel_messaging::pool::take_copy(b))?
+                }
                 BufferData::Side { index, .. } => {
                     let obj = buffer::new_buffer(py, Vec::new())?;
                     self.deferred.push((obj.clone(), index));

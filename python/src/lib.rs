@@ -13,7 +13,6 @@ mod errors;
 mod events;
 mod fast;
 mod handoff;
-mod pool;
 mod port;
 
 /// The private native module `channel_messaging._native`.

@@ -1,38 +1,42 @@
-//! The `Buffer` block pool: a bounded, process-wide cache of large freed `Buffer`
-//! blocks, sorted by size class, that `Buffer(n)` (and a received Buffer that must be
-//! copied) reuses instead of asking the allocator for fresh memory.
+//! A bounded, process-wide pool of freed byte blocks, by size class, for the bindings'
+//! buffers: allocating a large buffer takes a recently freed block of its class instead
+//! of fresh memory from the allocator.
 //!
-//! Why: a transferred Buffer is usually freed by another thread than the one that
-//! made it, and under the GIL a producer runs for a whole switch interval (5 ms) before
-//! its consumer gets the GIL, so hundreds of blocks are in flight at once (a 64 KiB
-//! producer/consumer pair keeps 30-90 MB in flight). When the consumer frees them, glibc
-//! coalesces them into the top of the heap and trims it (`brk`) back to the kernel; the
-//! producer's next burst grows the heap again and every new block is faulted in page by
-//! page (the kernel clears each page, then `calloc` clears it again). Measured on the
-//! benchmark machine, `Buffer(65536)` in bursts of 16-3000 live blocks cost 12-28 us
-//! without the pool and 1.4-5.7 us with it. The pool keeps freed blocks mapped: a hit
-//! costs one lock and one `memset` of the requested length over resident memory.
+//! Why: a transferred buffer is usually freed by another thread than the one that made
+//! it, and a producer that runs ahead of its consumer has hundreds of blocks in flight.
+//! When the consumer frees them, glibc coalesces them into the top of the heap and trims
+//! it back to the kernel; the producer's next burst grows the heap again and every new
+//! block is faulted in page by page (the kernel clears each page, then `calloc` clears
+//! it again). On the benchmark machine a fresh 64 KiB block costs 15-25 µs that way, a
+//! pooled one a lock and, when asked for, one pass over resident memory.
 //!
 //! Rules:
-//! - Only blocks with a capacity in `[MIN_BLOCK, MAX_BLOCK]` are pooled; smaller ones
+//! - Only blocks with a capacity in [`MIN_BLOCK`, `MAX_BLOCK`] are pooled; smaller ones
 //!   are cheap for the allocator, larger ones are rare and big.
 //! - A block sits in the class of the largest class size not above its capacity; a
 //!   request for `n` bytes takes from the class of the smallest class size not below `n`,
 //!   so any block there is large enough. Classes are a quarter power of two apart, so a
 //!   block's slack is at most 25 %; blocks this module allocates have a class size as
 //!   capacity, so they come back to the class they were taken from.
-//! - The pool holds at most `limit` bytes (capacities counted); a block that would go
-//!   over is freed at once. `limit == 0` disables the pool.
-//! - Reused memory is never handed out as is: `take_zeroed` clears the `n` bytes it
-//!   returns and `take_copy` overwrites them, so a Buffer never shows another one's bytes.
+//! - The pool holds at most [`limit`](set_limit) bytes (capacities counted); a block that
+//!   would go over is freed at once. A limit of 0 disables the pool.
+//! - Reused memory is never handed out as is: [`take_zeroed`] clears the `n` bytes it
+//!   returns, [`take_filled`] fills them and [`take_copy`] overwrites them, so a buffer
+//!   never shows another one's bytes.
 //! - Most recently freed blocks are reused first (warmest in the caches).
 //!
-//! The lock is only ever taken with the GIL held (Buffer creation and deallocation, the
-//! decoder, the three module functions), so it is uncontended and never held by another
-//! thread when `os.fork()` runs (which holds the GIL); it is a real mutex anyway so that
-//! correctness does not depend on the GIL. Nothing here calls back into Python.
+//! Nothing here calls back into user code; the one lock is held for a push or a pop.
+//!
+//! ```
+//! use channel_messaging::pool;
+//!
+//! let block = pool::take_zeroed(64 * 1024); // 64 KiB of zeros
+//! pool::give(block);                          // kept for the next taker
+//! let again = pool::take_filled(64 * 1024, 7);
+//! assert!(again.iter().all(|&b| b == 7));
+//! assert!(pool::stats().hits >= 1);
+//! ```
 
-use std::alloc::{Layout, alloc, alloc_zeroed, handle_alloc_error};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// The smallest pooled capacity (16 KiB).
@@ -122,39 +126,24 @@ impl Pool {
     }
 }
 
-/// A fresh block of capacity `class_size(ceil_class(n))`, length `n`, every byte zero.
+/// A fresh block of capacity `class_size(ceil_class(n))`, length `n`, every byte zero
+/// (`vec![0; cap]` allocates zeroed memory, which skips clearing pages fresh from the
+/// kernel).
 fn fresh_zeroed(n: usize) -> Vec<u8> {
-    let cap = class_size(ceil_class(n));
-    let layout = match Layout::array::<u8>(cap) {
-        Ok(l) => l,
-        // cap <= MAX_BLOCK: never happens.
-        Err(_) => return vec![0u8; n],
-    };
-    // SAFETY: `layout` has a non-zero size. `calloc` skips clearing memory that is
-    // fresh from the kernel, which `vec![0; n]` also relies on.
-    let ptr = unsafe { alloc_zeroed(layout) };
-    if ptr.is_null() {
-        handle_alloc_error(layout);
-    }
-    // SAFETY: allocated by the global allocator with the layout of `[u8; cap]`; the first
-    // `n <= cap` bytes are initialized (zero).
-    unsafe { Vec::from_raw_parts(ptr, n, cap) }
+    let mut v = vec![0u8; class_size(ceil_class(n))];
+    v.truncate(n);
+    v
 }
 
 /// A fresh block of capacity `class_size(ceil_class(n))` and length 0.
 fn fresh_empty(n: usize) -> Vec<u8> {
-    let cap = class_size(ceil_class(n));
-    let layout = match Layout::array::<u8>(cap) {
-        Ok(l) => l,
-        Err(_) => return Vec::with_capacity(n),
-    };
-    // SAFETY: `layout` has a non-zero size.
-    let ptr = unsafe { alloc(layout) };
-    if ptr.is_null() {
-        handle_alloc_error(layout);
-    }
-    // SAFETY: allocated by the global allocator with the layout of `[u8; cap]`; empty.
-    unsafe { Vec::from_raw_parts(ptr, 0, cap) }
+    Vec::with_capacity(class_size(ceil_class(n)))
+}
+
+/// Pops a block for `n` bytes (`n` pooled) unless the pool is off or has none.
+fn reuse(n: usize) -> Option<Vec<u8>> {
+    let mut p = pool();
+    if p.limit == 0 { None } else { p.pop(n) }
 }
 
 /// `n` zero bytes, in a pooled block when one is free.
@@ -162,11 +151,7 @@ pub fn take_zeroed(n: usize) -> Vec<u8> {
     if !pooled_size(n) {
         return vec![0u8; n];
     }
-    let reused = {
-        let mut p = pool();
-        if p.limit == 0 { None } else { p.pop(n) }
-    };
-    match reused {
+    match reuse(n) {
         Some(mut v) => {
             v.clear();
             v.resize(n, 0);
@@ -176,6 +161,20 @@ pub fn take_zeroed(n: usize) -> Vec<u8> {
     }
 }
 
+/// `n` bytes of value `fill`, in a pooled block when one is free.
+pub fn take_filled(n: usize, fill: u8) -> Vec<u8> {
+    if fill == 0 {
+        return take_zeroed(n);
+    }
+    if !pooled_size(n) {
+        return vec![fill; n];
+    }
+    let mut v = reuse(n).unwrap_or_else(|| fresh_empty(n));
+    v.clear();
+    v.resize(n, fill);
+    v
+}
+
 /// A copy of `bytes`, in a pooled block when one is free (no clearing: every byte is
 /// overwritten).
 pub fn take_copy(bytes: &[u8]) -> Vec<u8> {
@@ -183,11 +182,7 @@ pub fn take_copy(bytes: &[u8]) -> Vec<u8> {
     if !pooled_size(n) {
         return bytes.to_vec();
     }
-    let reused = {
-        let mut p = pool();
-        if p.limit == 0 { None } else { p.pop(n) }
-    };
-    let mut v = reused.unwrap_or_else(|| fresh_empty(n));
+    let mut v = reuse(n).unwrap_or_else(|| fresh_empty(n));
     v.clear();
     v.extend_from_slice(bytes);
     v
@@ -211,15 +206,22 @@ pub fn give(v: Vec<u8>) {
     p.classes[floor_class(cap)].push(v);
 }
 
-/// What `buffer_pool_stats()` reports.
+/// What [`stats`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stats {
+    /// The bound, in bytes ([`set_limit`]).
     pub limit: usize,
+    /// The capacities of the blocks held, summed.
     pub bytes: usize,
+    /// How many blocks are held.
     pub blocks: usize,
+    /// Requests served from the pool, since the process started.
     pub hits: u64,
+    /// Requests of a pooled size that found no block (fresh memory), since the start.
     pub misses: u64,
 }
 
+/// The pool's bound, contents and counters.
 pub fn stats() -> Stats {
     let p = pool();
     Stats {
