@@ -1347,8 +1347,12 @@ cm_buffer *cm_buffer_new(const uint8_t *bytes, size_t len);
  * before the buffer is first handed to the library (posted, written into a message or
  * value, cloned); from then on they are read-only. Moving it into a message with
  * `cm_writer_buffer_move` is the cheapest way to send bytes: the receiver gets this very
- * memory, with no copy and no allocation besides the bytes themselves. Owned by the
- * caller (`cm_buffer_free`, or consumed by `cm_writer_buffer_move`); NULL on failure.
+ * memory, with no copy and no allocation besides the bytes themselves. Buffers of 16 KiB
+ * to 16 MiB come from a process-wide pool of freed blocks (the memory of buffers
+ * received with `cm_port_recv_with` or freed with `cm_buffer_free` returns to it), so a
+ * stream of such buffers reuses warm memory instead of page-faulting in fresh memory.
+ * Owned by the caller (`cm_buffer_free`, or consumed by `cm_writer_buffer_move`); NULL
+ * on failure.
  */
 cm_buffer *cm_buffer_alloc(size_t len, uint8_t fill, uint8_t **data);
 

@@ -205,7 +205,13 @@ pub unsafe extern "C" fn cm_port_recv_with(
         // SAFETY: the caller's callback with its user data; the reader pointer is valid
         // for the duration of the call (cm_reader's contract).
         let status = unsafe { read((&raw mut ctx).cast::<cm_reader>(), user_data) };
-        match ctx.error {
+        let error = ctx.error;
+        drop(ctx.r);
+        // the reader is done with the bytes: their memory goes back to the block pool
+        for b in m.take_buffers() {
+            crate::value::recycle(b);
+        }
+        match error {
             Some(e) => Err(e.into()),
             None => Ok(status),
         }

@@ -1320,13 +1320,25 @@ pub unsafe extern "C" fn cm_buffer_new(bytes: *const u8, len: usize) -> *mut cm_
     })
 }
 
+/// Gives the memory of a buffer nothing else shares to the block pool (see
+/// `cm_buffer_alloc`); a shared one just loses this reference.
+pub(crate) fn recycle(b: Buffer) {
+    if b.is_unique() && channel_messaging::pool::pooled_size(b.len()) {
+        channel_messaging::pool::give(b.into_vec());
+    }
+}
+
 /// A new buffer of `len` bytes, each set to `fill`, in memory the library allocates;
 /// `*data` = where they are, for the caller to write (`data` may be NULL). Write them
 /// before the buffer is first handed to the library (posted, written into a message or
 /// value, cloned); from then on they are read-only. Moving it into a message with
 /// `cm_writer_buffer_move` is the cheapest way to send bytes: the receiver gets this very
-/// memory, with no copy and no allocation besides the bytes themselves. Owned by the
-/// caller (`cm_buffer_free`, or consumed by `cm_writer_buffer_move`); NULL on failure.
+/// memory, with no copy and no allocation besides the bytes themselves. Buffers of 16 KiB
+/// to 16 MiB come from a process-wide pool of freed blocks (the memory of buffers
+/// received with `cm_port_recv_with` or freed with `cm_buffer_free` returns to it), so a
+/// stream of such buffers reuses warm memory instead of page-faulting in fresh memory.
+/// Owned by the caller (`cm_buffer_free`, or consumed by `cm_writer_buffer_move`); NULL
+/// on failure.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cm_buffer_alloc(
     len: usize,
@@ -1337,7 +1349,7 @@ pub unsafe extern "C" fn cm_buffer_alloc(
         if isize::try_from(len).is_err() {
             return fail(CM_ERR_INVALID_ARGUMENT, "len is too large");
         }
-        let mut bytes = vec![fill; len];
+        let mut bytes = channel_messaging::pool::take_filled(len, fill);
         let ptr = bytes.as_mut_ptr();
         let buffer = Buffer::from(bytes);
         debug_assert_eq!(buffer.as_ptr(), ptr.cast_const());
@@ -1409,7 +1421,8 @@ pub unsafe extern "C" fn cm_buffer_free(buffer: *mut cm_buffer) {
     let _ = guard(|| {
         if !buffer.is_null() {
             // SAFETY: an owned cm_buffer comes from Box::into_raw in this crate.
-            drop(unsafe { Box::from_raw(buffer) });
+            let b = unsafe { Box::from_raw(buffer) };
+            recycle(b.0);
         }
         Ok(CM_OK)
     });

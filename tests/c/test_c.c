@@ -1251,6 +1251,51 @@ static void w3b_allocated_buffers_move_into_the_message(void) {
   OK(cm_port_close(b));
 }
 
+/* The memory of a buffer read with cm_port_recv_with (or freed unshared) goes back to the
+ * block pool, and the next cm_buffer_alloc of its size reuses it, filled as asked. */
+static cm_status read_buffer_ptr(cm_reader *r, void *ud) {
+  cm_event e;
+  cm_status s = cm_reader_next(r, &e);
+  if (s != CM_OK) return s;
+  if (e.type != CM_EVENT_BUFFER) return CM_ERR_WRONG_KIND;
+  *(const uint8_t **)ud = e.ptr;
+  return CM_OK;
+}
+
+static void allocated_buffers_are_reused_once_read(void) {
+  cm_port a, b;
+  OK(cm_channel_new(&a, &b));
+  uint8_t *data = NULL;
+  cm_buffer *buf = cm_buffer_alloc(64 * 1024, 0, &data);
+  CHECK(buf != NULL);
+  memset(data, 0xaa, 64 * 1024);
+  OK(cm_port_post_with(a, write_moved, &buf, NULL, 0));
+  const uint8_t *seen = NULL;
+  OK(cm_port_recv_with(b, 1000, read_buffer_ptr, &seen));
+  CHECK(seen == data);
+  uint8_t *again = NULL;
+  cm_buffer *next = cm_buffer_alloc(64 * 1024, 3, &again);
+  CHECK(again == data); /* the same memory, warm */
+  CHECK(again[0] == 3 && again[40000] == 3 && again[64 * 1024 - 1] == 3);
+  cm_buffer_free(next); /* unshared: its memory goes back too */
+  uint8_t *third = NULL;
+  cm_buffer *zeroed = cm_buffer_alloc(64 * 1024, 0, &third);
+  CHECK(third == data);
+  CHECK(third[0] == 0 && third[100] == 0 && third[64 * 1024 - 1] == 0);
+  /* a buffer still shared (a value holds it) is not taken back by cm_buffer_free */
+  cm_value *holder = cm_value_new_buffer_from(zeroed);
+  CHECK(holder != NULL);
+  cm_buffer_free(zeroed);
+  uint8_t *fourth = NULL;
+  cm_buffer *other = cm_buffer_alloc(64 * 1024, 1, &fourth);
+  CHECK(fourth != third);
+  CHECK(third[5] == 0); /* still the value's, untouched */
+  cm_buffer_free(other);
+  cm_value_free(holder);
+  OK(cm_port_close(a));
+  OK(cm_port_close(b));
+}
+
 /* ---- main ---------------------------------------------------------------------------- */
 
 struct test {
@@ -1269,6 +1314,7 @@ static const struct test TESTS[] = {
     T(misuse_returns_errors_without_crashing),
     T(poll_fd_is_readable_while_messages_wait),
     T(handle_lookups_stay_exact_after_close_reuse_transfer_and_fd),
+    T(allocated_buffers_are_reused_once_read),
     T(b2_notify_callback_fires_and_frees_its_user_data),
     T(flow_control_limits_and_stats),
     T(h_collection_posts_to_every_member),
