@@ -186,8 +186,8 @@ export interface BufferPoolStats {
   /** Free memory the pool keeps for reuse, in bytes. */
   pooledBytes: number;
   /**
-   * Buffers of a pooled size (4 KiB to 1 MiB) that were allocated fresh because the pool
-   * had none free, since the process started (fresh memory costs page faults).
+   * Requests for a buffer of a pooled size (16 KiB to 16 MiB) that found no free block
+   * and took fresh memory, since the process started (fresh memory costs page faults).
    */
   fresh: number;
   /**

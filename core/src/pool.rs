@@ -20,9 +20,9 @@
 //!   capacity, so they come back to the class they were taken from.
 //! - The pool holds at most [`limit`](set_limit) bytes (capacities counted); a block that
 //!   would go over is freed at once. A limit of 0 disables the pool.
-//! - Reused memory is never handed out as is: [`take_zeroed`] clears the `n` bytes it
-//!   returns, [`take_filled`] fills them and [`take_copy`] overwrites them, so a buffer
-//!   never shows another one's bytes.
+//! - Reused memory is handed out as is only by [`take`], for takers that overwrite it
+//!   whole; [`take_zeroed`] clears the `n` bytes it returns, [`take_filled`] fills them
+//!   and [`take_copy`] overwrites them.
 //! - Most recently freed blocks are reused first (warmest in the caches).
 //!
 //! Nothing here calls back into user code; the one lock is held for a push or a pop.
@@ -155,6 +155,25 @@ pub fn take_zeroed(n: usize) -> Vec<u8> {
         Some(mut v) => {
             v.clear();
             v.resize(n, 0);
+            v
+        }
+        None => fresh_zeroed(n),
+    }
+}
+
+/// `n` bytes of unspecified content (a recycled block's old bytes, or zeros), in a pooled
+/// block when one is free: for a buffer its taker overwrites whole.
+pub fn take(n: usize) -> Vec<u8> {
+    if !pooled_size(n) {
+        return vec![0u8; n];
+    }
+    match reuse(n) {
+        Some(mut v) => {
+            if v.len() >= n {
+                v.truncate(n);
+            } else {
+                v.resize(n, 0);
+            }
             v
         }
         None => fresh_zeroed(n),

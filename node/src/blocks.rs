@@ -7,11 +7,11 @@
 //!   back from JavaScript (the `ArrayBuffer` is detached) and moves it into the message as
 //!   a `Vec<u8>`: no byte is copied. The receiver lends the same memory to its own
 //!   JavaScript as a new block.
-//! - When a block's `ArrayBuffer` is garbage-collected, its memory goes to a small
-//!   process-wide pool of recently freed blocks (size classes of powers of two from
-//!   4 KiB to 1 MiB, at most [`POOL_BYTES_PER_CLASS`] each), which `allocBuffer` and the
-//!   copies made for other buffers draw from: recycled memory is already mapped, so it
-//!   costs no page faults (which dominate fresh 64 KiB allocations).
+//! - When a block's `ArrayBuffer` is garbage-collected or released, its memory goes to
+//!   the core's process-wide pool of freed blocks (`channel_messaging::pool`, shared
+//!   with the other faces), which `allocBuffer` and the copies made for other buffers
+//!   draw from: recycled memory is already mapped, so it costs no page faults (which
+//!   dominate fresh 64 KiB allocations).
 //!
 //! Ownership: a live block is listed in [`REGISTRY`] under its address, with the id that
 //! its `ArrayBuffer`'s finalizer carries as hint. Whoever removes the entry owns the
@@ -29,17 +29,10 @@ use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
-use channel_messaging::Buffer;
+use channel_messaging::{Buffer, pool};
 use napi::sys;
 
 use crate::lock;
-
-/// Smallest and largest pooled size class (bytes, powers of two).
-const MIN_CLASS: usize = 4 * 1024;
-const MAX_CLASS: usize = 1024 * 1024;
-const CLASSES: usize = (MAX_CLASS.trailing_zeros() - MIN_CLASS.trailing_zeros() + 1) as usize;
-/// At most this many bytes of free blocks are kept per size class.
-pub(crate) const POOL_BYTES_PER_CLASS: usize = 16 * 1024 * 1024;
 
 /// A block's memory while JavaScript holds it: the raw parts of its `Vec<u8>`.
 struct RawBlock {
@@ -81,13 +74,8 @@ struct Entry {
 static REGISTRY: LazyLock<[Mutex<HashMap<usize, Entry, BuildAddrHasher>>; SHARDS]> =
     LazyLock::new(Default::default);
 const SHARDS: usize = 16;
-/// Blocks of a pooled size class allocated fresh (the pool had none), since the
-/// process started.
-static FRESH: AtomicUsize = AtomicUsize::new(0);
 /// Ids for finalizer hints (0 is never used).
 static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
-/// Free blocks, one stack per size class (the last freed, the warmest, goes out first).
-static POOL: LazyLock<[Mutex<Vec<Vec<u8>>>; CLASSES]> = LazyLock::new(Default::default);
 
 /// The registry shard of the block at `addr`, locked.
 fn registry(addr: usize) -> MutexGuard<'static, HashMap<usize, Entry, BuildAddrHasher>> {
@@ -126,69 +114,36 @@ thread_local! {
     static DETACHING: Cell<usize> = const { Cell::new(0) };
 }
 
-fn class_of(capacity: usize) -> Option<usize> {
-    (MIN_CLASS..=MAX_CLASS)
-        .contains(&capacity)
-        .then_some(capacity)
-        .filter(|c| c.is_power_of_two())
-        .map(|c| (c.trailing_zeros() - MIN_CLASS.trailing_zeros()) as usize)
-}
-
-/// A `Vec<u8>` of length `len`, from the pool when one of its class is free. With
+/// A `Vec<u8>` of length `len`, from the pool when it has a block of that size. With
 /// `zeroed` its bytes are 0; without, they are whatever a recycled block held (always
 /// initialized). `None` when the memory cannot be had.
 pub(crate) fn vec_of(len: usize, zeroed: bool) -> Option<Vec<u8>> {
-    // small buffers are not worth a size class (up to half of it would be slack)
-    let class_size = if len < MIN_CLASS / 2 {
-        len
-    } else {
-        len.max(MIN_CLASS).checked_next_power_of_two()?
-    };
-    if let Some(class) = class_of(class_size) {
-        let recycled = lock(&POOL[class]).pop();
-        if let Some(mut v) = recycled {
-            if zeroed || len > v.len() {
-                // only the bytes past the initialized prefix need writing when not zeroed
-                let keep = if zeroed { 0 } else { v.len() };
-                v.truncate(keep);
-                v.resize(len, 0);
-            } else {
-                v.truncate(len);
-            }
-            return Some(v);
-        }
+    if pool::pooled_size(len) {
+        return Some(if zeroed {
+            pool::take_zeroed(len)
+        } else {
+            pool::take(len)
+        });
     }
-    let capacity = if class_of(class_size).is_some() {
-        FRESH.fetch_add(1, Ordering::Relaxed);
-        class_size
-    } else {
-        len
-    };
     // calloc: fresh pages come zeroed from the kernel, without a memset pass
-    let layout = std::alloc::Layout::array::<u8>(capacity).ok()?;
-    if capacity == 0 {
+    let layout = std::alloc::Layout::array::<u8>(len).ok()?;
+    if len == 0 {
         return Some(Vec::new());
     }
-    // SAFETY: a non-zero layout; the memory is zeroed, so all `capacity` bytes are
+    // SAFETY: a non-zero layout; the memory is zeroed, so all `len` bytes are
     // initialized, and it came from the global allocator with that capacity.
     unsafe {
         let p = std::alloc::alloc_zeroed(layout);
         if p.is_null() {
             return None;
         }
-        Some(Vec::from_raw_parts(p, len, capacity))
+        Some(Vec::from_raw_parts(p, len, len))
     }
 }
 
 /// Gives a block that nothing references any more back to the pool (or frees it).
 pub(crate) fn recycle(v: Vec<u8>) {
-    let Some(class) = class_of(v.capacity()) else {
-        return;
-    };
-    let mut pool = lock(&POOL[class]);
-    if (pool.len() + 1) * v.capacity() <= POOL_BYTES_PER_CLASS {
-        pool.push(v);
-    }
+    pool::give(v);
 }
 
 /// A copy of `bytes` in pooled memory.
@@ -270,11 +225,8 @@ pub(crate) struct Stats {
 pub(crate) fn stats(env: sys::napi_env) -> Stats {
     Stats {
         live: REGISTRY.iter().map(|shard| lock(shard).len()).sum(),
-        pooled_bytes: POOL
-            .iter()
-            .map(|class| lock(class).iter().map(Vec::capacity).sum::<usize>())
-            .sum(),
-        fresh: FRESH.load(Ordering::Relaxed),
+        pooled_bytes: pool::stats().bytes,
+        fresh: pool::stats().misses as usize,
         backend: if v8::enabled(env) { "v8" } else { "napi" },
     }
 }
@@ -468,15 +420,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn classes() {
-        assert_eq!(class_of(4096), Some(0));
-        assert_eq!(class_of(64 * 1024), Some(4));
-        assert_eq!(class_of(1 << 20), Some(CLASSES - 1));
-        assert_eq!(class_of(5000), None);
-        assert_eq!(class_of(2 << 20), None);
-    }
-
-    #[test]
     fn pool_recycles_and_zeroes() {
         let mut v = vec_of(64 * 1024, true).unwrap();
         assert_eq!(v.capacity(), 64 * 1024);
@@ -491,5 +434,7 @@ mod tests {
         assert!(z.iter().all(|&b| b == 0));
         let odd = vec_of(3 << 20, true).unwrap();
         assert_eq!(odd.len(), 3 << 20);
+        let big = vec_of(40 << 20, true).unwrap(); // past the pooled sizes
+        assert_eq!(big.len(), 40 << 20);
     }
 }
