@@ -118,12 +118,18 @@ pub(crate) fn set_last_error(message: Cow<'static, str>) {
 /// Runs an entry point: catches panics, records the explanation of a failure.
 #[inline]
 pub(crate) fn guard(f: impl FnOnce() -> Res<cm_status>) -> cm_status {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(status)) => status,
-        Ok(Err(failure)) => {
+    // The failure is turned into its status inside the unwinding boundary, so that only a
+    // `cm_status` crosses it: a `Result` written there as `Ok(status)` (a 4-byte store)
+    // and read back whole made every call wait on a failed store-to-load forwarding.
+    let status = catch_unwind(AssertUnwindSafe(|| match f() {
+        Ok(status) => status,
+        Err(failure) => {
             set_last_error(failure.message);
             failure.status
         }
+    }));
+    match status {
+        Ok(status) => status,
         Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()

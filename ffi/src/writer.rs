@@ -69,10 +69,10 @@ unsafe fn encode_with<R>(
         // SAFETY: the callback is the caller's, called with its user data; the writer
         // pointer is valid for the duration of the call (cm_writer's contract).
         let status = unsafe { write((&raw mut ctx).cast::<cm_writer>(), user_data) };
-        let Ctx { w, error } = ctx;
-        match (error, status) {
+        // (the writer is not moved out: it is large, and a move is a copy)
+        match (ctx.error.take(), status) {
             (Some(e), _) => Err(e.into()),
-            (None, CM_OK) => w.finish().map_err(Failure::from),
+            (None, CM_OK) => ctx.w.finish().map_err(Failure::from),
             (None, s) => fail(s, "the write callback cancelled the post"),
         }
     };
@@ -104,6 +104,16 @@ pub unsafe extern "C" fn cm_port_post_with(
 ) -> cm_status {
     guard(|| {
         let p = get_port(port)?;
+        if transfer_len == 0 {
+            // the common case, kept apart: nothing to look up, check or release
+            // SAFETY: the caller passes a valid callback for its user data.
+            unsafe {
+                encode_with(write, user_data, 0, |bytes, buffers| {
+                    p.post_encoded(bytes, buffers, &[]).map_err(Failure::from)
+                })?;
+            }
+            return Ok(CM_OK);
+        }
         // SAFETY: the caller passes `transfer_len` handles at `transfer`.
         let ports = unsafe { transfer_ports(transfer, transfer_len)? };
         let refs: Vec<&MessagePort> = ports.iter().collect();

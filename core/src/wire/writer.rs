@@ -91,6 +91,7 @@ impl<'a> Writer<'a> {
     /// Byte buffers of [`SIDE_TABLE_THRESHOLD`] bytes or more, and every transferred
     /// buffer, are pushed to `buffers`; `port_count` is the length of the transfer
     /// list's ports (valid port indices are `0..port_count`).
+    #[inline]
     pub fn new(out: &'a mut Vec<u8>, buffers: &'a mut Vec<Buffer>, port_count: u32) -> Self {
         out.extend_from_slice(&cbor::HEADER_V1);
         Writer {
@@ -497,7 +498,7 @@ impl<'a> Writer<'a> {
     }
 
     /// Checks that exactly one complete value has been written.
-    pub fn finish(self) -> Result<(), DataCloneError> {
+    pub fn finish(&self) -> Result<(), DataCloneError> {
         if self.done {
             Ok(())
         } else if self.pending_share.is_some() || self.stack.len() > 0 {
