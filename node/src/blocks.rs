@@ -1,5 +1,6 @@
 //! Zero-copy `ArrayBuffer`s: memory Rust owns ("blocks"), lent to JavaScript as
-//! external `ArrayBuffer`s (`napi_create_external_arraybuffer`).
+//! external `ArrayBuffer`s: over a V8 backing store whose deleter gives the memory back
+//! (see [`v8`]), or else through `napi_create_external_arraybuffer` with a finalizer.
 //!
 //! - `allocBuffer(size)` makes one; every `ArrayBuffer` this package delivers (a
 //!   side-table buffer of a received message) is one too.
