@@ -48,9 +48,9 @@
 //! message into the scratch (`recv`'s result `n`: a length, or -1 / -2 / -3); call
 //! `deliver(n)`, whose result says what next: [`DELIVER_STOP`] (idle: the endpoint leaves
 //! the loop), [`DELIVER_NEXT`], [`DELIVER_YIELD`] (the bounded batch is done: the next
-//! loop iteration continues, so timers and I/O run in between), optionally with
-//! [`DELIVER_PEEK`] (look at the queue without popping it empty: the JS side is polling
-//! a hot port, see index.js). The gate is checked before every pop, so a port that its
+//! loop iteration continues, so timers and I/O run in between), with, in the bits from
+//! [`DELIVER_SPIN_SHIFT`] up, how long the loop may poll the queue once it finds it empty
+//! (the JS side polling a hot port, see index.js). The gate is checked before every pop, so a port that its
 //! own handler (or a microtask) stopped, closed or transferred loses nothing.
 //!
 //! An exception that escapes a callback (index.js reports handler errors from a

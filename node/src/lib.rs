@@ -12,9 +12,9 @@
 //!   scratch `Uint8Array` and returns its length; messages that carry buffers or ports
 //!   (or do not fit) are parked: `fastApi().take` hands out their buffers as
 //!   `ArrayBuffer`s over Rust-owned memory, [`NativePort::take_pending`] the rest;
-//! - zero-copy buffers ([`alloc_buffer`], module `blocks`): `ArrayBuffer`s over memory
-//!   Rust owns move through a transfer without a copy, and are recycled through a small
-//!   process-wide pool once garbage-collected;
+//! - zero-copy buffers (`fastApi().alloc`, module `blocks`): `ArrayBuffer`s over memory
+//!   Rust owns move through a transfer without a copy, and are recycled through the
+//!   core's block pool once released or garbage-collected;
 //! - wake-ups: the core's ready hook calls a ThreadsafeFunction (coalesced by the core);
 //!   its ref/unref backs `port.ref()` / `port.unref()`.
 //!
@@ -510,7 +510,7 @@ impl NativePort {
         self.waker.borrow_mut().release();
     }
 
-    /// Asks for a wake-up with [`WAKE_CLOSE`] once the partner goes away, whether or not
+    /// Asks for a wake-up with `WAKE_CLOSE` once the partner goes away, whether or not
     /// the port is started (Node fires 'close' on such ports). If it is already gone the
     /// call comes at once (still through the event loop). False without a wake-up.
     #[napi]
@@ -522,7 +522,7 @@ impl NativePort {
         true
     }
 
-    /// Whether the partner's queue is below its limits; when not, a [`WAKE_SPACE`]
+    /// Whether the partner's queue is below its limits; when not, a `WAKE_SPACE`
     /// wake-up comes once it may be (then ask again). Without a wake-up installed this
     /// only answers.
     #[napi]
