@@ -10,7 +10,8 @@
 //!   `setPostBuffer(bytes: Uint8Array)`;
 //! - `recv(endpoint)` -> the message length, copied into the buffer registered by
 //!   `setScratch(scratch: Uint8Array)`, or -1 / -2 / -3 as
-//!   [`NativePort::recv`](crate::NativePort::recv);
+//!   [`NativePort::recv`](crate::NativePort::recv); `next(endpoint)`: the same, except
+//!   that it does not pop (-1) when the queue is seen empty;
 //! - `postCollection(endpoint, length)` -> the number of ports reached: a
 //!   `PortCollection` broadcast of the registered post buffer's first `length` bytes
 //!   (the endpoint is the collection's handle);
@@ -37,12 +38,13 @@
 //!
 //! 'message' events are delivered the way Node's own MessagePort delivers them: from a
 //! libuv callback of this addon (one `uv_async_t` per environment, no JavaScript on the
-//! stack), one `napi_make_callback` per message. Each such call is a full callback scope:
-//! when it returns, every microtask and `process.nextTick` callback the handler queued
-//! has run (a microtask checkpoint and the tick queue, cheap when both are empty), which
-//! is what `events.once` loops need, without the promise-and-tick hop per message that
-//! a JS-side loop needs. (A thread-safe function's callback cannot do this: it already
-//! runs inside a callback scope, and a nested scope does not drain the queues.)
+//! stack), through `napi_make_callback`. Each such call is a full callback scope: when
+//! it returns, every microtask and `process.nextTick` callback the handler queued has run
+//! (a microtask checkpoint and the tick queue, cheap when both are empty), which is what
+//! `events.once` loops need. (A thread-safe function's callback cannot do this: it
+//! already runs inside a callback scope, and a nested scope does not drain the queues.)
+//! Within one call, `deliver` may go on to the messages already queued (`next`), running
+//! the same queues itself between them (index.js, `RUN_TICKS`).
 //!
 //! Per scheduled endpoint the loop repeats: stop unless the gate is open; pop the next
 //! message into the scratch (`recv`'s result `n`: a length, or -1 / -2 / -3); call
@@ -50,8 +52,9 @@
 //! the loop), [`DELIVER_NEXT`], [`DELIVER_YIELD`] (the bounded batch is done: the next
 //! loop iteration continues, so timers and I/O run in between), with, in the bits from
 //! [`DELIVER_SPIN_SHIFT`] up, how long the loop may poll the queue once it finds it empty
-//! (the JS side polling a hot port, see index.js). The gate is checked before every pop, so a port that its
-//! own handler (or a microtask) stopped, closed or transferred loses nothing.
+//! (the JS side polling a hot port, see index.js). The gate is checked before every pop
+//! (and index.js checks it before each `next`), so a port that its own handler (or a
+//! microtask) stopped, closed or transferred loses nothing.
 //!
 //! An exception that escapes a callback (index.js reports handler errors from a
 //! `process.nextTick`, as Node's EventTarget does) is reported as an uncaught exception
@@ -202,8 +205,8 @@ unsafe extern "C" fn finalize_fast_env(env: sys::napi_env, data: *mut c_void, _h
 type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
 
 /// The fast entry points of this environment: `{ post, postOwn, postCollection, recv,
-/// take, setScratch, setPostBuffer, setGate, schedule, setBlockMessage, postBlock, alloc,
-/// release }`.
+/// next, take, setScratch, setPostBuffer, setGate, schedule, setBlockMessage, postBlock,
+/// alloc, release }`.
 #[napi]
 pub fn fast_api(env: &Env) -> napi::Result<Object<'_>> {
     let mut obj = Object::new(env)?;
@@ -213,11 +216,12 @@ pub fn fast_api(env: &Env) -> napi::Result<Object<'_>> {
         deliverer: ptr::null_mut(),
         block_message: Vec::new(),
     })));
-    let entries: [(&str, Callback); 13] = [
+    let entries: [(&str, Callback); 14] = [
         ("post", fast_post),
         ("postOwn", fast_post_own),
         ("postCollection", fast_post_collection),
         ("recv", fast_recv),
+        ("next", fast_next),
         ("take", fast_take),
         ("setScratch", fast_set_scratch),
         ("setPostBuffer", fast_set_post_buffer),
@@ -510,6 +514,27 @@ unsafe extern "C" fn fast_recv(
         let Some(ep) = endpoint(env, ep) else {
             return throw_type_error(env, "recv: not an endpoint");
         };
+        int32(env, ep.recv_into(state.scratch.bytes()))
+    })
+}
+
+/// `next(endpoint)`: as `recv`, but -1 without popping when the queue is seen empty (a
+/// pop that finds it empty re-arms the endpoint's wake-up, which the delivery loop's own
+/// pop then does once). For the JS side delivering several messages in one callback.
+unsafe extern "C" fn fast_next(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    guarded(env, "next", || unsafe {
+        let Some(([ep], state)) = args_data::<1>(env, info) else {
+            return throw_type_error(env, "next(endpoint) takes one argument");
+        };
+        let Some(ep) = endpoint(env, ep) else {
+            return throw_type_error(env, "next: not an endpoint");
+        };
+        if !ep.has_news() {
+            return int32(env, crate::RECV_EMPTY);
+        }
         int32(env, ep.recv_into(state.scratch.bytes()))
     })
 }

@@ -66,3 +66,33 @@ test('i_broadcast_reaches_workers', async () => {
   bc.close();
   await exits;
 });
+
+// Run on Node's own BroadcastChannel too: the orders must match.
+async function ticksAndMicrotasksOrder(Channel, name) {
+  const sender = new Channel(name);
+  const receiver = new Channel(name);
+  const order = [];
+  const n = 100;
+  let done;
+  const finished = new Promise((resolve) => (done = resolve));
+  receiver.onmessage = ({ data: m }) => {
+    order.push(`m${m}`);
+    process.nextTick(() => order.push(`t${m}`));
+    Promise.resolve()
+      .then(() => order.push(`p${m}`))
+      .then(() => process.nextTick(() => order.push(`pt${m}`)));
+    if (m === n - 1) setImmediate(done);
+  };
+  for (let i = 0; i < n; i++) sender.postMessage(i);
+  await finished;
+  sender.close();
+  receiver.close();
+  return order;
+}
+
+test('a BroadcastChannel runs what each handler queued before the next message, as Node does', async () => {
+  const ours = await ticksAndMicrotasksOrder(BroadcastChannel, 'order-ours');
+  assert.deepStrictEqual(ours.slice(0, 4), ['m0', 't0', 'p0', 'pt0']);
+  const node = await ticksAndMicrotasksOrder(require('node:worker_threads').BroadcastChannel, 'order-node');
+  assert.deepStrictEqual(ours, node);
+});

@@ -328,6 +328,77 @@ test('microtasks_run_between_messages_so_events_once_loops_lose_nothing', async 
   port1.close();
 });
 
+// The two scenarios below run on Node's own MessageChannel too: the orders must match.
+const nodeChannel = () => new (require('node:worker_threads').MessageChannel)();
+
+async function ticksAndMicrotasksOrder(channel) {
+  // many messages queued at once: they are delivered in runs, and each still sees the
+  // tick and microtask queues of the one before drained
+  const { port1, port2 } = channel();
+  const order = [];
+  const n = 200;
+  let done;
+  const finished = new Promise((resolve) => (done = resolve));
+  port2.on('message', (m) => {
+    order.push(`m${m}`);
+    process.nextTick(() => {
+      order.push(`t${m}`);
+      Promise.resolve().then(() => order.push(`tp${m}`));
+    });
+    Promise.resolve()
+      .then(() => order.push(`p${m}`))
+      .then(() => order.push(`pp${m}`))
+      .then(() => process.nextTick(() => order.push(`pt${m}`)));
+    if (m === n - 1) setImmediate(done);
+  });
+  for (let i = 0; i < n; i++) port1.postMessage(i);
+  await finished;
+  port1.close();
+  port2.close();
+  return order;
+}
+
+test('everything a handler queues (ticks, microtask chains) runs before the next message, as in Node', async () => {
+  const ours = await ticksAndMicrotasksOrder(() => new MessageChannel());
+  assert.strictEqual(ours.length, 200 * 6);
+  assert.deepStrictEqual(ours.slice(0, 6), ['m0', 't0', 'p0', 'tp0', 'pp0', 'pt0']);
+  assert.deepStrictEqual(ours, await ticksAndMicrotasksOrder(nodeChannel));
+});
+
+async function listenerRemovedMidRun(channel) {
+  const { port1, port2 } = channel();
+  const got = [];
+  const f = (m) => {
+    got.push(m);
+    if (m === 3) port2.off('message', f);
+  };
+  port2.on('message', f);
+  for (let i = 0; i < 10; i++) port1.postMessage(i);
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  const before = got.slice();
+  port2.on('message', (m) => got.push(`late${m}`));
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  // the same from a microtask queued by the handler
+  const c = channel();
+  const seen = [];
+  const g = (m) => {
+    seen.push(m);
+    if (m === 5) queueMicrotask(() => c.port2.off('message', g));
+  };
+  c.port2.on('message', g);
+  for (let i = 0; i < 10; i++) c.port1.postMessage(i);
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  for (const p of [port1, port2, c.port1, c.port2]) p.close();
+  return { before, got, seen };
+}
+
+test('a listener removed in the middle of a run (or by a microtask) gets nothing more, as in Node', async () => {
+  const ours = await listenerRemovedMidRun(() => new MessageChannel());
+  assert.deepStrictEqual(ours.before, [0, 1, 2, 3]);
+  assert.deepStrictEqual(ours.seen, [0, 1, 2, 3, 4, 5]);
+  assert.deepStrictEqual(ours, await listenerRemovedMidRun(nodeChannel));
+});
+
 test('hasRef_transitions', async () => {
   const { port1, port2 } = new MessageChannel();
   assert.strictEqual(port2.hasRef(), false);
