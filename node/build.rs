@@ -19,6 +19,15 @@ fn main() {
         );
         return;
     };
+    // A V8 built with its sandbox takes no backing store from outside the sandbox
+    // (Node's own builds have it off; its config.gypi says so).
+    let config = std::fs::read_to_string(include.join("config.gypi")).unwrap_or_default();
+    if config.contains("'v8_enable_sandbox': 1") {
+        println!(
+            "cargo::warning=this node's V8 has its sandbox on: zero-copy ArrayBuffers go through N-API"
+        );
+        return;
+    }
     cc::Build::new()
         .cpp(true)
         .std("c++17")
