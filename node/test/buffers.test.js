@@ -355,8 +355,11 @@ test('zero-copy buffers are made with V8\'s API where the addon was built for th
   const probe = "process.stdout.write(require('" + path.join(__dirname, '..').replaceAll('\\', '/') + "').bufferPoolStats().backend)";
   const env = { ...process.env };
   delete env.CHANNEL_MESSAGING_NAPI_BLOCKS;
-  const headers = path.join(path.dirname(process.execPath), '..', 'include', 'node', 'v8.h');
-  const expected = fs.existsSync(headers) || process.env.NODE_INCLUDE_DIR ? 'v8' : 'napi';
+  // as node/build.rs decides
+  const include = process.env.NODE_INCLUDE_DIR ?? path.join(path.dirname(process.execPath), '..', 'include', 'node');
+  const config = path.join(include, 'config.gypi');
+  const sandbox = fs.existsSync(config) && fs.readFileSync(config, 'utf8').includes("'v8_enable_sandbox': 1");
+  const expected = fs.existsSync(path.join(include, 'v8.h')) && !sandbox ? 'v8' : 'napi';
   assert.strictEqual(execFileSync(process.execPath, ['-e', probe], { env, encoding: 'utf8' }), expected);
   env.CHANNEL_MESSAGING_NAPI_BLOCKS = '1';
   assert.strictEqual(execFileSync(process.execPath, ['-e', probe], { env, encoding: 'utf8' }), 'napi');
