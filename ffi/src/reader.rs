@@ -197,19 +197,23 @@ pub unsafe extern "C" fn cm_port_recv_with(
             m.take_ports().into_iter().map(Some).collect()
         };
         let mut ctx = Ctx {
-            r: Reader::new(m.bytes(), m.buffers(), count)?,
+            // built in place (a reader is large; a move out of a Result is a copy)
+            r: Reader::without_header(m.bytes(), m.buffers(), count),
             ports,
             owned: Vec::new(),
             error: None,
         };
+        ctx.r.read_header()?;
         // SAFETY: the caller's callback with its user data; the reader pointer is valid
         // for the duration of the call (cm_reader's contract).
         let status = unsafe { read((&raw mut ctx).cast::<cm_reader>(), user_data) };
         let error = ctx.error;
         drop(ctx.r);
-        // the reader is done with the bytes: their memory goes back to the block pool
-        for b in m.take_buffers() {
-            crate::value::recycle(b);
+        if !m.buffers().is_empty() {
+            // the reader is done with the bytes: their memory goes back to the block pool
+            for b in m.take_buffers() {
+                crate::value::recycle(b);
+            }
         }
         match error {
             Some(e) => Err(e.into()),

@@ -261,9 +261,10 @@ impl<'a> Reader<'a> {
     }
 
     /// A reader whose header has not been checked yet ([`Reader::read_header`] does),
-    /// built in place without moving it out of a `Result`.
+    /// built in place without moving it out of a `Result` (a reader is a few hundred
+    /// bytes: a binding that keeps one in a context struct saves a copy per message).
     #[inline]
-    pub(crate) fn without_header(bytes: &'a [u8], buffers: &'a [Buffer], port_count: u32) -> Self {
+    pub fn without_header(bytes: &'a [u8], buffers: &'a [Buffer], port_count: u32) -> Self {
         Reader {
             input: bytes,
             pos: 0,
@@ -279,9 +280,13 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Reads and checks the format header.
+    /// Reads and checks the format header (what [`Reader::new`] does first).
+    ///
+    /// # Errors
+    ///
+    /// As [`Reader::new`].
     #[inline]
-    pub(crate) fn read_header(&mut self) -> R<()> {
+    pub fn read_header(&mut self) -> R<()> {
         if let [0xd9, 0xcb, 0x01, ..] = self.input {
             self.pos = 3;
             return Ok(());
