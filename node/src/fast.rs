@@ -507,15 +507,8 @@ unsafe extern "C" fn fast_recv(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    guarded(env, "recv", || unsafe {
-        let Some(([ep], state)) = args_data::<1>(env, info) else {
-            return throw_type_error(env, "recv(endpoint) takes one argument");
-        };
-        let Some(ep) = endpoint(env, ep) else {
-            return throw_type_error(env, "recv: not an endpoint");
-        };
-        int32(env, ep.recv_into(state.scratch.bytes()))
-    })
+    // SAFETY: forwarded from N-API.
+    unsafe { receive(env, info, "recv", false) }
 }
 
 /// `next(endpoint)`: as `recv`, but -1 without popping when the queue is seen empty (a
@@ -525,14 +518,26 @@ unsafe extern "C" fn fast_next(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    guarded(env, "next", || unsafe {
+    // SAFETY: forwarded from N-API.
+    unsafe { receive(env, info, "next", true) }
+}
+
+/// `recv` and `next`: pops the endpoint's next message into the scratch (with `peek`,
+/// only when the queue is seen non-empty).
+unsafe fn receive(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+    name: &'static str,
+    peek: bool,
+) -> sys::napi_value {
+    guarded(env, name, || unsafe {
         let Some(([ep], state)) = args_data::<1>(env, info) else {
-            return throw_type_error(env, "next(endpoint) takes one argument");
+            return throw_type_error(env, &format!("{name}(endpoint) takes one argument"));
         };
         let Some(ep) = endpoint(env, ep) else {
-            return throw_type_error(env, "next: not an endpoint");
+            return throw_type_error(env, &format!("{name}: not an endpoint"));
         };
-        if !ep.has_news() {
+        if peek && !ep.has_news() {
             return int32(env, crate::RECV_EMPTY);
         }
         int32(env, ep.recv_into(state.scratch.bytes()))
