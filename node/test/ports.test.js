@@ -7,6 +7,8 @@ const {
   MessageChannel, MessagePort, MessageEvent, receiveMessageOnPort, PortCollection,
 } = require('..');
 
+const { deliveryOrder } = require('./order.js');
+
 const tick = () => new Promise((r) => setImmediate(r));
 const isDataCloneError = (e) => e instanceof DOMException && e.name === 'DataCloneError' && e.code === 25;
 
@@ -331,38 +333,27 @@ test('microtasks_run_between_messages_so_events_once_loops_lose_nothing', async 
 // The two scenarios below run on Node's own MessageChannel too: the orders must match.
 const nodeChannel = () => new (require('node:worker_threads').MessageChannel)();
 
-async function ticksAndMicrotasksOrder(channel) {
-  // many messages queued at once: they are delivered in runs, and each still sees the
-  // tick and microtask queues of the one before drained
-  const { port1, port2 } = channel();
-  const order = [];
-  const n = 200;
-  let done;
-  const finished = new Promise((resolve) => (done = resolve));
-  port2.on('message', (m) => {
-    order.push(`m${m}`);
-    process.nextTick(() => {
-      order.push(`t${m}`);
-      Promise.resolve().then(() => order.push(`tp${m}`));
-    });
-    Promise.resolve()
-      .then(() => order.push(`p${m}`))
-      .then(() => order.push(`pp${m}`))
-      .then(() => process.nextTick(() => order.push(`pt${m}`)));
-    if (m === n - 1) setImmediate(done);
-  });
-  for (let i = 0; i < n; i++) port1.postMessage(i);
-  await finished;
-  port1.close();
-  port2.close();
-  return order;
+function portPair(channel) {
+  return (onData) => {
+    const { port1, port2 } = channel();
+    port2.on('message', onData);
+    return {
+      post: (i) => port1.postMessage(i),
+      close: () => {
+        port1.close();
+        port2.close();
+      },
+    };
+  };
 }
 
 test('everything a handler queues (ticks, microtask chains) runs before the next message, as in Node', async () => {
-  const ours = await ticksAndMicrotasksOrder(() => new MessageChannel());
+  // many messages queued at once: they are delivered in runs, and each still sees the
+  // tick and microtask queues of the one before drained
+  const ours = await deliveryOrder(portPair(() => new MessageChannel()), 200);
   assert.strictEqual(ours.length, 200 * 6);
   assert.deepStrictEqual(ours.slice(0, 6), ['m0', 't0', 'p0', 'tp0', 'pp0', 'pt0']);
-  assert.deepStrictEqual(ours, await ticksAndMicrotasksOrder(nodeChannel));
+  assert.deepStrictEqual(ours, await deliveryOrder(portPair(nodeChannel), 200));
 });
 
 async function listenerRemovedMidRun(channel) {
