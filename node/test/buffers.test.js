@@ -349,6 +349,38 @@ test('bufferPoolStats: live buffers and pooled memory, across release and garbag
   assert.ok(bufferPoolStats().live <= before.live, 'collected buffers are given back');
 });
 
+test('buffers in flight when a Worker is terminated are all given back', async () => {
+  require('node:v8').setFlagsFromString('--expose-gc');
+  const gc = require('node:vm').runInNewContext('gc');
+  const settle = async () => {
+    for (let i = 0; i < 5; i++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  };
+  await settle();
+  const before = bufferPoolStats().live;
+  for (let round = 0; round < 6; round++) {
+    const { port1, port2 } = new MessageChannel();
+    const worker = new Worker(path.join(__dirname, 'fixtures', 'worker-buffer-echo.js'), {
+      workerData: { handle: port2.exportHandle() },
+    });
+    await once(worker, 'message');
+    port1.on('message', ({ ab }) => {
+      if (round % 2 === 0) releaseBuffer(ab);
+    });
+    for (let i = 0; i < 300; i++) {
+      const ab = allocBufferUnsafe(65536);
+      port1.postMessage(ab, [ab]);
+      if (i === 100 + round * 30) worker.terminate(); // mid-stream, not awaited
+    }
+    await worker.terminate();
+    port1.close();
+  }
+  for (let i = 0; i < 40 && bufferPoolStats().live > before; i++) await settle();
+  assert.ok(bufferPoolStats().live <= before, `live ${bufferPoolStats().live}, was ${before}`);
+});
+
 test('zero-copy buffers are made with V8\'s API where the addon was built for this node', () => {
   const { execFileSync } = require('node:child_process');
   const fs = require('node:fs');
