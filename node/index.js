@@ -438,7 +438,7 @@ class PortState {
     this.idleAt = 0; // performance.now() when the port last went idle after deliveries
     this.closeWatched = false;
     this.readyWaiters = null; // resolvers of pending ready() promises
-    // called by the native delivery loop, once per message (see deliverStep)
+    // called by the native delivery loop (see deliverStep)
     this.deliver = (n, polled) => deliverStep(this, n, polled);
     this.wake = (kind) => {
       if (kind === WAKE_READY) {
@@ -838,15 +838,16 @@ function syncGate(s) {
 }
 
 /**
- * Delivers one message: called by the native delivery loop (node/src/fast.rs) with what
- * it popped from the port's queue (`n`: a length of bytes in the scratch, or RECV_EMPTY,
- * RECV_ENDED, RECV_PENDING), once per message, each call in a callback scope of its own:
- * as with Node's MessagePort, every microtask and nextTick the handler queued has run
- * before the next message is delivered (so code awaiting events.once() between messages
- * loses nothing). The loop pops only while the port receives (its gate, see syncGate),
- * checked before every pop, so a handler that stops, closes or transfers its port loses
- * no message. The result tells the loop what next (DELIVER_*): after BATCH messages it
- * yields to the event loop (timers and I/O run), and it stops when the queue is empty.
+ * Delivers messages: called by the native delivery loop (node/src/fast.rs) in a callback
+ * scope with what it popped from the port's queue (`n`: a length of bytes in the
+ * scratch, or RECV_EMPTY, RECV_ENDED, RECV_PENDING), then goes on to the messages already
+ * queued (deliverRun). As with Node's MessagePort, every microtask and nextTick a handler
+ * queued has run before the next message is delivered (so code awaiting events.once()
+ * between messages loses nothing). Messages are popped only while the port receives
+ * (its gate, see syncGate), checked before every pop, so a handler that stops, closes or
+ * transfers its port loses no message. The result tells the loop what next (DELIVER_*):
+ * after BATCH messages it yields to the event loop (timers and I/O run), and it stops
+ * when the queue is empty.
  *
  * When the queue runs dry after deliveries on a hot port (the previous idle spell ended
  * within SPIN_MAX_NS), the loop first polls the queue for up to `s.spin` ns (returned to
@@ -854,21 +855,30 @@ function syncGate(s) {
  * a ping-pong partner's reply usually arrives within microseconds, and catching it there
  * saves a kernel wake-up on each side (tens of µs on a busy host). The polling happens
  * after the delivery's microtask checkpoint, so a reply posted from a microtask is not
- * delayed by it. A poll that times out makes the port cold again, and the next 2^k - 1 idle spells do not poll after k such
- * timeouts in a row (k <= SPIN_BACKOFF_MAX), so a partner on the same thread, or one
- * that answers slowly, costs a poll only rarely. The price is CPU: a thread polls for at
- * most SPIN_MAX_NS each time its port goes idle while traffic is hot.
+ * delayed by it. A poll that times out makes the port cold again, and the next 2^k - 1
+ * idle spells do not poll after k such timeouts in a row (k <= SPIN_BACKOFF_MAX), so a
+ * partner on the same thread, or one that answers slowly, costs a poll only rarely. The
+ * price is CPU: a thread polls for at most SPIN_MAX_NS each time its port goes idle
+ * while traffic is hot.
  */
 function deliverStep(s, n, polled) {
-  let code = deliverOne(s, n, polled);
+  return deliverRun(s, n, polled, deliverOne);
+}
+
+/**
+ * Delivers `n` with `one(s, n, polled)`, then, while `one` says go on and the endpoint's
+ * gate is open, the messages already queued, in this same callback (see RUN_TICKS):
+ * first what the callback scope would run between two calls, then a look at the queue.
+ * An empty queue is left to the native loop, which pops (and polls) itself.
+ */
+function deliverRun(s, n, polled, one) {
+  let code = one(s, n, polled);
   while (RUN_TICKS !== null && (code & 3) === DELIVER_NEXT && s.gate) {
-    // the next message in this same callback (see RUN_TICKS): first what the callback
-    // scope would run between two calls, then a look at the queue
     RUN_TICKS();
     if (!s.gate) break;
     const next = fast.next(s.ep);
-    if (next === RECV_EMPTY) break; // the native loop pops (and polls) itself
-    code = deliverOne(s, next, false);
+    if (next === RECV_EMPTY) break;
+    code = one(s, next, false);
   }
   return code;
 }
@@ -877,14 +887,7 @@ function deliverStep(s, n, polled) {
 function deliverOne(s, n, polled) {
   if (n >= 0) {
     // the common case: a message without buffers or ports, in the scratch
-    let data;
-    try {
-      data = decoder.decode(scratch, 0, n, EMPTY, EMPTY);
-    } catch (err) {
-      messageError(s, err, true);
-      return delivered(s, polled);
-    }
-    deliverMessage(s, data, EMPTY);
+    receiveResult(s, n, true);
     return delivered(s, polled);
   }
   if (n === DELIVER_FLUSH) return DELIVER_STOP;
@@ -1221,8 +1224,9 @@ class BroadcastChannel extends ListenerTarget {
       refed: true,
       batch: 0,
       target: this,
+      gate: true, // receiving: open until closed (deliverRun's test, as a port's)
     };
-    s.deliver = (n) => bcDeliverStep(s, n);
+    s.deliver = (n) => deliverRun(s, n, false, bcDeliverOne);
     s.wake = () => {
       if (!s.closed) fast.schedule(s.ep, s.deliver);
     };
@@ -1264,6 +1268,7 @@ class BroadcastChannel extends ListenerTarget {
     const s = this[kState];
     if (s.closed) return;
     s.closed = true;
+    s.gate = false;
     fast.setGate(s.ep, false);
     s.native.close();
   }
@@ -1289,19 +1294,7 @@ class BroadcastChannel extends ListenerTarget {
 defineHandler(BroadcastChannel.prototype, 'message');
 defineHandler(BroadcastChannel.prototype, 'messageerror');
 
-/** As deliverStep, for a BroadcastChannel (no polling, no ports). */
-function bcDeliverStep(s, n) {
-  let code = bcDeliverOne(s, n);
-  while (RUN_TICKS !== null && code === DELIVER_NEXT && !s.closed) {
-    RUN_TICKS();
-    if (s.closed) break;
-    const next = fast.next(s.ep);
-    if (next === RECV_EMPTY) break;
-    code = bcDeliverOne(s, next);
-  }
-  return code;
-}
-
+/** As deliverOne, for a BroadcastChannel (no polling, no ports). */
 function bcDeliverOne(s, n) {
   if (n === RECV_EMPTY || n === RECV_ENDED || n === DELIVER_FLUSH) {
     s.batch = 0;

@@ -225,6 +225,14 @@ pub fn give(v: Vec<u8>) {
     p.classes[floor_class(cap)].push(v);
 }
 
+/// Gives back the memory of `buffer` when this is its only handle (and it was made from
+/// a `Vec`, so no copy is needed); a shared buffer just loses this reference.
+pub fn give_buffer(buffer: crate::Buffer) {
+    if buffer.is_unique() {
+        give(buffer.into_vec());
+    }
+}
+
 /// What [`stats`] reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stats {

@@ -211,9 +211,9 @@ pub unsafe extern "C" fn cm_port_recv_with(
         drop(ctx.r);
         if !m.buffers().is_empty() {
             // the reader is done with the bytes: their memory goes back to the block pool
-            for b in m.take_buffers() {
-                crate::value::recycle(b);
-            }
+            m.take_buffers()
+                .into_iter()
+                .for_each(channel_messaging::pool::give_buffer);
         }
         match error {
             Some(e) => Err(e.into()),

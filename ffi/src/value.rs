@@ -1320,14 +1320,6 @@ pub unsafe extern "C" fn cm_buffer_new(bytes: *const u8, len: usize) -> *mut cm_
     })
 }
 
-/// Gives the memory of a buffer nothing else shares to the block pool (see
-/// `cm_buffer_alloc`); a shared one just loses this reference.
-pub(crate) fn recycle(b: Buffer) {
-    if b.is_unique() && channel_messaging::pool::pooled_size(b.len()) {
-        channel_messaging::pool::give(b.into_vec());
-    }
-}
-
 /// A new buffer of `len` bytes, each set to `fill`, in memory the library allocates;
 /// `*data` = where they are, for the caller to write (`data` may be NULL). Write them
 /// before the buffer is first handed to the library (posted, written into a message or
@@ -1422,7 +1414,7 @@ pub unsafe extern "C" fn cm_buffer_free(buffer: *mut cm_buffer) {
         if !buffer.is_null() {
             // SAFETY: an owned cm_buffer comes from Box::into_raw in this crate.
             let b = unsafe { Box::from_raw(buffer) };
-            recycle(b.0);
+            channel_messaging::pool::give_buffer(b.0);
         }
         Ok(CM_OK)
     });

@@ -548,32 +548,36 @@ unsafe extern "C" fn fast_set_scratch(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    guarded(env, "setScratch", || unsafe {
-        let ok = match args_data::<1>(env, info) {
-            Some(([buf], state)) => state.scratch.set(env, buf),
-            None => false,
-        };
-        if ok {
-            ptr::null_mut()
-        } else {
-            throw_type_error(env, "setScratch(scratch) takes a Uint8Array")
-        }
-    })
+    // SAFETY: forwarded from N-API.
+    unsafe { register(env, info, "setScratch", "scratch", |b| &mut b.scratch) }
 }
 
 unsafe extern "C" fn fast_set_post_buffer(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    guarded(env, "setPostBuffer", || unsafe {
+    // SAFETY: forwarded from N-API.
+    unsafe { register(env, info, "setPostBuffer", "bytes", |b| &mut b.post) }
+}
+
+/// `setScratch` and `setPostBuffer`: registers the Uint8Array argument as the buffer
+/// `which` picks.
+unsafe fn register(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+    name: &'static str,
+    arg: &'static str,
+    which: fn(&mut Buffers) -> &mut Registered,
+) -> sys::napi_value {
+    guarded(env, name, || unsafe {
         let ok = match args_data::<1>(env, info) {
-            Some(([buf], state)) => state.post.set(env, buf),
+            Some(([buf], state)) => which(state).set(env, buf),
             None => false,
         };
         if ok {
             ptr::null_mut()
         } else {
-            throw_type_error(env, "setPostBuffer(bytes) takes a Uint8Array")
+            throw_type_error(env, &format!("{name}({arg}) takes a Uint8Array"))
         }
     })
 }

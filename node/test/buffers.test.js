@@ -316,17 +316,21 @@ test('a message that is one transferred buffer arrives as that buffer, by every 
   port2.close();
 });
 
-test('bufferPoolStats: live buffers and pooled memory, across release and garbage collection', async () => {
+/**
+ * Collects garbage a few times, letting the event loop run in between (N-API finalizers
+ * run there), so that collected buffers have been given back.
+ */
+async function settle() {
   require('node:v8').setFlagsFromString('--expose-gc');
   const gc = require('node:vm').runInNewContext('gc');
-  // what earlier tests left behind goes first
-  const settle = async () => {
-    for (let i = 0; i < 5; i++) {
-      gc();
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-  };
-  await settle();
+  for (let i = 0; i < 5; i++) {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+test('bufferPoolStats: live buffers and pooled memory, across release and garbage collection', async () => {
+  await settle(); // what earlier tests left behind goes first
   const before = bufferPoolStats();
   assert.strictEqual(typeof before.live, 'number');
   assert.strictEqual(typeof before.pooledBytes, 'number');
@@ -350,14 +354,6 @@ test('bufferPoolStats: live buffers and pooled memory, across release and garbag
 });
 
 test('buffers in flight when a Worker is terminated are all given back', async () => {
-  require('node:v8').setFlagsFromString('--expose-gc');
-  const gc = require('node:vm').runInNewContext('gc');
-  const settle = async () => {
-    for (let i = 0; i < 5; i++) {
-      gc();
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-  };
   await settle();
   const before = bufferPoolStats().live;
   for (let round = 0; round < 6; round++) {
