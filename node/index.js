@@ -874,7 +874,14 @@ function deliverStep(s, n, polled) {
 function deliverRun(s, n, polled, one) {
   let code = one(s, n, polled);
   while (RUN_TICKS !== null && (code & 3) === DELIVER_NEXT && s.gate) {
-    RUN_TICKS();
+    try {
+      RUN_TICKS();
+    } catch (err) {
+      // a nextTick callback threw (a listener's error, see reportListenerError): report
+      // it as Node does, now, and leave the rest to the next callback (fast.uncaught)
+      fast.uncaught(err);
+      return DELIVER_YIELD;
+    }
     if (!s.gate) break;
     const next = fast.next(s.ep);
     if (next === RECV_EMPTY) break;

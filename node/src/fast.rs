@@ -32,7 +32,9 @@
 //!   registered once by `setBlockMessage(bytes)`; `false` (nothing done) sends index.js
 //!   down the general path;
 //! - `alloc(size, zeroed)` / `release(ab)`: `allocBuffer` / `releaseBuffer`'s native
-//!   halves (raw N-API, without napi-rs argument marshalling).
+//!   halves (raw N-API, without napi-rs argument marshalling);
+//! - `uncaught(error)`: reports `error` as an uncaught exception from inside a delivery
+//!   callback (below).
 //!
 //! ## Delivery
 //!
@@ -59,7 +61,11 @@
 //! An exception that escapes a callback (index.js reports handler errors from a
 //! `process.nextTick`, as Node's EventTarget does) is reported as an uncaught exception
 //! (`napi_fatal_exception`); the loop then lets the rest of the tick queue run (calls
-//! `deliver(-4)`, which does nothing) and continues on the next loop iteration.
+//! `deliver(-4)`, which does nothing) and continues on the next loop iteration. An
+//! exception from a tick that index.js runs between two messages must not escape that
+//! way: the tick's async context is still on Node's async-id stack, and the callback
+//! scope's exit would abort the process on it. index.js catches it and reports it through
+//! `uncaught` instead, whose handling clears that stack, then ends the callback.
 //!
 //! Registering the two buffers once (per environment: the state hangs off the functions'
 //! data pointer) saves a typed-array lookup per call, which V8 makes surprisingly costly.
@@ -216,7 +222,7 @@ pub fn fast_api(env: &Env) -> napi::Result<Object<'_>> {
         deliverer: ptr::null_mut(),
         block_message: Vec::new(),
     })));
-    let entries: [(&str, Callback); 14] = [
+    let entries: [(&str, Callback); 15] = [
         ("post", fast_post),
         ("postOwn", fast_post_own),
         ("postCollection", fast_post_collection),
@@ -231,6 +237,7 @@ pub fn fast_api(env: &Env) -> napi::Result<Object<'_>> {
         ("postBlock", fast_post_block),
         ("alloc", fast_alloc),
         ("release", fast_release),
+        ("uncaught", fast_uncaught),
     ];
     for (name, cb) in entries {
         let mut f = ptr::null_mut();
@@ -1171,6 +1178,25 @@ unsafe extern "C" fn on_deliver(h: *mut c_void) {
     });
     // nothing can be reported from here; a panic must not unwind into libuv
     let _ = catch_unwind(run);
+}
+
+/// `uncaught(error)`: reports `error` as an uncaught exception now (`napi_fatal_exception`:
+/// 'uncaughtException' listeners, else the process ends), from inside a delivery
+/// callback. index.js calls it when a `process.nextTick` callback that it ran between two
+/// messages threw: the callback scope must not see that exception, because the throwing
+/// tick left its async context on Node's async-id stack (which Node's handling of an
+/// uncaught exception clears; the scope's own exit would instead abort the process).
+unsafe extern "C" fn fast_uncaught(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    guarded(env, "uncaught", || unsafe {
+        let Some([error]) = args::<1>(env, info) else {
+            return throw_type_error(env, "uncaught(error) takes one argument");
+        };
+        sys::napi_fatal_exception(env, error);
+        ptr::null_mut()
+    })
 }
 
 unsafe extern "C" fn fast_set_gate(

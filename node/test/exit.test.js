@@ -1,9 +1,9 @@
 'use strict';
-// Exit behaviour, in child processes: listener-driven ref rules.
+// Exit behaviour and listener exceptions, in child processes.
 const test = require('node:test');
 const assert = require('node:assert');
 const path = require('node:path');
-const { execFileSync } = require('node:child_process');
+const { execFileSync, spawnSync } = require('node:child_process');
 
 const run = (name) => execFileSync(process.execPath, [path.join(__dirname, 'fixtures', name)], { encoding: 'utf8', timeout: 10000 });
 
@@ -28,4 +28,37 @@ test('a script whose only port has just a close listener exits', () => {
 
 test('a pending ready() keeps the process alive until it resolves', () => {
   assert.match(run('exit-ready.js'), /ready\nexited/);
+});
+
+// E5: a listener's exception is an uncaught exception (as with Node's ports); the other
+// listeners and the later messages are unaffected, also when the messages are delivered
+// in one batch (the exception escapes from a nextTick run between two messages)
+const listenerErrors = (...args) => execFileSync(
+  process.execPath,
+  [path.join(__dirname, 'fixtures', 'listener-errors.js'), ...args],
+  { encoding: 'utf8', timeout: 10000 },
+);
+
+for (const mode of [[], ['hooks']]) {
+  test(`e5_listener_exception_is_uncaught_and_affects_nothing_else${mode.length ? ' (async hooks on)' : ''}`, () => {
+    const got = JSON.parse(listenerErrors(...mode));
+    for (const kind of ['port', 'broadcast']) {
+      for (const listeners of ['handler alone', 'handler and listener']) {
+        // the same events, in the same order, as Node's own
+        assert.deepStrictEqual(got[`cm ${kind} ${listeners}`], got[`node ${kind} ${listeners}`], `${kind}, ${listeners}`);
+      }
+      assert.deepStrictEqual(got[`cm ${kind} handler and listener`], [
+        'handler 1', 'listener 1', 'uncaught handler threw', 'uncaught listener threw', 'handler 2', 'listener 2',
+      ]);
+    }
+  });
+}
+
+test('e5_unhandled_listener_exception_ends_the_process_as_Node_does', () => {
+  for (const impl of ['node', 'cm']) {
+    const r = spawnSync(process.execPath, [path.join(__dirname, 'fixtures', 'listener-errors.js'), 'unhandled', impl], { encoding: 'utf8', timeout: 10000 });
+    assert.strictEqual(r.status, 1, `${impl}: ${r.stderr}`);
+    assert.match(r.stderr, /Error: handler threw/, impl);
+    assert.doesNotMatch(r.stdout, /still running/, impl);
+  }
 });
