@@ -250,7 +250,7 @@ class ListenerTarget extends EventTarget {
     const once = typeof options === 'object' && options !== null && Boolean(options.once);
     const signal = typeof options === 'object' && options !== null ? options.signal : undefined;
     if (signal?.aborted) return;
-    const entry = addEntry(this, String(type), { listener, capture, once, nodeStyle: false, removed: false });
+    const entry = addEntry(this, String(type), { listener, capture, once, nodeStyle: false, removed: false, handler: false });
     if (entry !== null && signal !== undefined) {
       signal.addEventListener('abort', () => this.removeEventListener(type, listener, { capture }), { once: true });
     }
@@ -271,7 +271,7 @@ class ListenerTarget extends EventTarget {
 
   on(type, listener) {
     checkListener(listener);
-    addEntry(this, String(type), { listener, capture: false, once: false, nodeStyle: true, removed: false });
+    addEntry(this, String(type), { listener, capture: false, once: false, nodeStyle: true, removed: false, handler: false });
     return this;
   }
 
@@ -281,7 +281,7 @@ class ListenerTarget extends EventTarget {
 
   once(type, listener) {
     checkListener(listener);
-    addEntry(this, String(type), { listener, capture: false, once: true, nodeStyle: true, removed: false });
+    addEntry(this, String(type), { listener, capture: false, once: true, nodeStyle: true, removed: false, handler: false });
     return this;
   }
 
@@ -1055,7 +1055,28 @@ function deliverMessage(s, data, ports) {
     dispatch(port, 'message', null, data, false);
     return;
   }
-  dispatch(port, 'message', null, data, false, () => makeMessageEvent('message', port, data, ports));
+  dispatchMessage(port, data, ports);
+}
+
+/**
+ * Dispatches a 'message' event with `data` and `ports`. The usual receiver, an onmessage
+ * handler alone, is called directly: no closure, no listener loop (a handler's listener
+ * is always a function, see defineHandler).
+ */
+function dispatchMessage(target, data, ports) {
+  const list = target[kListeners].get('message');
+  if (list === undefined) return;
+  const e = list[0];
+  if (list.length === 1 && e.handler === true) {
+    const event = makeMessageEvent('message', target, data, ports);
+    try {
+      e.listener.call(target, event);
+    } catch (err) {
+      reportListenerError(err);
+    }
+    return;
+  }
+  dispatch(target, 'message', null, data, false, () => makeMessageEvent('message', target, data, ports));
 }
 
 function portEnded(s, later = false) {
@@ -1317,7 +1338,7 @@ function bcDeliverOne(s, n) {
       if (p === undefined) data = undefined;
       else data = p.bytes === null ? p.message : decoder.decode(p.bytes, 0, p.length, p.buffers, EMPTY);
     }
-    dispatch(target, 'message', null, data, false, () => makeMessageEvent('message', target, data, EMPTY));
+    dispatchMessage(target, data, EMPTY);
   } catch (err) {
     const error = err instanceof DecodeError ? dataCloneError(err.message) : err;
     dispatch(target, 'messageerror', null, error, false, () => makeMessageEvent('messageerror', target, error, EMPTY));

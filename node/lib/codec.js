@@ -696,19 +696,37 @@ function bytesAt(b, p, want, end) {
 }
 
 class Decoder {
+  constructor() {
+    // every field decode() sets, in one order: one hidden class from the start
+    this.b = null;
+    this.pos = 0;
+    this.end = 0;
+    this.buffers = null;
+    this.ports = null;
+    this.shared = [];
+    this.pendingShare = NO_SHARE;
+    this.depth = 0;
+    this.stack = [];
+    this.sp = 0;
+    this.arg = 0;
+    this.bigArg = null;
+    this.dv = null;
+    this.dvOf = null;
+  }
+
   decode(bytes, start, end, buffers, ports) {
     this.b = bytes;
     this.pos = start;
     this.end = end;
     this.buffers = buffers;
     this.ports = ports;
-    this.shared = [];
+    if (this.shared.length !== 0) this.shared = []; // (an empty one is reused)
     this.pendingShare = NO_SHARE;
     this.depth = 0;
-    this.stack ??= [];
     this.sp = 0;
     // envelope
-    const [major, arg] = this.headOf();
+    const major = this.head();
+    const arg = this.arg;
     if (major !== 6) this.fail('Malformed');
     if (arg !== T_ENVELOPE) {
       if (arg >= 0xcb00 && arg <= 0xcb0f) this.fail('UnsupportedVersion');
@@ -735,11 +753,6 @@ class Decoder {
       this.dvOf = b;
     }
     return this.dv;
-  }
-
-  headOf() {
-    const major = this.head();
-    return [major, this.arg];
   }
 
   share(obj) {
