@@ -223,6 +223,18 @@ function reportListenerError(err) {
 }
 
 /**
+ * As Node's EventTarget: when a listener returns a promise (an async listener), its
+ * rejection is reported as the listener's exception would be, not as an unhandled
+ * rejection.
+ */
+function catchRejection(result) {
+  if (result !== undefined && result !== null) {
+    const then = result.then;
+    if (typeof then === 'function') then.call(result, undefined, reportListenerError);
+  }
+}
+
+/**
  * Listener storage with EventTarget semantics (dedupe by listener and capture, once,
  * signal, handleEvent objects) and Node's on/once/off style, in one ordered list per
  * type. Lists are copy-on-write, so dispatch iterates without copying.
@@ -373,12 +385,11 @@ function dispatch(target, type, event, nodeValue, fromDispatchEvent, makeEvent =
     if (e.once) removeEntry(target, type, e.listener, e.capture, e);
     try {
       if (e.nodeStyle) {
-        e.listener.call(target, fromDispatchEvent ? event : nodeValue);
+        catchRejection(e.listener.call(target, fromDispatchEvent ? event : nodeValue));
       } else {
         if (event === null) event = makeEvent !== null ? makeEvent() : new PortEvent(type, target);
         const l = e.listener;
-        if (typeof l === 'function') l.call(target, event);
-        else l.handleEvent(event);
+        catchRejection(typeof l === 'function' ? l.call(target, event) : l.handleEvent(event));
       }
     } catch (err) {
       reportListenerError(err);
@@ -1046,7 +1057,7 @@ function deliverMessage(s, data, ports) {
       const e = list[0];
       if (e.once) removeEntry(port, 'message', e.listener, e.capture, e);
       try {
-        e.listener.call(port, data);
+        catchRejection(e.listener.call(port, data));
       } catch (err) {
         reportListenerError(err);
       }
@@ -1070,7 +1081,7 @@ function dispatchMessage(target, data, ports) {
   if (list.length === 1 && e.handler === true) {
     const event = makeMessageEvent('message', target, data, ports);
     try {
-      e.listener.call(target, event);
+      catchRejection(e.listener.call(target, event));
     } catch (err) {
       reportListenerError(err);
     }

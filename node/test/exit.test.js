@@ -30,9 +30,10 @@ test('a pending ready() keeps the process alive until it resolves', () => {
   assert.match(run('exit-ready.js'), /ready\nexited/);
 });
 
-// E5: a listener's exception is an uncaught exception (as with Node's ports); the other
-// listeners and the later messages are unaffected, also when the messages are delivered
-// in one batch (the exception escapes from a nextTick run between two messages)
+// E5: a listener's exception is an uncaught exception (as with Node's ports), and so is
+// an async listener's rejection; the other listeners and the later messages are
+// unaffected, also when the messages are delivered in one batch (the exception escapes
+// from a nextTick run between two messages)
 const listenerErrors = (...args) => execFileSync(
   process.execPath,
   [path.join(__dirname, 'fixtures', 'listener-errors.js'), ...args],
@@ -43,12 +44,15 @@ for (const mode of [[], ['hooks']]) {
   test(`e5_listener_exception_is_uncaught_and_affects_nothing_else${mode.length ? ' (async hooks on)' : ''}`, () => {
     const got = JSON.parse(listenerErrors(...mode));
     for (const kind of ['port', 'broadcast']) {
-      for (const listeners of ['handler alone', 'handler and listener']) {
+      for (const listeners of ['handler alone', 'handler and listener', 'async handler']) {
         // the same events, in the same order, as Node's own
         assert.deepStrictEqual(got[`cm ${kind} ${listeners}`], got[`node ${kind} ${listeners}`], `${kind}, ${listeners}`);
       }
       assert.deepStrictEqual(got[`cm ${kind} handler and listener`], [
-        'handler 1', 'listener 1', 'uncaught handler threw', 'uncaught listener threw', 'handler 2', 'listener 2',
+        'handler 1', 'listener 1', 'uncaughtException handler threw', 'uncaughtException listener threw', 'handler 2', 'listener 2',
+      ]);
+      assert.deepStrictEqual(got[`cm ${kind} async handler`], [
+        'async handler 1', 'uncaughtException async handler threw', 'async handler 2',
       ]);
     }
   });
