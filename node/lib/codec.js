@@ -6,6 +6,7 @@
 
 const { types } = require('node:util');
 
+const hasOwn = Object.hasOwn;
 const MAX_DEPTH = 256;
 const SIDE_TABLE_THRESHOLD = 1024;
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
@@ -47,12 +48,30 @@ function dataCloneError(message) {
   return new DOMException(message, 'DataCloneError');
 }
 
+/** How V8's DataCloneError messages name a value: `#<Promise>`, `[object Generator]`, `Symbol(x)`, a function's source. */
 function describe(v) {
+  if (typeof v === 'object' && v !== null) {
+    if (types.isProxy(v)) return '#<Object>';
+    if (types.isSymbolObject(v) || types.isGeneratorObject(v)) return Object.prototype.toString.call(v);
+    return `#<${constructorName(v)}>`;
+  }
   try {
     return typeof v === 'symbol' ? v.toString() : String(v);
   } catch {
     return Object.prototype.toString.call(v);
   }
+}
+
+function constructorName(v) {
+  try {
+    for (let o = v; o !== null; o = Object.getPrototypeOf(o)) {
+      const d = Object.getOwnPropertyDescriptor(o, 'constructor');
+      if (d !== undefined && typeof d.value === 'function' && d.value.name !== '') return d.value.name;
+    }
+  } catch {
+    // a Proxy's traps may throw: fall back below
+  }
+  return 'Object';
 }
 
 const f64 = new Float64Array(1);
@@ -376,13 +395,28 @@ class Encoder {
     if (this.track(v)) return;
     this.enter();
     const keys = Object.keys(v);
-    this.head(5, keys.length);
-    for (let i = 0; i < keys.length; i++) {
+    const n = keys.length;
+    const at = this.pos;
+    this.head(5, n);
+    let written = 0;
+    for (let i = 0; i < n; i++) {
       const k = keys[i];
+      if (!hasOwn(v, k)) continue;
       this.text(k);
       this.value(v[k]);
+      written++;
     }
+    if (written !== n) this.recount(at, n, written);
     this.depth--;
+  }
+
+  recount(at, n, written) {
+    const before = this.pos;
+    this.pos = at;
+    this.head(5, written);
+    const shift = at + headSize(n) - this.pos;
+    this.buf.copyWithin(this.pos, this.pos + shift, before);
+    this.pos = before - shift;
   }
 
   array(v) {
@@ -449,7 +483,8 @@ class Encoder {
       this.depth--;
       return;
     }
-    if (types.isNativeError(v) || v instanceof Error) {
+    if (types.isNativeError(v)) {
+      // (an object that merely inherits from Error.prototype clones as a plain object)
       if (this.track(v)) return;
       this.error(v);
       return;
@@ -583,18 +618,32 @@ class Encoder {
 /** The package's MessagePort class (set by index.js): such ports must be transferred. */
 Encoder.portClass = null;
 
+function headSize(n) {
+  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9;
+}
+
 function viewTagOf(v) {
   for (const [ctor, tag] of VIEW_TAGS) if (v instanceof ctor) return tag;
   return undefined;
 }
 
-/** Node's own transferables / platform objects that structured clone refuses here. */
+/**
+ * Node's own transferable or cloneable host objects, which have no place in the wire
+ * format: refused (DataCloneError) rather than cloned as an empty plain object.
+ */
 let platformCheck = null;
 function isPlatformObject(v) {
   if (platformCheck === null) {
     const wt = require('node:worker_threads');
-    const classes = [wt.MessagePort, wt.BroadcastChannel, globalThis.Blob, globalThis.EventTarget]
-      .filter((c) => typeof c === 'function');
+    const net = require('node:net');
+    const crypto = require('node:crypto');
+    const g = globalThis;
+    const classes = [
+      wt.MessagePort, wt.BroadcastChannel, g.EventTarget, g.Blob, g.File,
+      net.BlockList, net.SocketAddress, crypto.KeyObject, crypto.X509Certificate, g.CryptoKey,
+      g.ReadableStream, g.WritableStream, g.TransformStream,
+      g.WebAssembly?.Module, g.WebAssembly?.Memory, g.WebAssembly?.Instance,
+    ].filter((c) => typeof c === 'function');
     platformCheck = (x) => classes.some((c) => x instanceof c);
   }
   return platformCheck(v);

@@ -115,6 +115,73 @@ test('g_class_instances_clone_as_plain_objects', () => {
   assert.strictEqual(Object.getPrototypeOf(back), Object.prototype);
 });
 
+test('g3_host_objects_are_refused_not_emptied', () => {
+  // Node's own cloneable or transferable objects have no place in the wire format: a
+  // DataCloneError naming the class, never a silent empty object
+  const { BlockList, SocketAddress } = require('node:net');
+  const { createSecretKey } = require('node:crypto');
+  const wasm = new WebAssembly.Module(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]));
+  const cases = [
+    [new BlockList(), '#<BlockList> could not be cloned.'],
+    [new SocketAddress(), '#<SocketAddress> could not be cloned.'],
+    [createSecretKey(Buffer.alloc(4)), '#<SecretKeyObject> could not be cloned.'],
+    [wasm, '#<Module> could not be cloned.'],
+    [{ inner: [new Blob(['x'])] }, '#<Blob> could not be cloned.'],
+  ];
+  for (const [value, message] of cases) {
+    assert.throws(() => roundTrip(value), { name: 'DataCloneError', code: 25, message });
+  }
+});
+
+test('g3_messages_name_the_value_as_v8_does', () => {
+  const cases = [
+    [Promise.resolve(), '#<Promise> could not be cloned.'],
+    [new WeakMap(), '#<WeakMap> could not be cloned.'],
+    [new Proxy({}, {}), '#<Object> could not be cloned.'],
+    [Object(Symbol('s')), '[object Symbol] could not be cloned.'],
+    [(function* gen() {})(), '[object Generator] could not be cloned.'],
+    [Symbol('s'), 'Symbol(s) could not be cloned.'],
+  ];
+  for (const [value, message] of cases) {
+    assert.throws(() => roundTrip(value), { name: 'DataCloneError', message });
+  }
+});
+
+test('g2_only_native_errors_clone_as_errors', () => {
+  const fake = Object.create(Error.prototype);
+  fake.x = 1;
+  const back = roundTrip([fake, new RangeError('r')]);
+  assert.strictEqual(Object.getPrototypeOf(back[0]), Object.prototype);
+  assert.deepStrictEqual(back[0], { x: 1 });
+  assert.ok(back[1] instanceof RangeError);
+  assert.strictEqual(back[1].message, 'r');
+});
+
+test('g2_a_property_deleted_by_an_earlier_getter_is_skipped', () => {
+  // keys are listed first, then read: one that a getter deleted meanwhile is not sent
+  const v = {
+    get a() {
+      delete this.b;
+      return 1;
+    },
+    b: 2,
+    c: 3,
+  };
+  assert.deepStrictEqual(roundTrip(v), { a: 1, c: 3 });
+  // the head's count shrinks across its size classes (24 keys: a one-byte count after)
+  const many = {};
+  Object.defineProperty(many, 'first', {
+    enumerable: true,
+    get() {
+      for (let i = 0; i < 20; i++) delete this[`k${i}`];
+      return 0;
+    },
+  });
+  for (let i = 0; i < 23; i++) many[`k${i}`] = i;
+  const expected = { first: 0, k20: 20, k21: 21, k22: 22 };
+  assert.deepStrictEqual(roundTrip({ many, after: 'x' }), { many: expected, after: 'x' });
+});
+
 test('g_proto_key_is_an_own_property', () => {
   const v = JSON.parse('{"__proto__": {"polluted": true}}');
   const back = roundTrip(v);
