@@ -42,7 +42,7 @@ interface NodeStyleTarget {
   emit(type: string, arg?: any): boolean;
   listenerCount(type: string): number;
   eventNames(): string[];
-  setMaxListeners(n: number): this;
+  setMaxListeners(n: number): void;
   getMaxListeners(): number;
 }
 
@@ -91,7 +91,7 @@ export class MessagePort extends EventTarget implements NodeStyleTarget {
   emit(type: string, arg?: any): boolean;
   listenerCount(type: string): number;
   eventNames(): string[];
-  setMaxListeners(n: number): this;
+  setMaxListeners(n: number): void;
   getMaxListeners(): number;
 }
 
@@ -122,7 +122,7 @@ export class BroadcastChannel extends EventTarget implements NodeStyleTarget {
   emit(type: string, arg?: any): boolean;
   listenerCount(type: string): number;
   eventNames(): string[];
-  setMaxListeners(n: number): this;
+  setMaxListeners(n: number): void;
   getMaxListeners(): number;
 }
 
@@ -141,7 +141,7 @@ export class PortCollection implements Iterable<MessagePort> {
 }
 
 /** Receives one queued message synchronously, whether or not the port was started. */
-export function receiveMessageOnPort(port: MessagePort): { message: any } | undefined;
+export function receiveMessageOnPort(port: MessagePort | BroadcastChannel): { message: any } | undefined;
 
 /** Same as `MessagePort.importHandle`. */
 export function importPort(handle: bigint): MessagePort;

@@ -22,6 +22,7 @@ const kTarget = Symbol('kTarget');
 const kData = Symbol('kData');
 const kPorts = Symbol('kPorts');
 const kStop = Symbol('kStop');
+const kLive = Symbol('kLive'); // an event of ours that is being dispatched
 const kEtMessage = Symbol('kEtMessage'); // EventTarget-style 'message' listeners
 
 /** Messages one wake-up delivers before yielding to the event loop (timers, I/O). */
@@ -77,7 +78,8 @@ function nodeError(Base, code, message) {
   return e;
 }
 
-function invalidArgType(name, expected, value) {
+/** Node's ERR_INVALID_ARG_TYPE for the argument (or, with `kind`, the property) `name`. */
+function invalidArgType(name, expected, value, kind = 'argument') {
   let received;
   if (value === null || value === undefined) received = ` Received ${value}`;
   else if (typeof value === 'function') received = ` Received function ${value.name}`;
@@ -86,7 +88,7 @@ function invalidArgType(name, expected, value) {
       ? ` Received an instance of ${value.constructor.name}`
       : ` Received ${types.isProxy(value) ? 'a Proxy' : 'an object'}`;
   } else received = ` Received type ${typeof value} (${String(value).slice(0, 25)})`;
-  return nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "${name}" argument must be ${expected}.${received}`);
+  return nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "${name}" ${kind} must be ${expected}.${received}`);
 }
 
 // -------------------------------------------------------------------- encoding
@@ -140,15 +142,27 @@ function acquireEncoder() {
 
 const NO_PORTS = Object.freeze([]);
 
+/** MessageEvent's init.ports as an array, each a MessagePort (Node's check and error). */
+function checkEventPorts(ports) {
+  const list = [...ports];
+  for (let i = 0; i < list.length; i++) {
+    if (!(list[i] instanceof MessagePort)) {
+      throw invalidArgType(`init.ports[${i}]`, 'an instance of MessagePort', list[i], 'property');
+    }
+  }
+  return list;
+}
+
 /** The event of 'message' and 'messageerror' (spec J): data, ports, target. */
 class MessageEvent extends Event {
   constructor(type, init = undefined) {
     super(type);
     this[kData] = init?.data ?? null;
     const ports = init?.ports;
-    this[kPorts] = ports ? Object.freeze([...ports]) : NO_PORTS;
+    this[kPorts] = ports ? Object.freeze(checkEventPorts(ports)) : NO_PORTS;
     this[kTarget] = null;
     this[kStop] = false;
+    this[kLive] = false;
   }
 
   get data() {
@@ -176,17 +190,33 @@ class MessageEvent extends Event {
   }
 
   get currentTarget() {
-    return this[kTarget] ?? super.currentTarget;
+    if (this[kTarget] === null) return super.currentTarget;
+    return this[kLive] ? this[kTarget] : null;
   }
 
   get srcElement() {
     return this[kTarget] ?? super.srcElement;
   }
 
+  get eventPhase() {
+    if (this[kTarget] === null) return super.eventPhase;
+    return this[kLive] ? Event.AT_TARGET : Event.NONE;
+  }
+
+  composedPath() {
+    if (this[kTarget] === null) return super.composedPath();
+    return this[kLive] ? [this[kTarget]] : [];
+  }
+
   stopImmediatePropagation() {
     this[kStop] = true;
     super.stopImmediatePropagation();
   }
+}
+// `event instanceof MessageEvent` holds for Node's global MessageEvent too (its prototype
+// has only the getters this class overrides); the constructor stays Event's
+if (typeof globalThis.MessageEvent === 'function' && globalThis.MessageEvent.prototype instanceof Event) {
+  Object.setPrototypeOf(MessageEvent.prototype, globalThis.MessageEvent.prototype);
 }
 
 /** A plain event fired by this package (close), with `target` set. */
@@ -195,6 +225,7 @@ class PortEvent extends Event {
     super(type);
     this[kTarget] = target;
     this[kStop] = false;
+    this[kLive] = false;
   }
 
   get target() {
@@ -202,11 +233,19 @@ class PortEvent extends Event {
   }
 
   get currentTarget() {
-    return this[kTarget];
+    return this[kLive] ? this[kTarget] : null;
   }
 
   get srcElement() {
     return this[kTarget];
+  }
+
+  get eventPhase() {
+    return this[kLive] ? Event.AT_TARGET : Event.NONE;
+  }
+
+  composedPath() {
+    return this[kLive] ? [this[kTarget]] : [];
   }
 
   stopImmediatePropagation() {
@@ -273,10 +312,19 @@ class ListenerTarget extends EventTarget {
     removeEntry(this, String(type), listener, capture, null);
   }
 
+  /**
+   * Node's EventTarget dispatches (it alone can set an event's target, phase and path),
+   * to one listener of its own that runs this target's listeners.
+   */
   dispatchEvent(event) {
     if (!(event instanceof Event)) throw invalidArgType('event', 'an instance of Event', event);
-    dispatch(this, event.type, event, undefined, true);
-    return !event.defaultPrevented;
+    const type = event.type;
+    super.addEventListener(type, dispatchBridge);
+    try {
+      return super.dispatchEvent(event);
+    } finally {
+      super.removeEventListener(type, dispatchBridge);
+    }
   }
 
   // ---- Node's EventEmitter-style methods (NodeEventTarget) ----
@@ -315,8 +363,12 @@ class ListenerTarget extends EventTarget {
   }
 
   emit(type, arg) {
-    const had = this.listenerCount(type) > 0;
-    dispatch(this, String(type), null, arg, false);
+    const t = String(type);
+    const had = this.listenerCount(t) > 0;
+    // EventTarget-style listeners get an event; for 'message' and 'messageerror' (as
+    // in Node) a MessageEvent whose data is the argument
+    const makeEvent = t === 'message' || t === 'messageerror' ? () => makeMessageEvent(t, this, arg, EMPTY) : null;
+    dispatch(this, t, null, arg, false, makeEvent);
     return had;
   }
 
@@ -330,7 +382,6 @@ class ListenerTarget extends EventTarget {
 
   setMaxListeners(n) {
     this[Symbol.for('channel-messaging.maxListeners')] = n;
-    return this;
   }
 
   getMaxListeners() {
@@ -371,6 +422,11 @@ function removeEntry(target, type, listener, capture, exact) {
   }
 }
 
+/** The one listener dispatchEvent gives Node's EventTarget (see there). */
+function dispatchBridge(event) {
+  dispatch(this, event.type, event, undefined, true);
+}
+
 /**
  * Calls the listeners of `type`: EventTarget-style ones with `event` (made lazily by
  * makeEvent when null), Node-style ones with `nodeValue` (or the event, for events
@@ -379,6 +435,7 @@ function removeEntry(target, type, listener, capture, exact) {
 function dispatch(target, type, event, nodeValue, fromDispatchEvent, makeEvent = null) {
   const list = target[kListeners].get(type);
   if (list === undefined) return;
+  let made = false;
   for (let i = 0; i < list.length; i++) {
     const e = list[i];
     if (e.removed) continue;
@@ -387,7 +444,10 @@ function dispatch(target, type, event, nodeValue, fromDispatchEvent, makeEvent =
       if (e.nodeStyle) {
         catchRejection(e.listener.call(target, fromDispatchEvent ? event : nodeValue));
       } else {
-        if (event === null) event = makeEvent !== null ? makeEvent() : new PortEvent(type, target);
+        if (event === null) {
+          event = makeEvent !== null ? makeEvent() : new PortEvent(type, target);
+          event[kLive] = made = true;
+        }
         const l = e.listener;
         catchRejection(typeof l === 'function' ? l.call(target, event) : l.handleEvent(event));
       }
@@ -396,6 +456,7 @@ function dispatch(target, type, event, nodeValue, fromDispatchEvent, makeEvent =
     }
     if (event !== null && event[kStop] === true) break;
   }
+  if (made) event[kLive] = false;
 }
 
 /** Defines `on<type>` event handler attributes (one list entry, replaced in place). */
@@ -419,6 +480,10 @@ function defineHandler(proto, type) {
       } else if (current !== undefined) {
         this[kHandlers].delete(type);
         removeEntry(this, type, current.listener, false, current);
+      } else if (type === 'message' && this instanceof MessagePort) {
+        // setting a port's onmessage starts it, even to null (spec B2, and as in Node);
+        // removing a handler is removing a listener (the port stops, as in Node)
+        startPort(this[kState]);
       }
     },
   });
@@ -463,6 +528,13 @@ class PortState {
   }
 }
 
+/** `port`'s state; a TypeError, as Node's, when a MessagePort method gets another `this`. */
+function portState(port) {
+  const s = port === null || port === undefined ? undefined : port[kState];
+  if (!(s instanceof PortState)) throw new TypeError('Illegal invocation');
+  return s;
+}
+
 /** One end of a channel: a drop-in for worker_threads' MessagePort. */
 class MessagePort extends ListenerTarget {
   constructor(token = undefined, handle = undefined) {
@@ -477,37 +549,41 @@ class MessagePort extends ListenerTarget {
     if (arguments.length === 0) {
       throw nodeError(TypeError, 'ERR_MISSING_ARGS', 'Not enough arguments to MessagePort.postMessage');
     }
-    const s = this[kState];
+    const s = portState(this);
+    // as Node's: true, or undefined from a port that is closed or transferred
+    const open = s.closing || s.ended || s.detached ? undefined : true;
     if (transfer === undefined || transfer === null) {
       postSimple(s, value);
-      return;
+      return open;
     }
     postWithTransfer(s, value, transferList(transfer));
+    return open;
   }
 
   start() {
-    startPort(this[kState]);
+    startPort(portState(this));
   }
 
   close(callback = undefined) {
+    const s = portState(this);
     if (typeof callback === 'function') this.once('close', callback);
-    closePort(this[kState]);
+    closePort(s);
   }
 
   ref() {
-    const s = this[kState];
+    const s = portState(this);
     s.refed = true;
     applyRef(s);
   }
 
   unref() {
-    const s = this[kState];
+    const s = portState(this);
     s.refed = false;
     applyRef(s);
   }
 
   hasRef() {
-    const s = this[kState];
+    const s = portState(this);
     return s.refed && !s.ended && !s.closing && !s.detached;
   }
 
@@ -1080,11 +1156,13 @@ function dispatchMessage(target, data, ports) {
   const e = list[0];
   if (list.length === 1 && e.handler === true) {
     const event = makeMessageEvent('message', target, data, ports);
+    event[kLive] = true;
     try {
       catchRejection(e.listener.call(target, event));
     } catch (err) {
       reportListenerError(err);
     }
+    event[kLive] = false;
     return;
   }
   dispatch(target, 'message', null, data, false, () => makeMessageEvent('message', target, data, ports));
@@ -1175,10 +1253,27 @@ function messageIterator(port) {
 
 /** Receives one queued message synchronously: `{ message }`, or undefined. */
 function receiveMessageOnPort(port) {
+  if (port instanceof BroadcastChannel) return receiveBroadcast(port[kState]);
   if (!(port instanceof MessagePort)) {
     throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', 'The "port" argument must be a MessagePort instance');
   }
   return receiveOne(port[kState], false);
+}
+
+/** receiveMessageOnPort for a BroadcastChannel (as in Node): its next message, if any. */
+function receiveBroadcast(s) {
+  if (s.closed) return undefined;
+  const n = fast.recv(s.ep);
+  if (n === RECV_EMPTY || n === RECV_ENDED) return undefined;
+  try {
+    if (n >= 0) return { message: decoder.decode(scratch, 0, n, EMPTY, EMPTY) };
+    const p = takeParked(s.ep, s.native);
+    if (p === undefined) return undefined;
+    return { message: p.bytes === null ? p.message : decoder.decode(p.bytes, 0, p.length, p.buffers, EMPTY) };
+  } catch (err) {
+    // consumed, and reported as receiveMessageOnPort reports a port's (messageError)
+    throw err instanceof DecodeError ? dataCloneError(err.message) : err;
+  }
 }
 
 // ---------------------------------------------------------- zero-copy buffers
