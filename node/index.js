@@ -54,10 +54,12 @@ const SPIN_BACKOFF_MAX = 10;
 const RECV_EMPTY = -1;
 const RECV_ENDED = -2;
 
-// why the native wake-up called (node/src/lib.rs)
-const WAKE_READY = 0;
+// why the native wake-up called (node/src/lib.rs; 0, a message, goes to the delivery
+// loop directly: fast.watchReady)
 const WAKE_CLOSE = 1;
 const WAKE_SPACE = 2;
+
+const noop = () => {};
 
 // what a deliver function tells the native delivery loop (node/src/fast.rs)
 const DELIVER_STOP = 0; // idle (or stopped): leave the loop until scheduled again
@@ -516,10 +518,9 @@ class PortState {
     this.readyWaiters = null; // resolvers of pending ready() promises
     // called by the native delivery loop (see deliverStep)
     this.deliver = (n, polled) => deliverStep(this, n, polled);
+    // (messages wake the native delivery loop directly: ensureWake's fast.watchReady)
     this.wake = (kind) => {
-      if (kind === WAKE_READY) {
-        if (this.gate) fast.schedule(this.ep, this.deliver);
-      } else if (kind === WAKE_CLOSE) {
+      if (kind === WAKE_CLOSE) {
         partnerGone(this);
       } else if (kind === WAKE_SPACE) {
         spaceAvailable(this);
@@ -850,6 +851,7 @@ function markTransferred(s) {
   s.refed = false;
   s.wakeInstalled = false;
   s.ended = true;
+  fast.unwatchReady(s.ep);
   syncGate(s);
   settleReady(s);
   setImmediate(emitClose, s);
@@ -861,6 +863,7 @@ function ensureWake(s) {
   if (s.wakeInstalled || s.ended || s.detached) return;
   s.wakeInstalled = true;
   s.native.setWake(s.wake);
+  fast.watchReady(s.ep, s.deliver);
 }
 
 function applyRef(s) {
@@ -1177,6 +1180,7 @@ function portEnded(s, later = false) {
   if (s.wakeInstalled) {
     s.wakeInstalled = false;
     s.native.clearWake();
+    fast.unwatchReady(s.ep);
   }
   if (later) setImmediate(emitClose, s);
   else emitClose(s);
@@ -1361,13 +1365,13 @@ class BroadcastChannel extends ListenerTarget {
       gate: true, // receiving: open until closed (deliverRun's test, as a port's)
     };
     s.deliver = (n) => deliverRun(s, n, false, bcDeliverOne);
-    s.wake = () => {
-      if (!s.closed) fast.schedule(s.ep, s.deliver);
-    };
     this[kState] = s;
     s.ep = s.native.endpoint();
     fast.setGate(s.ep, true);
-    s.native.setWake(s.wake);
+    // messages wake the native delivery loop directly (watchReady); the threadsafe
+    // function only keeps the event loop alive while the channel is referenced
+    s.native.setWake(noop);
+    fast.watchReady(s.ep, s.deliver);
     s.native.setRef(true);
     s.native.start();
   }
@@ -1404,6 +1408,7 @@ class BroadcastChannel extends ListenerTarget {
     s.closed = true;
     s.gate = false;
     fast.setGate(s.ep, false);
+    fast.unwatchReady(s.ep);
     s.native.close();
   }
 

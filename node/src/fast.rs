@@ -27,6 +27,9 @@
 //!   that is not closed, ended or transferred); the delivery loop pops only while open;
 //! - `schedule(endpoint, deliver)`: queues the endpoint for the delivery loop (below),
 //!   which calls `deliver(n)` once per message. A no-op while it is queued already.
+//! - `watchReady(endpoint, deliver)` / `unwatchReady(endpoint)`: from now on (until
+//!   unwatched), whatever makes the started endpoint readable, on any thread, queues it
+//!   for the delivery loop with `deliver`, as `schedule` would (below, "Wake-ups");
 //! - `postBlock(endpoint, ab)` -> `true` / `false` / an error message: the fast path of
 //!   `port.postMessage(ab, [ab])` for a block (node/src/blocks.rs), posting the encoding
 //!   registered once by `setBlockMessage(bytes)`; `false` (nothing done) sends index.js
@@ -47,6 +50,19 @@
 //! already runs inside a callback scope, and a nested scope does not drain the queues.)
 //! Within one call, `deliver` may go on to the messages already queued (`next`), running
 //! the same queues itself between them (index.js, `RUN_TICKS`).
+//!
+//! ## Wake-ups
+//!
+//! A watched endpoint's core ready hook runs on the posting thread. It pushes the
+//! endpoint onto its environment's [`Inbox`] (once: `Endpoint::inboxed`) and, when the
+//! inbox was empty, signals the loop's `uv_async_t`; the loop takes the inbox before its
+//! list. No JavaScript runs in between, so a message is delivered in the receiving loop's
+//! next poll phase, before the `setImmediate` callbacks queued with the post, as with
+//! Node's own ports. (A ThreadsafeFunction would call into JavaScript first, which then
+//! had to schedule the delivery: a second loop turn, and an order against immediates
+//! that depended on which handle libuv happened to run first.) `deliver` is held
+//! weakly, keyed by the endpoint: the port object owns it, and a port collected without
+//! being closed leaves an entry that the next sweep (`Deliverer::sweep_at`) removes.
 //!
 //! Per scheduled endpoint the loop repeats: stop unless the gate is open; pop the next
 //! message into the scratch (`recv`'s result `n`: a length, or -1 / -2 / -3); call
@@ -76,12 +92,13 @@
 //! entry point runs under `catch_unwind`.
 
 use std::cell::UnsafeCell;
+use std::collections::HashMap;
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, Weak};
 
 use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, Unknown};
 use napi::sys;
@@ -222,7 +239,7 @@ pub fn fast_api(env: &Env) -> napi::Result<Object<'_>> {
         deliverer: ptr::null_mut(),
         block_message: Vec::new(),
     })));
-    let entries: [(&str, Callback); 15] = [
+    let entries: [(&str, Callback); 17] = [
         ("post", fast_post),
         ("postOwn", fast_post_own),
         ("postCollection", fast_post_collection),
@@ -238,6 +255,8 @@ pub fn fast_api(env: &Env) -> napi::Result<Object<'_>> {
         ("alloc", fast_alloc),
         ("release", fast_release),
         ("uncaught", fast_uncaught),
+        ("watchReady", fast_watch_ready),
+        ("unwatchReady", fast_unwatch_ready),
     ];
     for (name, cb) in entries {
         let mut f = ptr::null_mut();
@@ -830,9 +849,74 @@ struct Deliverer {
     _resource: sys::napi_ref,
     cleanup: sys::napi_async_cleanup_hook_handle,
     closing: bool,
+    /// Where the ready hooks of watched endpoints queue them, from any thread.
+    inbox: Arc<Inbox>,
+    /// The `deliver` function of each watched endpoint (`watchReady`), held weakly (the
+    /// port object holds it), keyed by the endpoint's address (the `Weak` keeps that
+    /// address from being reused while the entry exists).
+    watched: HashMap<usize, (Weak<Endpoint>, sys::napi_ref)>,
+    /// `watched`'s size at which `watchReady` next drops the entries of endpoints that
+    /// are gone (ports collected without being closed).
+    sweep_at: usize,
+}
+
+/// The smallest `Deliverer::sweep_at`.
+const SWEEP_MIN: usize = 64;
+
+/// Ready wake-ups, from any thread, for one environment's delivery loop: a watched
+/// endpoint's ready hook (`watchReady`) queues the endpoint here and signals the loop's
+/// handle, which delivers on the loop's next poll phase, the way Node's own ports are
+/// woken (no JavaScript in between, and so before the `setImmediate` callbacks queued
+/// with the post).
+struct Inbox(Mutex<InboxState>);
+
+struct InboxState {
+    /// The loop's `uv_async_t`; null once the loop is closing (set under the lock before
+    /// the handle is closed, so a late hook never signals a freed handle).
+    handle: *mut c_void,
+    ready: Vec<Arc<Endpoint>>,
+}
+
+// SAFETY: the handle is only used under the lock, for `uv_async_send` (callable from any
+// thread), and cleared under it before the handle is closed.
+unsafe impl Send for InboxState {}
+
+impl Inbox {
+    /// Queues `ep` (once) and signals the loop when the inbox was empty.
+    fn ready(&self, ep: Arc<Endpoint>) {
+        let mut s = lock(&self.0);
+        if s.handle.is_null() || ep.inboxed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        s.ready.push(ep);
+        if s.ready.len() == 1 {
+            // SAFETY: a live handle (not yet closing: checked under the lock).
+            unsafe { uv_async_send(s.handle) };
+        }
+    }
+
+    /// The endpoints queued so far (the loop takes them).
+    fn take(&self) -> Vec<Arc<Endpoint>> {
+        std::mem::take(&mut lock(&self.0).ready)
+    }
+
+    /// Sets the loop's handle (null: closing), returning what was still queued.
+    fn set_handle(&self, handle: *mut c_void) -> Vec<Arc<Endpoint>> {
+        let mut s = lock(&self.0);
+        s.handle = handle;
+        if handle.is_null() {
+            std::mem::take(&mut s.ready)
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 impl Deliverer {
+    fn inbox(&self) -> &Inbox {
+        &self.inbox
+    }
+
     fn handle(&mut self) -> *mut c_void {
         self.handle.as_mut_ptr().cast()
     }
@@ -896,6 +980,12 @@ impl Deliverer {
                 _resource: resource_ref,
                 cleanup: ptr::null_mut(),
                 closing: false,
+                inbox: Arc::new(Inbox(Mutex::new(InboxState {
+                    handle: ptr::null_mut(),
+                    ready: Vec::new(),
+                }))),
+                watched: HashMap::new(),
+                sweep_at: SWEEP_MIN,
             }));
             let h = (*d).handle();
             if uv_async_init(event_loop.cast(), h, on_deliver) != 0 {
@@ -903,6 +993,7 @@ impl Deliverer {
                 return None;
             }
             *(h as *mut *mut Deliverer) = d;
+            (*d).inbox().set_handle(h);
             (*d).referenced = false;
             uv_unref(h);
             let mut cleanup = ptr::null_mut();
@@ -911,6 +1002,7 @@ impl Deliverer {
             {
                 // never closed otherwise: close now (the callback frees it)
                 (*d).closing = true;
+                (*d).inbox().set_handle(ptr::null_mut());
                 uv_close(h, Some(deliverer_closed));
                 return None;
             }
@@ -932,6 +1024,11 @@ unsafe extern "C" fn close_deliverer(
         for e in (*d).pending.drain(..) {
             e.ep.scheduled.store(false, Ordering::Relaxed);
         }
+        let ready = (*d).inbox().set_handle(ptr::null_mut());
+        for ep in ready {
+            ep.inboxed.store(false, Ordering::Release);
+        }
+        // (the references in `watched` go with the environment)
         let h = (*d).handle();
         uv_close(h, Some(deliverer_closed));
     }
@@ -1136,6 +1233,11 @@ unsafe extern "C" fn on_deliver(h: *mut c_void) {
             return;
         }
         let env = (*d).env;
+        let mut scope = ptr::null_mut();
+        if sys::napi_open_handle_scope(env, &mut scope) == sys::Status::napi_ok {
+            take_inbox(d);
+            sys::napi_close_handle_scope(env, scope);
+        }
         let work = std::mem::take(&mut (*d).pending);
         let mut dead = false;
         for mut e in work {
@@ -1253,35 +1355,219 @@ unsafe extern "C" fn fast_schedule(
             ep.rescan.store(true, Ordering::Relaxed);
             return ptr::null_mut();
         }
+        let Some(d) = deliverer(env, data) else {
+            return throw_type_error(env, "schedule: cannot start the delivery loop");
+        };
+        if !enlist(d, shared(ep), argv[1]) {
+            return throw_type_error(env, "schedule: cannot hold the function");
+        }
+        (*d).notify();
+        ptr::null_mut()
+    })
+}
+
+/// This environment's delivery loop (`data`: the entry points' state), created on first
+/// use; `None` when it cannot be started.
+///
+/// # Safety
+///
+/// JS thread of `env`; `data` is the `FastEnv` of the calling entry point.
+unsafe fn deliverer(env: sys::napi_env, data: *mut c_void) -> Option<*mut Deliverer> {
+    // SAFETY: the caller's contract; the loop holds the state alive until its handle
+    // closes (one more strong count).
+    unsafe {
         let state = data as *const FastEnv;
         let buffers = &mut *(*state).0.get();
         if buffers.deliverer.is_null() {
-            // the loop holds the state alive until its handle closes
             Rc::increment_strong_count(state);
-            match Deliverer::create(env, Rc::from_raw(state)) {
-                Some(d) => buffers.deliverer = d,
-                None => return throw_type_error(env, "schedule: cannot start the delivery loop"),
-            }
+            buffers.deliverer = Deliverer::create(env, Rc::from_raw(state))?;
         }
-        let d = buffers.deliverer;
-        if (*d).closing {
-            return ptr::null_mut();
-        }
-        let mut deliver = ptr::null_mut();
-        if sys::napi_create_reference(env, argv[1], 1, &mut deliver) != sys::Status::napi_ok {
-            return throw_type_error(env, "schedule: cannot hold the function");
-        }
-        // the External holds a strong count on the endpoint: take one more for the list
-        let raw = ep as *const Endpoint;
+        Some(buffers.deliverer)
+    }
+}
+
+/// Another strong count on the endpoint of an External (which holds one).
+fn shared(ep: &Endpoint) -> Arc<Endpoint> {
+    let raw = ep as *const Endpoint;
+    // SAFETY: `ep` lives in an `Arc` (every External of this addon holds one).
+    unsafe {
         Arc::increment_strong_count(raw);
+        Arc::from_raw(raw)
+    }
+}
+
+/// Puts `ep` on the loop's list with `deliver`, unless it is listed already or the loop
+/// is closing (true either way); false when the function cannot be held. The caller
+/// makes sure the loop runs (`notify`, or being the loop).
+///
+/// # Safety
+///
+/// JS thread, `d` live, `deliver` a function value of the current scope.
+unsafe fn enlist(d: *mut Deliverer, ep: Arc<Endpoint>, deliver: sys::napi_value) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if (*d).closing {
+            return true;
+        }
+        if ep.scheduled.load(Ordering::Relaxed) {
+            ep.rescan.store(true, Ordering::Relaxed);
+            return true;
+        }
+        let mut held = ptr::null_mut();
+        if sys::napi_create_reference((*d).env, deliver, 1, &mut held) != sys::Status::napi_ok {
+            return false;
+        }
         ep.scheduled.store(true, Ordering::Relaxed);
         (*d).pending.push(Entry {
-            ep: Arc::from_raw(raw),
-            deliver,
+            ep,
+            deliver: held,
             peek: false,
             spin_ns: 0,
         });
-        (*d).notify();
+        true
+    }
+}
+
+/// Moves the endpoints that the ready hooks queued in the inbox onto the list, each
+/// with the `deliver` function it is watched with (one no longer watched, or whose
+/// function was collected, is dropped).
+///
+/// # Safety
+///
+/// JS thread, inside a handle scope, `d` live.
+unsafe fn take_inbox(d: *mut Deliverer) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let ready = (*d).inbox().take();
+        let env = (*d).env;
+        for ep in ready {
+            ep.inboxed.store(false, Ordering::Release);
+            let key = Arc::as_ptr(&ep) as usize;
+            let Some(&(_, held)) = (*d).watched.get(&key) else {
+                continue;
+            };
+            let mut f = ptr::null_mut();
+            if sys::napi_get_reference_value(env, held, &mut f) != sys::Status::napi_ok
+                || f.is_null()
+            {
+                // the port object is gone: so is its watch
+                (*d).watched.remove(&key);
+                sys::napi_delete_reference(env, held);
+                continue;
+            }
+            enlist(d, ep, f);
+        }
+    }
+}
+
+/// `watchReady(endpoint, deliver)`: from now on a message (or the end) arriving in the
+/// started endpoint's queue, posted on any thread, puts it on this thread's delivery
+/// loop with `deliver` (as `schedule` would), straight from the core's ready hook: no
+/// JavaScript runs until the delivery, which happens in the loop's next poll phase.
+/// Replaces an earlier watch. `deliver` is held weakly: the port object holds it.
+unsafe extern "C" fn fast_watch_ready(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    guarded(env, "watchReady", || unsafe {
+        let mut argv = [ptr::null_mut(); 2];
+        let mut argc = 2;
+        let mut data = ptr::null_mut();
+        if sys::napi_get_cb_info(
+            env,
+            info,
+            &mut argc,
+            argv.as_mut_ptr(),
+            ptr::null_mut(),
+            &mut data,
+        ) != sys::Status::napi_ok
+            || argc < 2
+            || data.is_null()
+        {
+            return throw_type_error(env, "watchReady(endpoint, deliver) takes two arguments");
+        }
+        let Some(ep) = endpoint(env, argv[0]) else {
+            return throw_type_error(env, "watchReady: not an endpoint");
+        };
+        let mut t = 0;
+        if sys::napi_typeof(env, argv[1], &mut t) != sys::Status::napi_ok
+            || t != sys::ValueType::napi_function
+        {
+            return throw_type_error(env, "watchReady: deliver is not a function");
+        }
+        let Some(d) = deliverer(env, data) else {
+            return throw_type_error(env, "watchReady: cannot start the delivery loop");
+        };
+        if (*d).closing {
+            return ptr::null_mut();
+        }
+        let mut held = ptr::null_mut();
+        if sys::napi_create_reference(env, argv[1], 0, &mut held) != sys::Status::napi_ok {
+            return throw_type_error(env, "watchReady: cannot hold the function");
+        }
+        if (*d).watched.len() >= (*d).sweep_at {
+            // amortized: at most one sweep per doubling of the map
+            (*d).watched.retain(|_, (weak, held)| {
+                let live = weak.strong_count() > 0;
+                if !live {
+                    sys::napi_delete_reference(env, *held);
+                }
+                live
+            });
+            (*d).sweep_at = ((*d).watched.len() * 2).max(SWEEP_MIN);
+        }
+        let ep = shared(ep);
+        let weak = Arc::downgrade(&ep);
+        if let Some((_, old)) = (*d)
+            .watched
+            .insert(Arc::as_ptr(&ep) as usize, (weak.clone(), held))
+        {
+            sys::napi_delete_reference(env, old);
+        }
+        let inbox = Arc::clone(&(*d).inbox);
+        // (no lock of this addon is held here: the hook may run at once, on this thread)
+        ep.set_ready_hook(Some(Arc::new(move || {
+            if let Some(ep) = weak.upgrade() {
+                inbox.ready(ep);
+            }
+        })));
+        ptr::null_mut()
+    })
+}
+
+/// `unwatchReady(endpoint)`: ends `watchReady` (the port ended, was transferred or
+/// closed). Idempotent.
+unsafe extern "C" fn fast_unwatch_ready(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    guarded(env, "unwatchReady", || unsafe {
+        let mut argv = [ptr::null_mut(); 1];
+        let mut argc = 1;
+        let mut data = ptr::null_mut();
+        if sys::napi_get_cb_info(
+            env,
+            info,
+            &mut argc,
+            argv.as_mut_ptr(),
+            ptr::null_mut(),
+            &mut data,
+        ) != sys::Status::napi_ok
+            || argc < 1
+            || data.is_null()
+        {
+            return throw_type_error(env, "unwatchReady(endpoint) takes one argument");
+        }
+        let Some(ep) = endpoint(env, argv[0]) else {
+            return throw_type_error(env, "unwatchReady: not an endpoint");
+        };
+        ep.set_ready_hook(None);
+        let d = (*(*(data as *const FastEnv)).0.get()).deliverer;
+        if !d.is_null()
+            && let Some((_, held)) = (*d).watched.remove(&(ep as *const Endpoint as usize))
+        {
+            sys::napi_delete_reference(env, held);
+        }
         ptr::null_mut()
     })
 }

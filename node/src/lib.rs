@@ -15,8 +15,10 @@
 //! - zero-copy buffers (`fastApi().alloc`, module `blocks`): `ArrayBuffer`s over memory
 //!   Rust owns move through a transfer without a copy, and are recycled through the
 //!   core's block pool once released or garbage-collected;
-//! - wake-ups: the core's ready hook calls a ThreadsafeFunction (coalesced by the core);
-//!   its ref/unref backs `port.ref()` / `port.unref()`.
+//! - wake-ups: the core's ready hook queues the endpoint for its thread's delivery loop
+//!   (`fastApi().watchReady`, module `fast`); a ThreadsafeFunction carries the other
+//!   wake-ups (the partner closed, space in its queue), and its ref/unref backs
+//!   `port.ref()` / `port.unref()`.
 //!
 //! No function here panics on bad input: failures come back as values (an error message
 //! string, `None`, or a negative code) that index.js turns into Node's errors.
@@ -55,8 +57,8 @@ pub fn version() -> &'static str {
 /// [`WAKE_READY`], [`WAKE_CLOSE`] or [`WAKE_SPACE`].
 type Wake = ThreadsafeFunction<u32, Unknown<'static>, u32, Status, false>;
 
-/// The started port (or channel) has something to read (the core's ready hook).
-const WAKE_READY: u32 = 0;
+// (0, the started port has something to read, goes straight to the delivery loop now:
+// fastApi().watchReady)
 /// The partner went away (the core's close hook; fires for unstarted ports too).
 const WAKE_CLOSE: u32 = 1;
 /// The partner's queue may have room again (a `ready()` waiter was woken).
@@ -76,6 +78,8 @@ pub struct Endpoint {
     scheduled: AtomicBool,
     /// Set by a `schedule` that found the endpoint listed already (fast.rs).
     rescan: AtomicBool,
+    /// Whether the endpoint waits in its delivery loop's inbox (fast.rs). Any thread.
+    inboxed: AtomicBool,
 }
 
 enum EndpointKind {
@@ -96,7 +100,17 @@ impl Endpoint {
             gate: AtomicBool::new(false),
             scheduled: AtomicBool::new(false),
             rescan: AtomicBool::new(false),
+            inboxed: AtomicBool::new(false),
         })
+    }
+
+    /// Sets (or removes) the core's ready hook of the port or channel (fast.rs).
+    fn set_ready_hook(&self, hook: Option<channel_messaging::ReadyHook>) {
+        match &self.kind {
+            EndpointKind::Port(p) => p.set_ready_hook(hook),
+            EndpointKind::Broadcast(b) => b.set_ready_hook(hook),
+            EndpointKind::Collection(_) => {}
+        }
     }
 
     fn try_recv(&self) -> Result<Message, TryRecvError> {
@@ -207,15 +221,13 @@ impl std::task::Wake for SpaceWake {
 }
 
 impl Waker {
-    /// Installs `f` as the wake-up callback; returns the ready hook for the core.
-    fn install(&mut self, env: &Env, f: Wake) -> channel_messaging::ReadyHook {
-        let tsfn = Arc::new(f);
-        self.tsfn = Some(Arc::clone(&tsfn));
+    /// Installs `f` as the wake-up callback.
+    fn install(&mut self, env: &Env, f: Wake) {
+        self.tsfn = Some(Arc::new(f));
         self.space = None;
         // A new threadsafe function starts referenced: apply the current state.
         self.referenced = true;
         let _ = self.set_ref(env, false);
-        Arc::new(move || call_wake(&tsfn, WAKE_READY))
     }
 
     /// A hook calling the installed wake-up with `kind`; `None` before `install`.
@@ -494,12 +506,13 @@ impl NativePort {
         self.port.start();
     }
 
-    /// Sets the wake-up callback, called (coalesced) when the started port has
-    /// something to read. Starts unreferenced.
+    /// Sets the wake-up callback, called when the partner goes away (`watch_close`) or
+    /// its queue has room again (`poll_ready`); its reference (`set_ref`) keeps the event
+    /// loop alive. Starts unreferenced. (A started port's messages wake the delivery loop
+    /// directly: `fastApi().watchReady`.)
     #[napi]
     pub fn set_wake(&self, env: Env, wake: Wake) {
-        let hook = self.waker.borrow_mut().install(&env, wake);
-        self.port.set_ready_hook(Some(hook));
+        self.waker.borrow_mut().install(&env, wake);
     }
 
     /// Removes the wake-up callback (the port ended or was transferred away).
@@ -676,11 +689,10 @@ impl NativeBroadcast {
         self.channel.start();
     }
 
-    /// As [`NativePort::set_wake`].
+    /// As [`NativePort::set_wake`]: here only its reference matters (`set_ref`).
     #[napi]
     pub fn set_wake(&self, env: Env, wake: Wake) {
-        let hook = self.waker.borrow_mut().install(&env, wake);
-        self.channel.set_ready_hook(Some(hook));
+        self.waker.borrow_mut().install(&env, wake);
     }
 
     /// As [`NativePort::set_ref`].
