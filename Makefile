@@ -6,7 +6,7 @@
 CARGO ?= cargo
 DEMOS := demo-rust
 
-.PHONY: demo demo-rust test bench bench-quick check-header check-versions loom clean
+.PHONY: demo demo-rust test bench bench-quick check-header check-versions loom fuzz clean
 
 -include mk/*.mk
 
@@ -32,6 +32,9 @@ check-versions:
 
 loom:
 	bash ci/loom.sh
+
+fuzz:
+	bash ci/fuzz.sh
 
 clean:
 	$(CARGO) clean

@@ -1,4 +1,5 @@
-//! Fuzz the message decoder: `cargo +nightly fuzz run decode` (from the repository root).
+//! Fuzz the message decoder: `make fuzz` (or `cargo +nightly fuzz run decode`, from the
+//! repository root, where cargo-fuzz is installed).
 //!
 //! Whatever the input, decoding must return a value or a `DecodeError` (never panic,
 //! overflow the stack or allocate without bound); whatever decodes must encode again,
