@@ -305,11 +305,12 @@ unsafe fn args<const N: usize>(
     unsafe { args_data::<N>(env, info) }.map(|(argv, _)| argv)
 }
 
-/// Reads up to `N` arguments and the function's data pointer (the [`FastEnv`]).
-unsafe fn args_data<'a, const N: usize>(
+/// Reads up to `N` arguments and the function's data pointer (its [`FastEnv`], never
+/// null here).
+unsafe fn args_raw<const N: usize>(
     env: sys::napi_env,
     info: sys::napi_callback_info,
-) -> Option<([sys::napi_value; N], &'a mut Buffers)> {
+) -> Option<([sys::napi_value; N], *mut c_void)> {
     let mut argv = [ptr::null_mut(); N];
     let mut argc = N;
     let mut data = ptr::null_mut();
@@ -327,10 +328,51 @@ unsafe fn args_data<'a, const N: usize>(
     if status != sys::Status::napi_ok || argc < N || data.is_null() {
         return None;
     }
+    Some((argv, data))
+}
+
+/// Reads up to `N` arguments and the function's buffers (in its [`FastEnv`]).
+unsafe fn args_data<'a, const N: usize>(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> Option<([sys::napi_value; N], &'a mut Buffers)> {
+    // SAFETY: forwarded.
+    let (argv, data) = unsafe { args_raw::<N>(env, info) }?;
     // SAFETY: every function made by `fast_api` carries a strong count on its
     // environment's `FastEnv`; calls come from the one JS thread, one at a time, and none
     // of them calls back into JS while it holds the buffers.
     Some((argv, unsafe { &mut *(*(data as *const FastEnv)).0.get() }))
+}
+
+/// The `(endpoint, deliver)` arguments of `schedule` and `watchReady`, with the data
+/// pointer; `Err` holds the TypeError thrown (`name` is the entry point's).
+unsafe fn endpoint_and_deliver<'a>(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+    name: &str,
+) -> Result<(&'a Endpoint, sys::napi_value, *mut c_void), sys::napi_value> {
+    // SAFETY: plain queries on live values.
+    unsafe {
+        let Some(([ep, deliver], data)) = args_raw::<2>(env, info) else {
+            return Err(throw_type_error(
+                env,
+                &format!("{name}(endpoint, deliver) takes two arguments"),
+            ));
+        };
+        let Some(ep) = endpoint(env, ep) else {
+            return Err(throw_type_error(env, &format!("{name}: not an endpoint")));
+        };
+        let mut t = 0;
+        if sys::napi_typeof(env, deliver, &mut t) != sys::Status::napi_ok
+            || t != sys::ValueType::napi_function
+        {
+            return Err(throw_type_error(
+                env,
+                &format!("{name}: deliver is not a function"),
+            ));
+        }
+        Ok((ep, deliver, data))
+    }
 }
 
 /// The endpoint behind an `External` made by `endpoint_external`.
@@ -1326,31 +1368,10 @@ unsafe extern "C" fn fast_schedule(
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
     guarded(env, "schedule", || unsafe {
-        let mut argv = [ptr::null_mut(); 2];
-        let mut argc = 2;
-        let mut data = ptr::null_mut();
-        if sys::napi_get_cb_info(
-            env,
-            info,
-            &mut argc,
-            argv.as_mut_ptr(),
-            ptr::null_mut(),
-            &mut data,
-        ) != sys::Status::napi_ok
-            || argc < 2
-            || data.is_null()
-        {
-            return throw_type_error(env, "schedule(endpoint, deliver) takes two arguments");
-        }
-        let Some(ep) = endpoint(env, argv[0]) else {
-            return throw_type_error(env, "schedule: not an endpoint");
+        let (ep, deliver, data) = match endpoint_and_deliver(env, info, "schedule") {
+            Ok(args) => args,
+            Err(thrown) => return thrown,
         };
-        let mut t = 0;
-        if sys::napi_typeof(env, argv[1], &mut t) != sys::Status::napi_ok
-            || t != sys::ValueType::napi_function
-        {
-            return throw_type_error(env, "schedule: deliver is not a function");
-        }
         if ep.scheduled.load(Ordering::Relaxed) {
             ep.rescan.store(true, Ordering::Relaxed);
             return ptr::null_mut();
@@ -1358,7 +1379,7 @@ unsafe extern "C" fn fast_schedule(
         let Some(d) = deliverer(env, data) else {
             return throw_type_error(env, "schedule: cannot start the delivery loop");
         };
-        if !enlist(d, shared(ep), argv[1]) {
+        if !enlist(d, shared(ep), deliver) {
             return throw_type_error(env, "schedule: cannot hold the function");
         }
         (*d).notify();
@@ -1470,31 +1491,10 @@ unsafe extern "C" fn fast_watch_ready(
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
     guarded(env, "watchReady", || unsafe {
-        let mut argv = [ptr::null_mut(); 2];
-        let mut argc = 2;
-        let mut data = ptr::null_mut();
-        if sys::napi_get_cb_info(
-            env,
-            info,
-            &mut argc,
-            argv.as_mut_ptr(),
-            ptr::null_mut(),
-            &mut data,
-        ) != sys::Status::napi_ok
-            || argc < 2
-            || data.is_null()
-        {
-            return throw_type_error(env, "watchReady(endpoint, deliver) takes two arguments");
-        }
-        let Some(ep) = endpoint(env, argv[0]) else {
-            return throw_type_error(env, "watchReady: not an endpoint");
+        let (ep, deliver, data) = match endpoint_and_deliver(env, info, "watchReady") {
+            Ok(args) => args,
+            Err(thrown) => return thrown,
         };
-        let mut t = 0;
-        if sys::napi_typeof(env, argv[1], &mut t) != sys::Status::napi_ok
-            || t != sys::ValueType::napi_function
-        {
-            return throw_type_error(env, "watchReady: deliver is not a function");
-        }
         let Some(d) = deliverer(env, data) else {
             return throw_type_error(env, "watchReady: cannot start the delivery loop");
         };
@@ -1502,7 +1502,7 @@ unsafe extern "C" fn fast_watch_ready(
             return ptr::null_mut();
         }
         let mut held = ptr::null_mut();
-        if sys::napi_create_reference(env, argv[1], 0, &mut held) != sys::Status::napi_ok {
+        if sys::napi_create_reference(env, deliver, 0, &mut held) != sys::Status::napi_ok {
             return throw_type_error(env, "watchReady: cannot hold the function");
         }
         if (*d).watched.len() >= (*d).sweep_at {
@@ -1542,23 +1542,10 @@ unsafe extern "C" fn fast_unwatch_ready(
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
     guarded(env, "unwatchReady", || unsafe {
-        let mut argv = [ptr::null_mut(); 1];
-        let mut argc = 1;
-        let mut data = ptr::null_mut();
-        if sys::napi_get_cb_info(
-            env,
-            info,
-            &mut argc,
-            argv.as_mut_ptr(),
-            ptr::null_mut(),
-            &mut data,
-        ) != sys::Status::napi_ok
-            || argc < 1
-            || data.is_null()
-        {
+        let Some(([ep], data)) = args_raw::<1>(env, info) else {
             return throw_type_error(env, "unwatchReady(endpoint) takes one argument");
-        }
-        let Some(ep) = endpoint(env, argv[0]) else {
+        };
+        let Some(ep) = endpoint(env, ep) else {
             return throw_type_error(env, "unwatchReady: not an endpoint");
         };
         ep.set_ready_hook(None);
