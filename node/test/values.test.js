@@ -20,6 +20,30 @@ test('g1_primitives_keep_their_values', () => {
   }
 });
 
+test('g1_integers_and_lengths_at_every_head_size_boundary', () => {
+  // CBOR heads of 0, 1, 2, 4 and 8 bytes; one port, warm, so that the encoder and the
+  // decoder see the sizes grow mid-stream as a counter's do
+  const { port1, port2 } = new MessageChannel();
+  const edges = [0, 23, 24, 255, 256, 65535, 65536, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1];
+  for (let round = 0; round < 200; round++) {
+    for (const e of edges) {
+      for (const v of [e, -e - 1]) {
+        port1.postMessage(v);
+        assert.strictEqual(receiveMessageOnPort(port2).message, v);
+      }
+    }
+  }
+  for (const n of [23, 24, 255, 256, 65535, 65536]) {
+    const text = 'x'.repeat(n);
+    const list = new Array(n).fill(1);
+    port1.postMessage({ text, list });
+    const back = receiveMessageOnPort(port2).message;
+    assert.strictEqual(back.text, text);
+    assert.strictEqual(back.list.length, n);
+  }
+  port1.close();
+});
+
 test('g2_objects_arrays_holes_maps_sets_dates_regexps_errors_boxed', () => {
   const v = {
     obj: { a: 1, b: { c: [1, 2, 3] } },
