@@ -888,7 +888,7 @@ function partnerGone(s) {
   spaceAvailable(s);
   if (s.ended || s.detached || s.receiving || s.closing) return;
   if (s.native.stats()[0] !== 0) return;
-  portEnded(s);
+  portEnded(s, true);
 }
 
 function spaceAvailable(s) {
@@ -1053,8 +1053,10 @@ function receiveResult(s, n, dispatchIt) {
   }
   if (n === RECV_EMPTY) return undefined;
   if (n === RECV_ENDED) {
-    // receiveMessageOnPort reaching the end: 'close' follows asynchronously, as in Node
-    portEnded(s, !dispatchIt);
+    // receiveMessageOnPort reaching the end: 'close' follows asynchronously, as in Node;
+    // so does the end of a port whose partner closed, so that (as in Node) the closing
+    // port, whose 'close' waits for an immediate (finishClose), hears it first
+    portEnded(s, !dispatchIt || !s.closing);
     return undefined;
   }
   const parked = takeParked(s.ep, s.native);
