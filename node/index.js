@@ -585,7 +585,8 @@ class MessagePort extends ListenerTarget {
 
   hasRef() {
     const s = portState(this);
-    return s.refed && !s.ended && !s.closing && !s.detached;
+    // as Node's: a closing port still counts until its 'close' (which holds the loop)
+    return s.refed && !s.ended && !s.detached;
   }
 
   /**
