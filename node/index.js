@@ -596,7 +596,7 @@ class MessagePort extends ListenerTarget {
    * flight wait for the new owner.
    */
   exportHandle() {
-    const s = this[kState];
+    const s = portState(this);
     if (s.detached || s.native.isDetached()) throw dataCloneError('The MessagePort was already transferred.');
     if (s.native.isClosed()) throw dataCloneError('The MessagePort is closed and cannot be transferred.');
     const handle = s.native.exportHandle();
@@ -612,6 +612,7 @@ class MessagePort extends ListenerTarget {
 
   /** Flow control: limits on this port's queue; the partner sees the pressure. */
   setLimits(limits = {}) {
+    const s = portState(this);
     if (limits === null || typeof limits !== 'object') throw invalidArgType('limits', 'of type object', limits);
     const n = (v, name) => {
       if (v === undefined || v === null) return -1;
@@ -620,12 +621,12 @@ class MessagePort extends ListenerTarget {
       }
       return Math.floor(v);
     };
-    this[kState].native.setLimits(n(limits.maxMessages, 'maxMessages'), n(limits.maxBytes, 'maxBytes'));
+    s.native.setLimits(n(limits.maxMessages, 'maxMessages'), n(limits.maxBytes, 'maxBytes'));
   }
 
   /** Whether the partner's queue is below its limits (posting adds no pressure). */
   isReady() {
-    return this[kState].native.isReady();
+    return portState(this).native.isReady();
   }
 
   /**
@@ -634,7 +635,7 @@ class MessagePort extends ListenerTarget {
    * the event loop alive.
    */
   ready() {
-    const s = this[kState];
+    const s = portState(this);
     if (s.detached || s.ended || s.closing) return Promise.resolve();
     if (s.readyWaiters !== null) return new Promise((resolve) => s.readyWaiters.push(resolve));
     ensureWake(s);
@@ -649,7 +650,7 @@ class MessagePort extends ListenerTarget {
 
   /** Queue statistics of this port. */
   stats() {
-    const [queuedMessages, queuedBytes, closed, maxMessages, maxBytes] = this[kState].native.stats();
+    const [queuedMessages, queuedBytes, closed, maxMessages, maxBytes] = portState(this).native.stats();
     return {
       queuedMessages,
       queuedBytes,
@@ -664,7 +665,7 @@ class MessagePort extends ListenerTarget {
   }
 
   [Symbol.for('channel-messaging.listenerCountChanged')](type, count) {
-    const s = this[kState];
+    const s = portState(this);
     if (type === 'close') {
       // Node fires 'close' when the partner goes away even on a port never started
       if (count === 1) watchClose(s);

@@ -648,3 +648,12 @@ test('ready_gives_backpressure_to_a_sender_loop', async () => {
   assert.ok(maxQueued <= 8, `at most the limit queued (${maxQueued})`);
   port1.close();
 });
+
+test('every MessagePort method called on another object throws Illegal invocation', () => {
+  const methods = ['postMessage', 'start', 'close', 'ref', 'unref', 'hasRef', 'exportHandle', 'setLimits', 'isReady', 'stats', 'ready'];
+  for (const name of methods) {
+    for (const self of [{}, null, undefined, new EventTarget()]) {
+      assert.throws(() => MessagePort.prototype[name].call(self, 1), { name: 'TypeError', message: 'Illegal invocation' }, name);
+    }
+  }
+});
