@@ -1350,6 +1350,15 @@ function releaseBuffer(ab) {
 
 // ----------------------------------------------------------------- broadcast
 
+/** A BroadcastChannel's state; Node's ERR_INVALID_THIS when `this` is not a channel. */
+function channelState(channel) {
+  const s = channel instanceof BroadcastChannel ? channel[kState] : undefined;
+  if (s === undefined) {
+    throw nodeError(TypeError, 'ERR_INVALID_THIS', 'Value of "this" must be of type BroadcastChannel');
+  }
+  return s;
+}
+
 /** Process-wide named one-to-many messaging: a drop-in for Node's BroadcastChannel. */
 class BroadcastChannel extends ListenerTarget {
   constructor(name) {
@@ -1381,14 +1390,14 @@ class BroadcastChannel extends ListenerTarget {
   }
 
   get name() {
-    return this[kState].name;
+    return channelState(this).name;
   }
 
   postMessage(message) {
+    const s = channelState(this);
     if (arguments.length === 0) {
       throw nodeError(TypeError, 'ERR_MISSING_ARGS', 'The "message" argument must be specified');
     }
-    const s = this[kState];
     if (s.closed) throw new DOMException('BroadcastChannel is closed.', 'InvalidStateError');
     const enc = acquireEncoder();
     try {
@@ -1407,7 +1416,7 @@ class BroadcastChannel extends ListenerTarget {
   }
 
   close() {
-    const s = this[kState];
+    const s = channelState(this);
     if (s.closed) return;
     s.closed = true;
     s.gate = false;
@@ -1417,14 +1426,14 @@ class BroadcastChannel extends ListenerTarget {
   }
 
   ref() {
-    const s = this[kState];
+    const s = channelState(this);
     s.refed = true;
     if (!s.closed) s.native.setRef(true);
     return this;
   }
 
   unref() {
-    const s = this[kState];
+    const s = channelState(this);
     s.refed = false;
     if (!s.closed) s.native.setRef(false);
     return this;

@@ -90,3 +90,19 @@ test('a BroadcastChannel runs what each handler queued before the next message, 
   const { BroadcastChannel: NodeBroadcastChannel } = require('node:worker_threads');
   assert.deepStrictEqual(ours, await deliveryOrder(broadcastPair(NodeBroadcastChannel, 'order-node'), 100));
 });
+
+test('BroadcastChannel methods called on another object throw ERR_INVALID_THIS, as in Node', () => {
+  const P = BroadcastChannel.prototype;
+  const calls = [
+    ['postMessage', (self) => P.postMessage.call(self, 1)],
+    ['close', (self) => P.close.call(self)],
+    ['ref', (self) => P.ref.call(self)],
+    ['unref', (self) => P.unref.call(self)],
+    ['name', (self) => Object.getOwnPropertyDescriptor(P, 'name').get.call(self)],
+  ];
+  for (const [name, call] of calls) {
+    for (const self of [{}, null, Object.create(P), new EventTarget()]) {
+      assert.throws(() => call(self), { name: 'TypeError', code: 'ERR_INVALID_THIS' }, name);
+    }
+  }
+});
