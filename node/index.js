@@ -229,31 +229,12 @@ class PortEvent extends Event {
     this[kStop] = false;
     this[kLive] = false;
   }
-
-  get target() {
-    return this[kTarget];
-  }
-
-  get currentTarget() {
-    return this[kLive] ? this[kTarget] : null;
-  }
-
-  get srcElement() {
-    return this[kTarget];
-  }
-
-  get eventPhase() {
-    return this[kLive] ? Event.AT_TARGET : Event.NONE;
-  }
-
-  composedPath() {
-    return this[kLive] ? [this[kTarget]] : [];
-  }
-
-  stopImmediatePropagation() {
-    this[kStop] = true;
-    super.stopImmediatePropagation();
-  }
+}
+// The target, phase and path members of the events this package dispatches are
+// MessageEvent's: their fallbacks for a target-less event never apply here, and their
+// `super` calls reach Event's own methods either way.
+for (const key of ['target', 'currentTarget', 'srcElement', 'eventPhase', 'composedPath', 'stopImmediatePropagation']) {
+  Object.defineProperty(PortEvent.prototype, key, Object.getOwnPropertyDescriptor(MessageEvent.prototype, key));
 }
 
 function reportListenerError(err) {
@@ -1274,10 +1255,8 @@ function receiveBroadcast(s) {
   const n = fast.recv(s.ep);
   if (n === RECV_EMPTY || n === RECV_ENDED) return undefined;
   try {
-    if (n >= 0) return { message: decoder.decode(scratch, 0, n, EMPTY, EMPTY) };
-    const p = takeParked(s.ep, s.native);
-    if (p === undefined) return undefined;
-    return { message: p.bytes === null ? p.message : decoder.decode(p.bytes, 0, p.length, p.buffers, EMPTY) };
+    const data = broadcastData(s, n);
+    return data === NOT_PARKED ? undefined : { message: data };
   } catch (err) {
     // consumed, and reported as receiveMessageOnPort reports a port's (messageError)
     throw err instanceof DecodeError ? dataCloneError(err.message) : err;
@@ -1446,23 +1425,30 @@ class BroadcastChannel extends ListenerTarget {
 defineHandler(BroadcastChannel.prototype, 'message');
 defineHandler(BroadcastChannel.prototype, 'messageerror');
 
+const NOT_PARKED = Symbol('not parked');
+
+/**
+ * The data of the message that a BroadcastChannel receive returned `n` for: in the
+ * scratch (n >= 0) or parked (takeParked); NOT_PARKED when nothing was. A DecodeError
+ * when the bytes are malformed.
+ */
+function broadcastData(s, n) {
+  if (n >= 0) return decoder.decode(scratch, 0, n, EMPTY, EMPTY);
+  const p = takeParked(s.ep, s.native);
+  if (p === undefined) return NOT_PARKED;
+  return p.bytes === null ? p.message : decoder.decode(p.bytes, 0, p.length, p.buffers, EMPTY);
+}
+
 /** As deliverOne, for a BroadcastChannel (no polling, no ports). */
 function bcDeliverOne(s, n) {
   if (n === RECV_EMPTY || n === RECV_ENDED || n === DELIVER_FLUSH) {
     s.batch = 0;
     return DELIVER_STOP;
   }
-  let data;
   const target = s.target;
   try {
-    if (n >= 0) {
-      data = decoder.decode(scratch, 0, n, EMPTY, EMPTY);
-    } else {
-      const p = takeParked(s.ep, s.native);
-      if (p === undefined) data = undefined;
-      else data = p.bytes === null ? p.message : decoder.decode(p.bytes, 0, p.length, p.buffers, EMPTY);
-    }
-    dispatchMessage(target, data, EMPTY);
+    const data = broadcastData(s, n);
+    dispatchMessage(target, data === NOT_PARKED ? undefined : data, EMPTY);
   } catch (err) {
     const error = err instanceof DecodeError ? dataCloneError(err.message) : err;
     dispatch(target, 'messageerror', null, error, false, () => makeMessageEvent('messageerror', target, error, EMPTY));

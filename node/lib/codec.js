@@ -398,6 +398,7 @@ class Encoder {
     const n = keys.length;
     const at = this.pos;
     this.head(5, n);
+    const body = this.pos;
     let written = 0;
     for (let i = 0; i < n; i++) {
       const k = keys[i];
@@ -406,17 +407,18 @@ class Encoder {
       this.value(v[k]);
       written++;
     }
-    if (written !== n) this.recount(at, n, written);
+    if (written !== n) this.recount(at, body, written);
     this.depth--;
   }
 
-  recount(at, n, written) {
-    const before = this.pos;
+  /** Rewrites the map head at `at` (its entries start at `body`) with `written` entries. */
+  recount(at, body, written) {
+    const end = this.pos;
     this.pos = at;
     this.head(5, written);
-    const shift = at + headSize(n) - this.pos;
-    this.buf.copyWithin(this.pos, this.pos + shift, before);
-    this.pos = before - shift;
+    const shift = body - this.pos; // the smaller count's head may be shorter
+    this.buf.copyWithin(this.pos, body, end);
+    this.pos = end - shift;
   }
 
   array(v) {
@@ -617,10 +619,6 @@ class Encoder {
 
 /** The package's MessagePort class (set by index.js): such ports must be transferred. */
 Encoder.portClass = null;
-
-function headSize(n) {
-  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9;
-}
 
 function viewTagOf(v) {
   for (const [ctor, tag] of VIEW_TAGS) if (v instanceof ctor) return tag;

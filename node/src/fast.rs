@@ -955,10 +955,6 @@ impl Inbox {
 }
 
 impl Deliverer {
-    fn inbox(&self) -> &Inbox {
-        &self.inbox
-    }
-
     fn handle(&mut self) -> *mut c_void {
         self.handle.as_mut_ptr().cast()
     }
@@ -1035,7 +1031,7 @@ impl Deliverer {
                 return None;
             }
             *(h as *mut *mut Deliverer) = d;
-            (*d).inbox().set_handle(h);
+            (*d).inbox.set_handle(h);
             (*d).referenced = false;
             uv_unref(h);
             let mut cleanup = ptr::null_mut();
@@ -1044,7 +1040,7 @@ impl Deliverer {
             {
                 // never closed otherwise: close now (the callback frees it)
                 (*d).closing = true;
-                (*d).inbox().set_handle(ptr::null_mut());
+                (*d).inbox.set_handle(ptr::null_mut());
                 uv_close(h, Some(deliverer_closed));
                 return None;
             }
@@ -1066,7 +1062,7 @@ unsafe extern "C" fn close_deliverer(
         for e in (*d).pending.drain(..) {
             e.ep.scheduled.store(false, Ordering::Relaxed);
         }
-        let ready = (*d).inbox().set_handle(ptr::null_mut());
+        let ready = (*d).inbox.set_handle(ptr::null_mut());
         for ep in ready {
             ep.inboxed.store(false, Ordering::Release);
         }
@@ -1459,7 +1455,7 @@ unsafe fn enlist(d: *mut Deliverer, ep: Arc<Endpoint>, deliver: sys::napi_value)
 unsafe fn take_inbox(d: *mut Deliverer) {
     // SAFETY: the caller's contract.
     unsafe {
-        let ready = (*d).inbox().take();
+        let ready = (*d).inbox.take();
         let env = (*d).env;
         for ep in ready {
             ep.inboxed.store(false, Ordering::Release);
