@@ -281,6 +281,7 @@ fn hostile_inputs_give_typed_errors() {
         (h(&[0xd8, 0x1c, 0xd8, 0x1d, 0x00]), K::BadTag),
         (h(&[0xd9, 0xcb, 0x10, 0x00]), K::PortIndex),
         (h(&[0xd9, 0xcb, 0x11, 0x00]), K::BufferIndex),
+        (h(&[0xd9, 0xcb, 0x18, 0x00]), K::BadTag),
         (
             h(&[0xd9, 0xcb, 0x16, 0x83, 0x00, 0x05, 0x44, 1, 2, 3, 4]),
             K::BadView,
@@ -303,6 +304,26 @@ fn hostile_inputs_give_typed_errors() {
         assert!(e.offset() <= bytes.len());
         assert!(!e.to_string().is_empty());
     }
+}
+
+/// Tag 0xCB18 (a SharedArrayBuffer, sharing the sender's memory) is for the Node face:
+/// this crate's decoders, and so the C and Python faces, refuse it (a `messageerror`)
+/// without touching the buffer, even a valid one.
+#[test]
+fn shared_memory_is_refused_before_its_buffer_is_read() {
+    let side = [Buffer::copy_from_slice(&[1, 2, 3, 4])];
+    let bytes = [0xd9, 0xcb, 0x01, 0xd9, 0xcb, 0x18, 0x00];
+    let e = decode_value(&bytes, &side, 0).unwrap_err();
+    assert_eq!(e.kind(), DecodeErrorKind::BadTag);
+    assert_eq!(e.offset(), 3);
+    assert!(e.detail().contains("SharedArrayBuffer"), "{e}");
+    // as a view's buffer too
+    let view = [
+        0xd9, 0xcb, 0x01, 0xd9, 0xcb, 0x16, 0x83, 0x00, 0x04, 0xd8, 0x40, 0xd9, 0xcb, 0x18, 0x00,
+    ];
+    let e = decode_value(&view, &side, 0).unwrap_err();
+    assert_eq!(e.kind(), DecodeErrorKind::BadTag);
+    assert!(e.detail().contains("SharedArrayBuffer"), "{e}");
 }
 
 #[test]

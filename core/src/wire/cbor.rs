@@ -57,6 +57,9 @@ pub mod tag {
     pub const VIEW: u64 = 0xCB16;
     /// A date as a float number of milliseconds (used when tag 1 would not be exact).
     pub const DATE_MS: u64 = 0xCB17;
+    /// A SharedArrayBuffer: content is the index of its side-table buffer, whose memory
+    /// the sender shares. Only the Node face maps it; this crate's decoders refuse it.
+    pub const SHARED_MEMORY: u64 = 0xCB18;
 }
 
 /// The 3-byte header of a version 1 message: tag `ENVELOPE_V1`.

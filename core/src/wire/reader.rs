@@ -1091,6 +1091,14 @@ impl<'a> Reader<'a> {
                     length,
                 }
             }
+            tag::SHARED_MEMORY => {
+                // (before looking at the buffer: other threads may be writing it)
+                return Err(DecodeError::new(
+                    K::BadTag,
+                    at,
+                    "a SharedArrayBuffer: shared memory is received by the Node face only",
+                ));
+            }
             _ => {
                 return Err(DecodeError::new(
                     K::BadTag,
