@@ -195,6 +195,11 @@ export interface BufferPoolStats {
    * built with the running node's headers) or `'napi'` (N-API, any Node version).
    */
   backend: 'v8' | 'napi';
+  /**
+   * Handles on `SharedArrayBuffer` memory that posted messages hold, one per message (or
+   * broadcast) carrying one, until it is received or dropped. Sharing needs backend `'v8'`.
+   */
+  shared: number;
 }
 
 /** The state of the process-wide pool behind zero-copy buffers. */

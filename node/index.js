@@ -698,6 +698,7 @@ for (const type of ['message']) {
 }
 
 Encoder.portClass = MessagePort;
+Encoder.sharedMemory = native.sharedMemory();
 
 function wrapPort(handle) {
   return new MessagePort(kCreate, handle);

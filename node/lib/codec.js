@@ -28,6 +28,7 @@ const T_UTF16 = 0xcb14;
 const T_BOXED = 0xcb15;
 const T_VIEW = 0xcb16;
 const T_DATE_MS = 0xcb17;
+const T_SHARED_MEMORY = 0xcb18;
 
 const ERROR_NAMES = new Set([
   'Error', 'EvalError', 'RangeError', 'ReferenceError', 'SyntaxError', 'TypeError', 'URIError',
@@ -119,7 +120,7 @@ class Encoder {
   reset(ports, buffers) {
     this.ports = ports; // Map<port object, index> or null
     this.transferBuffers = buffers; // Set<ArrayBuffer> or null
-    this.side = []; // Uint8Array per side-table entry
+    this.side = []; // per side-table entry: a Uint8Array, or a SharedArrayBuffer (shared)
     this.depth = 0;
     this.root = undefined; // the first tracked object (no Map until a second one)
     this.seen = null; // pass 1: Map<object, count>
@@ -444,6 +445,11 @@ class Encoder {
       this.arrayBuffer(v);
       return;
     }
+    if (types.isSharedArrayBuffer(v)) {
+      if (this.track(v)) return;
+      this.sharedBuffer(v);
+      return;
+    }
     if (ArrayBuffer.isView(v)) {
       if (this.track(v)) return;
       this.view(v);
@@ -505,7 +511,7 @@ class Encoder {
     }
     if (
       types.isProxy(v) || types.isPromise(v) || types.isWeakMap(v) || types.isWeakSet(v) ||
-      types.isSharedArrayBuffer(v) || types.isExternal(v) || types.isModuleNamespaceObject(v) ||
+      types.isExternal(v) || types.isModuleNamespaceObject(v) ||
       v instanceof WeakRef || types.isGeneratorObject(v) || isPlatformObject(v)
     ) {
       throw dataCloneError(`${describe(v)} could not be cloned.`);
@@ -546,6 +552,22 @@ class Encoder {
     }
   }
 
+  /**
+   * A SharedArrayBuffer: shared, not copied (spec G2). Its entry in the side table is the
+   * buffer itself, whose memory the native side shares with every receiver.
+   */
+  sharedBuffer(sab) {
+    if (!Encoder.sharedMemory) {
+      throw dataCloneError(
+        '#<SharedArrayBuffer> could not be cloned: sharing memory needs V8\'s API, ' +
+          'which this process does not use (see bufferPoolStats().backend).',
+      );
+    }
+    this.head(6, T_SHARED_MEMORY);
+    this.head(0, this.side.length);
+    this.side.push(sab);
+  }
+
   view(v) {
     this.enter();
     let tag = 0;
@@ -557,16 +579,16 @@ class Encoder {
       if (tag === undefined) throw dataCloneError(`${describe(v)} could not be cloned.`);
       length = v.length;
     }
-    if (v.buffer !== undefined && types.isSharedArrayBuffer(v.buffer)) {
-      throw dataCloneError('A view of a SharedArrayBuffer could not be cloned.');
-    }
     this.head(6, T_VIEW);
     this.head(4, 3);
     this.head(0, v.byteOffset);
     this.head(0, length);
     if (tag !== 0) this.head(6, tag);
     const ab = v.buffer;
-    if (!this.track(ab)) this.arrayBuffer(ab);
+    if (!this.track(ab)) {
+      if (types.isSharedArrayBuffer(ab)) this.sharedBuffer(ab);
+      else this.arrayBuffer(ab);
+    }
     this.depth--;
   }
 
@@ -619,6 +641,8 @@ class Encoder {
 
 /** The package's MessagePort class (set by index.js): such ports must be transferred. */
 Encoder.portClass = null;
+/** Whether SharedArrayBuffers can be posted (shared) in this process (set by index.js). */
+Encoder.sharedMemory = false;
 
 function viewTagOf(v) {
   for (const [ctor, tag] of VIEW_TAGS) if (v instanceof ctor) return tag;
@@ -1062,6 +1086,17 @@ class Decoder {
         if (major !== 0 || this.arg >= this.buffers.length) this.fail('BufferIndex');
         return this.share(this.buffers[this.arg]);
       }
+      case T_SHARED_MEMORY: {
+        const major = this.head();
+        if (major !== 0 || this.arg >= this.buffers.length) this.fail('BufferIndex');
+        let sab = this.buffers[this.arg];
+        if (!types.isSharedArrayBuffer(sab)) {
+          // an empty one has no memory to share: it arrives as an empty ArrayBuffer
+          if (sab.byteLength !== 0) this.fail('BadTag');
+          sab = new SharedArrayBuffer(0);
+        }
+        return this.share(sab);
+      }
       case T_ERROR:
         return this.error();
       case T_REGEXP: {
@@ -1208,7 +1243,7 @@ class Decoder {
   viewBuffer() {
     const at = this.pos;
     const v = this.value();
-    if (!types.isArrayBuffer(v)) {
+    if (!types.isArrayBuffer(v) && !types.isSharedArrayBuffer(v)) {
       this.pos = at;
       this.fail(v !== null && typeof v === 'object' ? 'BadReference' : 'BadView');
     }

@@ -232,6 +232,12 @@ pub(crate) fn stats(env: sys::napi_env) -> Stats {
     }
 }
 
+/// Whether blocks (and shared SharedArrayBuffers, see shared.rs) go through V8's API in
+/// this process.
+pub(crate) fn v8_enabled(env: sys::napi_env) -> bool {
+    v8::enabled(env)
+}
+
 /// Whether `data[..len]` is a live block (for tests and assertions).
 pub(crate) fn is_block(data: *const u8, len: usize) -> bool {
     registry(data as usize)
@@ -399,6 +405,22 @@ mod v8 {
         let _ = (env, data, len, id);
         None
     }
+}
+
+/// A received side-table buffer as JavaScript gets it: a `SharedArrayBuffer` over the
+/// same memory when it is a shared one (shared.rs), else an `ArrayBuffer` lent as
+/// [`received`] says. `None` when V8 cannot allocate it.
+///
+/// # Safety
+///
+/// `env` is the current callback's environment.
+pub(crate) unsafe fn materialize(env: sys::napi_env, b: Buffer) -> Option<sys::napi_value> {
+    // SAFETY: the caller's contract.
+    if let Some(sab) = unsafe { crate::shared::receive(&b) } {
+        return Some(sab);
+    }
+    // SAFETY: as above.
+    unsafe { lend(env, received(b)) }
 }
 
 /// The memory of a received side-table buffer, for lending: without a copy when the

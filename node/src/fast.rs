@@ -703,7 +703,7 @@ unsafe extern "C" fn fast_take(
         sys::napi_set_element(env, out, 0, int32(env, length));
         sys::napi_set_element(env, out, 1, int32(env, ports.min(i32::MAX as usize) as i32));
         for (i, b) in buffers.into_iter().enumerate() {
-            let Some(ab) = blocks::lend(env, blocks::received(b)) else {
+            let Some(ab) = blocks::materialize(env, b) else {
                 return throw_range_error(env, c"Array buffer allocation failed");
             };
             sys::napi_set_element(env, out, i as u32 + 2, ab);

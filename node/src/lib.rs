@@ -38,14 +38,16 @@ use channel_messaging::{
 };
 use napi::bindgen_prelude::JsValue;
 use napi::bindgen_prelude::{
-    ArrayBuffer, BigInt, ClassInstance, Uint8Array, Uint8ArraySlice, Unknown,
+    ArrayBuffer, BigInt, ClassInstance, FromNapiValue, TypeName, Uint8Array, Uint8ArraySlice,
+    Unknown, ValueType,
 };
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Env, Status};
+use napi::{Env, Status, sys};
 use napi_derive::napi;
 
 mod blocks;
 mod fast;
+mod shared;
 
 /// The library's version.
 #[napi]
@@ -278,8 +280,53 @@ impl Waker {
 
 /// Copies side-table buffers out of JS memory (V8 owns those backing stores; the core's
 /// `Buffer` cannot adopt them, so this is the one copy a send makes), into pooled memory.
-fn copy_buffers(side: &[Uint8ArraySlice<'_>]) -> Vec<Buffer> {
-    side.iter().map(|s| blocks::copy_of(s.as_ref())).collect()
+/// A SharedArrayBuffer's entry is not copied: it shares the memory.
+fn copy_buffers(side: Vec<SideEntry<'_>>) -> Vec<Buffer> {
+    side.into_iter()
+        .map(|s| match s {
+            SideEntry::Bytes(bytes) => blocks::copy_of(bytes.as_ref()),
+            SideEntry::Shared(b) => b,
+        })
+        .collect()
+}
+
+/// A side-table entry from index.js: a `Uint8Array` (its bytes are copied, or moved when
+/// its buffer is transferred), or a `SharedArrayBuffer`, shared (module `shared`).
+pub enum SideEntry<'a> {
+    /// The bytes of a `Uint8Array`.
+    Bytes(Uint8ArraySlice<'a>),
+    /// A buffer sharing a `SharedArrayBuffer`'s memory.
+    Shared(Buffer),
+}
+
+impl TypeName for SideEntry<'_> {
+    fn type_name() -> &'static str {
+        "Uint8Array | SharedArrayBuffer"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+impl FromNapiValue for SideEntry<'_> {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        let mut typed = false;
+        // SAFETY: `env` and `value` come from the calling N-API callback.
+        unsafe { sys::napi_is_typedarray(env, value, &mut typed) };
+        if typed {
+            // SAFETY: as above.
+            return unsafe { Uint8ArraySlice::from_napi_value(env, value) }.map(SideEntry::Bytes);
+        }
+        // SAFETY: as above.
+        match unsafe { shared::share(env, value) } {
+            Some(b) => Ok(SideEntry::Shared(b)),
+            None => Err(napi::Error::new(
+                Status::InvalidArg,
+                "a side-table entry is a Uint8Array or a SharedArrayBuffer",
+            )),
+        }
+    }
 }
 
 /// The largest `allocBuffer` size (V8's own ArrayBuffer limit on 64-bit hosts is larger;
@@ -303,6 +350,16 @@ pub struct BufferPoolStats {
     pub fresh: f64,
     /// How zero-copy buffers are made: "v8" (V8's API) or "napi" (N-API).
     pub backend: String,
+    /// Handles on SharedArrayBuffer memory that posted messages hold, one per message
+    /// (or broadcast) carrying one, until it is received or dropped.
+    pub shared: u32,
+}
+
+/// Whether a `SharedArrayBuffer` can be posted (shared) in this process: it takes V8's
+/// API, as zero-copy buffers do (`bufferPoolStats().backend` is "v8").
+#[napi]
+pub fn shared_memory(env: Env) -> bool {
+    shared::enabled(env.raw())
 }
 
 /// The state of the zero-copy buffer pool (node/src/blocks.rs).
@@ -314,6 +371,7 @@ pub fn buffer_pool_stats(env: Env) -> BufferPoolStats {
         pooled_bytes: s.pooled_bytes as f64,
         fresh: s.fresh as f64,
         backend: s.backend.to_owned(),
+        shared: u32::try_from(shared::live()).unwrap_or(u32::MAX),
     }
 }
 
@@ -419,7 +477,7 @@ impl NativePort {
     pub fn post_full(
         &self,
         bytes: &[u8],
-        side: Vec<Uint8ArraySlice<'_>>,
+        side: Vec<SideEntry<'_>>,
         detach: Vec<ArrayBuffer<'_>>,
         ports: Vec<ClassInstance<'_, NativePort>>,
     ) -> Option<String> {
@@ -457,8 +515,12 @@ impl NativePort {
             }
         }
         let buffers: Vec<Buffer> = side
-            .iter()
+            .into_iter()
             .map(|s| {
+                let s = match s {
+                    SideEntry::Bytes(s) => s,
+                    SideEntry::Shared(b) => return b,
+                };
                 let (data, len) = (s.as_ptr() as usize, s.len());
                 let moved = taken
                     .iter_mut()
@@ -666,8 +728,8 @@ impl NativeBroadcast {
 
     /// Posts to every other channel of the group; the error message on failure.
     #[napi]
-    pub fn post(&self, bytes: &[u8], side: Vec<Uint8ArraySlice<'_>>) -> Option<String> {
-        broadcast_result(self.channel.post_encoded(bytes, copy_buffers(&side)))
+    pub fn post(&self, bytes: &[u8], side: Vec<SideEntry<'_>>) -> Option<String> {
+        broadcast_result(self.channel.post_encoded(bytes, copy_buffers(side)))
     }
 
     /// As [`NativePort::recv`].
@@ -775,9 +837,9 @@ impl NativeCollection {
 
     /// Posts to every live member, encoding once; returns how many.
     #[napi]
-    pub fn post(&self, bytes: &[u8], side: Vec<Uint8ArraySlice<'_>>) -> u32 {
+    pub fn post(&self, bytes: &[u8], side: Vec<SideEntry<'_>>) -> u32 {
         self.collection
-            .post_encoded(bytes, copy_buffers(&side), &[])
+            .post_encoded(bytes, copy_buffers(side), &[])
             .map_or(0, |n| n as u32)
     }
 }

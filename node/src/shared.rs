@@ -1,0 +1,175 @@
+//! SharedArrayBuffers travel shared, not copied (spec G2), as in Node's own messaging.
+//!
+//! The sender's side-table entry for a `SharedArrayBuffer` is a [`Buffer`] over the
+//! buffer's memory that holds a handle on V8's backing store (a `std::shared_ptr`, see
+//! `cm_v8_shared_store` in v8_blocks.cc). The wire format marks the entry as shared
+//! memory (tag 0xCB18, docs/wire-format.md). A receiver in any isolate finds the store
+//! again by the buffer's address ([`receive`]) and makes a `SharedArrayBuffer` over that
+//! same store: both sides see each other's writes, `Atomics` work across them, and a
+//! growable buffer stays growable.
+//!
+//! This needs V8's API (blocks.rs decides whether this node allows it); without it a
+//! `SharedArrayBuffer` is a DataCloneError, as before. The core never reads the bytes of
+//! such a buffer (other threads may write them at any time): it only moves the handle,
+//! and the other faces' decoders refuse tag 0xCB18 before looking at the buffer.
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
+
+use channel_messaging::Buffer;
+use napi::sys;
+
+#[cfg(cm_v8)]
+unsafe extern "C" {
+    fn cm_v8_shared_store(
+        value: sys::napi_value,
+        data: *mut *mut c_void,
+        len: *mut usize,
+    ) -> *mut c_void;
+    fn cm_v8_store_release(handle: *mut c_void);
+    fn cm_v8_shared_array_buffer(handle: *mut c_void) -> sys::napi_value;
+}
+
+/// One handle on a SharedArrayBuffer's backing store, and where its memory was.
+struct Store {
+    handle: *mut c_void,
+    data: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the handle is a heap `std::shared_ptr<v8::BackingStore>`, whose count is
+// atomic; it is only copied (cm_v8_shared_array_buffer) and deleted, from any thread.
+unsafe impl Send for Store {}
+// SAFETY: as above; `&Store` gives no access to the memory itself.
+unsafe impl Sync for Store {}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        HANDLES.fetch_sub(1, Ordering::AcqRel);
+        if !self.data.is_null() {
+            let mut stores = stores();
+            let me = self as *const Store;
+            if stores
+                .get(&(self.data as usize))
+                .is_some_and(|w| w.as_ptr() == me)
+            {
+                stores.remove(&(self.data as usize));
+            }
+            LIVE.store(stores.len(), Ordering::Release);
+        }
+        #[cfg(cm_v8)]
+        // SAFETY: the handle came from cm_v8_shared_store and is released once, here.
+        unsafe {
+            cm_v8_store_release(self.handle);
+        }
+    }
+}
+
+/// The owner of a shared side-table [`Buffer`].
+struct Owner(Arc<Store>);
+
+impl AsRef<[u8]> for Owner {
+    fn as_ref(&self) -> &[u8] {
+        let s = &self.0;
+        if s.data.is_null() {
+            return &[];
+        }
+        // SAFETY: the store keeps `data[..len]` alive (a shared buffer never shrinks).
+        // Nothing in this addon or the core reads these bytes: they only give the
+        // buffer its address (also when empty: a growable buffer's memory is reserved
+        // from the start) and length.
+        unsafe { std::slice::from_raw_parts(s.data, s.len) }
+    }
+}
+
+/// The stores of shared buffers still referred to by some message, by address.
+static STORES: LazyLock<Mutex<HashMap<usize, Weak<Store>>>> = LazyLock::new(Mutex::default);
+/// How many entries `STORES` has (receives skip the lock while it is zero).
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+/// How many [`Store`]s exist: one per message (or broadcast) that carries shared memory.
+static HANDLES: AtomicUsize = AtomicUsize::new(0);
+
+fn stores() -> MutexGuard<'static, HashMap<usize, Weak<Store>>> {
+    STORES.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Whether SharedArrayBuffers can be shared in this process (V8's API is in use).
+pub(crate) fn enabled(env: sys::napi_env) -> bool {
+    cfg!(cm_v8) && crate::blocks::v8_enabled(env)
+}
+
+/// How many handles on shared memory posted messages still hold, one per message (or
+/// broadcast) carrying a SharedArrayBuffer (`bufferPoolStats().shared`).
+pub(crate) fn live() -> usize {
+    HANDLES.load(Ordering::Acquire)
+}
+
+/// A side-table buffer sharing the memory of `value`, when it is a SharedArrayBuffer
+/// and sharing is [`enabled`]; `None` otherwise.
+///
+/// # Safety
+///
+/// `env` and `value` come from the current N-API callback.
+pub(crate) unsafe fn share(env: sys::napi_env, value: sys::napi_value) -> Option<Buffer> {
+    if !enabled(env) {
+        return None;
+    }
+    #[cfg(cm_v8)]
+    {
+        let mut data = std::ptr::null_mut();
+        let mut len = 0usize;
+        // SAFETY: `value` is a live value of the current callback.
+        let handle = unsafe { cm_v8_shared_store(value, &mut data, &mut len) };
+        if handle.is_null() {
+            return None;
+        }
+        HANDLES.fetch_add(1, Ordering::AcqRel);
+        let store = Arc::new(Store {
+            handle,
+            data: data.cast(),
+            len,
+        });
+        if !store.data.is_null() {
+            let mut stores = stores();
+            stores.insert(store.data as usize, Arc::downgrade(&store));
+            LIVE.store(stores.len(), Ordering::Release);
+        }
+        Some(Buffer::from_owner(Owner(store)))
+    }
+    #[cfg(not(cm_v8))]
+    {
+        let _ = value;
+        None
+    }
+}
+
+/// For a received side-table buffer: a SharedArrayBuffer over the same memory when the
+/// buffer is a shared one ([`share`]), else `None` (an ordinary buffer; a shared buffer
+/// without memory, an empty one, arrives as an empty `ArrayBuffer`, which the decoder
+/// turns into an empty `SharedArrayBuffer`).
+///
+/// # Safety
+///
+/// Called from a N-API callback (there is a current isolate and a handle scope).
+pub(crate) unsafe fn receive(b: &Buffer) -> Option<sys::napi_value> {
+    if LIVE.load(Ordering::Acquire) == 0 {
+        return None;
+    }
+    let store = stores().get(&(b.as_ptr() as usize))?.upgrade()?;
+    if store.len != b.len() {
+        return None;
+    }
+    #[cfg(cm_v8)]
+    {
+        // SAFETY: the store's handle is live (`store` holds it); the caller's contract
+        // gives the isolate and the handle scope.
+        let sab = unsafe { cm_v8_shared_array_buffer(store.handle) };
+        (!sab.is_null()).then_some(sab)
+    }
+    #[cfg(not(cm_v8))]
+    {
+        None
+    }
+}
