@@ -196,8 +196,9 @@ export interface BufferPoolStats {
    */
   backend: 'v8' | 'napi';
   /**
-   * Handles on `SharedArrayBuffer` memory that posted messages hold, one per message (or
-   * broadcast) carrying one, until it is received or dropped. Sharing needs backend `'v8'`.
+   * `SharedArrayBuffer` memories that queued messages hold (each counted once, however
+   * many messages carry it), until the last of them is received or dropped. Sharing
+   * needs backend `'v8'`.
    */
   shared: number;
 }

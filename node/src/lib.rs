@@ -350,8 +350,8 @@ pub struct BufferPoolStats {
     pub fresh: f64,
     /// How zero-copy buffers are made: "v8" (V8's API) or "napi" (N-API).
     pub backend: String,
-    /// Handles on SharedArrayBuffer memory that posted messages hold, one per message
-    /// (or broadcast) carrying one, until it is received or dropped.
+    /// SharedArrayBuffer memories that queued messages hold (each counted once, however
+    /// many messages carry it), until the last of them is received or dropped.
     pub shared: u32,
 }
 

@@ -88,7 +88,7 @@ impl AsRef<[u8]> for Owner {
 static STORES: LazyLock<Mutex<HashMap<usize, Weak<Store>>>> = LazyLock::new(Mutex::default);
 /// How many entries `STORES` has (receives skip the lock while it is zero).
 static LIVE: AtomicUsize = AtomicUsize::new(0);
-/// How many [`Store`]s exist: one per message (or broadcast) that carries shared memory.
+/// How many [`Store`]s exist: one per shared memory that queued messages carry.
 static HANDLES: AtomicUsize = AtomicUsize::new(0);
 
 fn stores() -> MutexGuard<'static, HashMap<usize, Weak<Store>>> {
@@ -100,8 +100,8 @@ pub(crate) fn enabled(env: sys::napi_env) -> bool {
     cfg!(cm_v8) && crate::blocks::v8_enabled(env)
 }
 
-/// How many handles on shared memory posted messages still hold, one per message (or
-/// broadcast) carrying a SharedArrayBuffer (`bufferPoolStats().shared`).
+/// How many SharedArrayBuffers' memories queued messages hold, each counted once however
+/// many messages carry it (`bufferPoolStats().shared`).
 pub(crate) fn live() -> usize {
     HANDLES.load(Ordering::Acquire)
 }
@@ -125,17 +125,35 @@ pub(crate) unsafe fn share(env: sys::napi_env, value: sys::napi_value) -> Option
         if handle.is_null() {
             return None;
         }
+        if data.is_null() {
+            // no memory (an empty buffer): nothing for a receiver to find
+            HANDLES.fetch_add(1, Ordering::AcqRel);
+            return Some(Buffer::from_owner(Owner(Arc::new(Store {
+                handle,
+                data: data.cast(),
+                len,
+            }))));
+        }
+        let mut stores = stores();
+        // Messages still in flight with this memory hold a store for it already: share
+        // that one, so that the address finds a store as long as any of them is queued
+        // (one store per message would leave the address to whichever came last, and
+        // its drop would hide the memory from receivers of the others).
+        if let Some(store) = stores.get(&(data as usize)).and_then(Weak::upgrade) {
+            drop(stores);
+            // SAFETY: the handle just made, released once (the store holds its own).
+            unsafe { cm_v8_store_release(handle) };
+            return Some(Buffer::from_owner(Owner(store)));
+        }
         HANDLES.fetch_add(1, Ordering::AcqRel);
         let store = Arc::new(Store {
             handle,
             data: data.cast(),
             len,
         });
-        if !store.data.is_null() {
-            let mut stores = stores();
-            stores.insert(store.data as usize, Arc::downgrade(&store));
-            LIVE.store(stores.len(), Ordering::Release);
-        }
+        stores.insert(data as usize, Arc::downgrade(&store));
+        LIVE.store(stores.len(), Ordering::Release);
+        drop(stores);
         Some(Buffer::from_owner(Owner(store)))
     }
     #[cfg(not(cm_v8))]
