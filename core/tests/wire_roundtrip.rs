@@ -282,6 +282,18 @@ fn hostile_inputs_give_typed_errors() {
         (h(&[0xd9, 0xcb, 0x10, 0x00]), K::PortIndex),
         (h(&[0xd9, 0xcb, 0x11, 0x00]), K::BufferIndex),
         (h(&[0xd9, 0xcb, 0x18, 0x00]), K::BadTag),
+        // resizable buffers: not [max, buffer], a buffer past its maximum, no buffer
+        (h(&[0xd9, 0xcb, 0x19, 0x44, 1, 2, 3, 4]), K::Malformed),
+        (
+            h(&[0xd9, 0xcb, 0x19, 0x82, 0x03, 0x44, 1, 2, 3, 4]),
+            K::Malformed,
+        ),
+        (h(&[0xd9, 0xcb, 0x19, 0x82, 0x03, 0x01]), K::Malformed),
+        (h(&[0xd9, 0xcb, 0x19, 0x82, 0xf6, 0x40]), K::Malformed),
+        (
+            h(&[0xd9, 0xcb, 0x19, 0x82, 0x08, 0xd9, 0xcb, 0x11, 0x00]),
+            K::BufferIndex,
+        ),
         (
             h(&[0xd9, 0xcb, 0x16, 0x83, 0x00, 0x05, 0x44, 1, 2, 3, 4]),
             K::BadView,
@@ -304,6 +316,40 @@ fn hostile_inputs_give_typed_errors() {
         assert!(e.offset() <= bytes.len());
         assert!(!e.to_string().is_empty());
     }
+}
+
+/// Tag 0xCB19, a resizable ArrayBuffer (JavaScript keeps its maximum), decodes here as
+/// its bytes, inline or from the side table, shared references and views included.
+#[test]
+fn resizable_buffers_decode_as_their_bytes() {
+    let env = |rest: &[u8]| [&[0xd9, 0xcb, 0x01][..], rest].concat();
+    let inline = env(&[0xd9, 0xcb, 0x19, 0x82, 0x10, 0x44, 1, 2, 3, 4]);
+    assert_eq!(decode_value(&inline, &[], 0).unwrap(), buf(&[1, 2, 3, 4]));
+    let side = [Buffer::copy_from_slice(&[9; 1500])];
+    let in_side = env(&[
+        0xd9, 0xcb, 0x19, 0x82, 0x19, 0x10, 0x00, 0xd9, 0xcb, 0x11, 0x00,
+    ]);
+    match decode_value(&in_side, &side, 0).unwrap() {
+        Value::Buffer(b) => assert_eq!(b.as_ptr(), side[0].as_ptr(), "the side buffer itself"),
+        other => panic!("{other:?}"),
+    }
+    // [the buffer, shared; a Uint8Array over 1..3 of it]
+    let views = env(&[
+        0x82, 0xd8, 0x1c, 0xd9, 0xcb, 0x19, 0x82, 0x10, 0x44, 1, 2, 3, 4, //
+        0xd9, 0xcb, 0x16, 0x83, 0x01, 0x02, 0xd8, 0x40, 0xd8, 0x1d, 0x00,
+    ]);
+    assert_eq!(
+        decode_value(&views, &[], 0).unwrap(),
+        Value::Array(vec![
+            Value::Shared(Box::new(buf(&[1, 2, 3, 4]))),
+            Value::View(View {
+                kind: ViewKind::Uint8,
+                buffer: Box::new(Value::Ref(0)),
+                byte_offset: 1,
+                length: 2,
+            }),
+        ])
+    );
 }
 
 /// Tag 0xCB18 (a SharedArrayBuffer, sharing the sender's memory) is for the Node face:

@@ -29,6 +29,7 @@ const T_BOXED = 0xcb15;
 const T_VIEW = 0xcb16;
 const T_DATE_MS = 0xcb17;
 const T_SHARED_MEMORY = 0xcb18;
+const T_RESIZABLE = 0xcb19;
 
 const ERROR_NAMES = new Set([
   'Error', 'EvalError', 'RangeError', 'ReferenceError', 'SyntaxError', 'TypeError', 'URIError',
@@ -521,6 +522,12 @@ class Encoder {
   }
 
   arrayBuffer(ab) {
+    if (ab.resizable) {
+      // [max_byte_length, the bytes as any other buffer's]
+      this.head(6, T_RESIZABLE);
+      this.head(4, 2);
+      this.head(0, ab.maxByteLength);
+    }
     if (this.transferBuffers !== null && this.transferBuffers.has(ab)) {
       let view;
       try {
@@ -1134,6 +1141,8 @@ class Decoder {
       }
       case T_VIEW:
         return this.view();
+      case T_RESIZABLE:
+        return this.resizable();
       default:
         return this.fail('BadTag');
     }
@@ -1238,6 +1247,34 @@ class Decoder {
     if (pending !== NO_SHARE) this.shared[pending] = view;
     this.depth--;
     return view;
+  }
+
+  /** Tag 0xCB19's content, `[max_byte_length, buffer]`: a resizable copy of the buffer. */
+  resizable() {
+    const at = this.pos;
+    const major = this.head();
+    if (major !== 4 || this.arg !== 2) this.fail('Malformed');
+    const maxMajor = this.head();
+    const max = this.arg;
+    if (maxMajor !== 0 || this.bigArg !== null) this.fail('Malformed');
+    // the inner buffer is not the shared value (tag 28 marks the resizable one)
+    const pending = this.pendingShare;
+    this.pendingShare = NO_SHARE;
+    const inner = this.value();
+    this.pendingShare = pending;
+    if (!types.isArrayBuffer(inner) || inner.resizable) {
+      this.pos = at;
+      this.fail('Malformed');
+    }
+    if (inner.byteLength > max) this.fail('Malformed');
+    let ab;
+    try {
+      ab = new ArrayBuffer(inner.byteLength, { maxByteLength: max });
+    } catch {
+      this.fail('Malformed'); // a maximum this engine cannot reserve
+    }
+    new Uint8Array(ab).set(new Uint8Array(inner));
+    return this.share(ab);
   }
 
   viewBuffer() {

@@ -147,13 +147,6 @@ const KNOWN = {
     a.props.push({ key: 'extra', value: 'e' });
     return log;
   },
-  g2_resizable_ArrayBuffer: (log) => {
-    // arrives as a fixed-length buffer of the same bytes (G2 asks for maxByteLength)
-    assert.strictEqual(log[0].got.resizable, false);
-    log[0].got.resizable = true;
-    log[0].got.maxByteLength = 16;
-    return log;
-  },
 };
 
 function hostObjectRefused(log, ctor) {

@@ -60,6 +60,9 @@ pub mod tag {
     /// A SharedArrayBuffer: content is the index of its side-table buffer, whose memory
     /// the sender shares. Only the Node face maps it; this crate's decoders refuse it.
     pub const SHARED_MEMORY: u64 = 0xCB18;
+    /// A resizable ArrayBuffer: content is `[max_byte_length, buffer]` (the buffer a byte
+    /// string or a side-table buffer). Decoded here as the buffer (Rust has no maximum).
+    pub const RESIZABLE: u64 = 0xCB19;
 }
 
 /// The 3-byte header of a version 1 message: tag `ENVELOPE_V1`.

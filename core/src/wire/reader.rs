@@ -419,6 +419,23 @@ impl<'a> Reader<'a> {
         Ok((major, arg))
     }
 
+    /// The content of tag 0xCB11 (its head read, at `at`): the side-table buffer.
+    fn side_buffer(&mut self, at: usize) -> R<BufferData<'a>> {
+        let i = self.uint("a side-table buffer must hold an unsigned integer")?;
+        let buffers: &'a [Buffer] = self.buffers;
+        match buffers.get(i as usize) {
+            Some(buffer) if i <= u64::from(u32::MAX) => Ok(BufferData::Side {
+                index: i as u32,
+                buffer,
+            }),
+            _ => Err(DecodeError::new(
+                K::BufferIndex,
+                at,
+                "buffer index beyond the side table",
+            )),
+        }
+    }
+
     fn uint(&mut self, what: &'static str) -> R<u64> {
         let at = self.pos;
         let b = *self
@@ -1011,22 +1028,39 @@ impl<'a> Reader<'a> {
                 }
                 Event::Port(i as u32)
             }
-            tag::SIDE_BUFFER => {
-                let i = self.uint("a side-table buffer must hold an unsigned integer")?;
-                let buffers: &'a [Buffer] = self.buffers;
-                match buffers.get(i as usize) {
-                    Some(buffer) if i <= u64::from(u32::MAX) => Event::Buffer(BufferData::Side {
-                        index: i as u32,
-                        buffer,
-                    }),
+            tag::SIDE_BUFFER => Event::Buffer(self.side_buffer(at)?),
+            tag::RESIZABLE => {
+                // [max_byte_length, buffer]: the bytes are the buffer's; the maximum is
+                // for languages with resizable buffers (JavaScript), dropped here
+                if self.byte()? != 0x82 {
+                    return Err(DecodeError::new(
+                        K::Malformed,
+                        at,
+                        "a resizable buffer must hold [max_byte_length, buffer]",
+                    ));
+                }
+                let max =
+                    self.uint("a resizable buffer's max_byte_length must be an unsigned integer")?;
+                let inner = self.pos;
+                let data = match self.head()? {
+                    (cbor::MAJOR_BYTES, len) => BufferData::Inline(self.take(len)?),
+                    (cbor::MAJOR_TAG, tag::SIDE_BUFFER) => self.side_buffer(inner)?,
                     _ => {
                         return Err(DecodeError::new(
-                            K::BufferIndex,
-                            at,
-                            "buffer index beyond the side table",
+                            K::Malformed,
+                            inner,
+                            "a resizable buffer must hold a byte string or a side-table buffer",
                         ));
                     }
+                };
+                if data.as_slice().len() as u64 > max {
+                    return Err(DecodeError::new(
+                        K::Malformed,
+                        at,
+                        "a resizable buffer longer than its max_byte_length",
+                    ));
                 }
+                Event::Buffer(data)
             }
             tag::UTF16 => {
                 let b = *self
