@@ -282,6 +282,12 @@ fn hostile_inputs_give_typed_errors() {
         (h(&[0xd9, 0xcb, 0x10, 0x00]), K::PortIndex),
         (h(&[0xd9, 0xcb, 0x11, 0x00]), K::BufferIndex),
         (h(&[0xd9, 0xcb, 0x18, 0x00]), K::BadTag),
+        // a length-tracking mark on anything but a view
+        (h(&[0xd9, 0xcb, 0x1a, 0x44, 1, 2, 3, 4]), K::Malformed),
+        (
+            h(&[0xd9, 0xcb, 0x1a, 0xd9, 0xcb, 0x19, 0x82, 0x04, 0x40]),
+            K::Malformed,
+        ),
         // resizable buffers: not [max, buffer], a buffer past its maximum, no buffer
         (h(&[0xd9, 0xcb, 0x19, 0x44, 1, 2, 3, 4]), K::Malformed),
         (
@@ -349,6 +355,25 @@ fn resizable_buffers_decode_as_their_bytes() {
                 length: 2,
             }),
         ])
+    );
+}
+
+/// Tag 0xCB1A marks a JavaScript length-tracking view; the view inside says how long it
+/// is now, and decodes here as that view.
+#[test]
+fn length_tracking_views_decode_as_their_view() {
+    let bytes = [
+        0xd9, 0xcb, 0x01, 0xd9, 0xcb, 0x1a, 0xd9, 0xcb, 0x16, 0x83, 0x01, 0x03, 0xd8, 0x40, //
+        0xd9, 0xcb, 0x19, 0x82, 0x10, 0x44, 1, 2, 3, 4,
+    ];
+    assert_eq!(
+        decode_value(&bytes, &[], 0).unwrap(),
+        Value::View(View {
+            kind: ViewKind::Uint8,
+            buffer: Box::new(buf(&[1, 2, 3, 4])),
+            byte_offset: 1,
+            length: 3,
+        })
     );
 }
 

@@ -5,6 +5,7 @@
 // the bytes.
 
 const { types } = require('node:util');
+const v8 = require('node:v8');
 
 const hasOwn = Object.hasOwn;
 const MAX_DEPTH = 256;
@@ -30,6 +31,7 @@ const T_VIEW = 0xcb16;
 const T_DATE_MS = 0xcb17;
 const T_SHARED_MEMORY = 0xcb18;
 const T_RESIZABLE = 0xcb19;
+const T_LENGTH_TRACKING = 0xcb1a;
 
 const ERROR_NAMES = new Set([
   'Error', 'EvalError', 'RangeError', 'ReferenceError', 'SyntaxError', 'TypeError', 'URIError',
@@ -579,19 +581,29 @@ class Encoder {
     this.enter();
     let tag = 0;
     let length;
+    const ab = v.buffer;
     if (types.isDataView(v)) {
-      length = v.byteLength;
+      try {
+        length = v.byteLength; // (throws when out of bounds or detached)
+      } catch {
+        throw dataCloneError(`${describe(v)} is out of bounds and could not be cloned.`);
+      }
     } else {
       tag = VIEW_TAGS.get(v.constructor) ?? viewTagOf(v);
       if (tag === undefined) throw dataCloneError(`${describe(v)} could not be cloned.`);
+      if (ab.resizable === true && isOutOfBounds(v)) {
+        throw dataCloneError(`${describe(v)} is out of bounds and could not be cloned.`);
+      }
       length = v.length;
+    }
+    if ((ab.resizable === true || ab.growable === true) && isLengthTracking(v)) {
+      this.head(6, T_LENGTH_TRACKING);
     }
     this.head(6, T_VIEW);
     this.head(4, 3);
     this.head(0, v.byteOffset);
     this.head(0, length);
     if (tag !== 0) this.head(6, tag);
-    const ab = v.buffer;
     if (!this.track(ab)) {
       if (types.isSharedArrayBuffer(ab)) this.sharedBuffer(ab);
       else this.arrayBuffer(ab);
@@ -650,6 +662,69 @@ class Encoder {
 Encoder.portClass = null;
 /** Whether SharedArrayBuffers can be posted (shared) in this process (set by index.js). */
 Encoder.sharedMemory = false;
+
+// (taken at load: what a program does to the prototypes later does not change them)
+const typedArrayAt = Object.getPrototypeOf(Uint8Array.prototype).at;
+
+/** Whether typed array `v` (over a resizable ArrayBuffer) is out of its buffer's bounds. */
+function isOutOfBounds(v) {
+  try {
+    Reflect.apply(typedArrayAt, v, [0]); // (validates the typed array first)
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * V8's own serializer, asked about one view: JavaScript cannot tell a length-tracking
+ * view (made without a length, it follows its buffer's size) from a fixed one, but V8's
+ * serialization of a view records it. The buffer is written as a reference (transferred
+ * or shared, id 0), not copied, and nothing is detached.
+ */
+class ViewProbe extends v8.Serializer {
+  _getSharedArrayBufferId() {
+    return 0;
+  }
+}
+
+/**
+ * Whether view `v` over a resizable or growable buffer is length-tracking: the flags V8
+ * writes after the view (`V`, its type, then offset, length and flags as varints, bit 0
+ * of the flags: tracking). A layout other than that one (another V8) says: fixed.
+ */
+function isLengthTracking(v) {
+  let b;
+  try {
+    const s = new ViewProbe();
+    s.writeHeader();
+    if (!types.isSharedArrayBuffer(v.buffer)) s.transferArrayBuffer(0, v.buffer);
+    s.writeValue(v);
+    b = s.releaseBuffer();
+  } catch {
+    return false;
+  }
+  // header (0xff, version >= 14: views have flags), the buffer ('t' transferred / 'u'
+  // shared, id 0), then 'V'
+  if (b.length < 7 || b[0] !== 0xff || b[1] < 14 || (b[2] !== 0x74 && b[2] !== 0x75) || b[3] !== 0 || b[4] !== 0x56) {
+    return false;
+  }
+  let pos = 6;
+  let flags = 0;
+  for (let n = 0; n < 3; n++) {
+    let value = 0;
+    let shift = 0;
+    let byte;
+    do {
+      if (pos >= b.length || shift > 28) return false;
+      byte = b[pos++];
+      value += (byte & 0x7f) * 2 ** shift;
+      shift += 7;
+    } while (byte & 0x80);
+    flags = value;
+  }
+  return pos === b.length && (flags & 1) === 1;
+}
 
 function viewTagOf(v) {
   for (const [ctor, tag] of VIEW_TAGS) if (v instanceof ctor) return tag;
@@ -1140,7 +1215,12 @@ class Decoder {
         return this.share(Object(inner));
       }
       case T_VIEW:
-        return this.view();
+        return this.view(false);
+      case T_LENGTH_TRACKING: {
+        const major = this.head();
+        if (major !== 6 || this.arg !== T_VIEW) this.fail('Malformed');
+        return this.view(true);
+      }
       case T_RESIZABLE:
         return this.resizable();
       default:
@@ -1208,7 +1288,7 @@ class Decoder {
     return err;
   }
 
-  view() {
+  view(tracking) {
     const major = this.head();
     if (major !== 4 || this.arg !== 3) this.fail('Malformed');
     this.enter();
@@ -1240,9 +1320,16 @@ class Decoder {
     if (offset + length * size > buf.byteLength) this.fail('BadView');
     let view;
     try {
-      view = new ctor(buf, offset, length);
+      // a length-tracking view is made without a length (it then covers the rest of its
+      // buffer, and follows its resizes)
+      view = tracking ? new ctor(buf, offset) : new ctor(buf, offset, length);
     } catch {
       this.fail('BadView');
+    }
+    if (tracking) {
+      // as long as when it was posted (a shared buffer may have grown since)
+      const now = ctor === DataView ? view.byteLength : view.length;
+      if (now < length || (now !== length && !types.isSharedArrayBuffer(buf))) this.fail('BadView');
     }
     if (pending !== NO_SHARE) this.shared[pending] = view;
     this.depth--;

@@ -63,6 +63,9 @@ pub mod tag {
     /// A resizable ArrayBuffer: content is `[max_byte_length, buffer]` (the buffer a byte
     /// string or a side-table buffer). Decoded here as the buffer (Rust has no maximum).
     pub const RESIZABLE: u64 = 0xCB19;
+    /// A length-tracking view (JavaScript): content is the view (tag `VIEW`), whose
+    /// length is its length now. Decoded here as that view.
+    pub const LENGTH_TRACKING: u64 = 0xCB1A;
 }
 
 /// The 3-byte header of a version 1 message: tag `ENVELOPE_V1`.

@@ -419,6 +419,34 @@ impl<'a> Reader<'a> {
         Ok((major, arg))
     }
 
+    /// The content of tag 0xCB16 (its head read, at `at`): the view's start.
+    fn view_start(&mut self, at: usize) -> R<Event<'a>> {
+        if self.byte()? != 0x83 {
+            return Err(DecodeError::new(
+                K::Malformed,
+                at,
+                "a view must hold [byte_offset, length, buffer]",
+            ));
+        }
+        let byte_offset = self.uint("a view's byte offset must be an unsigned integer")?;
+        let length = self.uint("a view's length must be an unsigned integer")?;
+        let mut kind = ViewKind::DataView;
+        let save = self.pos;
+        if let Ok((cbor::MAJOR_TAG, t)) = self.head() {
+            match super::view_kind_from_tag(t) {
+                Some(k) => kind = k,
+                None => self.pos = save,
+            }
+        } else {
+            self.pos = save;
+        }
+        Ok(Event::View {
+            kind,
+            byte_offset,
+            length,
+        })
+    }
+
     /// The content of tag 0xCB11 (its head read, at `at`): the side-table buffer.
     fn side_buffer(&mut self, at: usize) -> R<BufferData<'a>> {
         let i = self.uint("a side-table buffer must hold an unsigned integer")?;
@@ -1099,32 +1127,19 @@ impl<'a> Reader<'a> {
             }
             tag::ERROR => self.error_fields(at)?,
             tag::BOXED => Event::Boxed,
-            tag::VIEW => {
-                if self.byte()? != 0x83 {
+            tag::VIEW => self.view_start(at)?,
+            tag::LENGTH_TRACKING => match self.head()? {
+                // a mark on a view (JavaScript's length-tracking views); the view itself
+                // says how long it is now, which is all languages without them need
+                (cbor::MAJOR_TAG, tag::VIEW) => self.view_start(at)?,
+                _ => {
                     return Err(DecodeError::new(
                         K::Malformed,
                         at,
-                        "a view must hold [byte_offset, length, buffer]",
+                        "a length-tracking mark must hold a view",
                     ));
                 }
-                let byte_offset = self.uint("a view's byte offset must be an unsigned integer")?;
-                let length = self.uint("a view's length must be an unsigned integer")?;
-                let mut kind = ViewKind::DataView;
-                let save = self.pos;
-                if let Ok((cbor::MAJOR_TAG, t)) = self.head() {
-                    match super::view_kind_from_tag(t) {
-                        Some(k) => kind = k,
-                        None => self.pos = save,
-                    }
-                } else {
-                    self.pos = save;
-                }
-                Event::View {
-                    kind,
-                    byte_offset,
-                    length,
-                }
-            }
+            },
             tag::SHARED_MEMORY => {
                 // (before looking at the buffer: other threads may be writing it)
                 return Err(DecodeError::new(
