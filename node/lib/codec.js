@@ -586,14 +586,12 @@ class Encoder {
       try {
         length = v.byteLength; // (throws when out of bounds or detached)
       } catch {
-        throw dataCloneError(`${describe(v)} is out of bounds and could not be cloned.`);
+        throw dataCloneError(outOfBounds(v));
       }
     } else {
       tag = VIEW_TAGS.get(v.constructor) ?? viewTagOf(v);
       if (tag === undefined) throw dataCloneError(`${describe(v)} could not be cloned.`);
-      if (ab.resizable === true && isOutOfBounds(v)) {
-        throw dataCloneError(`${describe(v)} is out of bounds and could not be cloned.`);
-      }
+      if (ab.resizable === true && isOutOfBounds(v)) throw dataCloneError(outOfBounds(v));
       length = v.length;
     }
     if ((ab.resizable === true || ab.growable === true) && isLengthTracking(v)) {
@@ -665,6 +663,10 @@ Encoder.sharedMemory = false;
 
 // (taken at load: what a program does to the prototypes later does not change them)
 const typedArrayAt = Object.getPrototypeOf(Uint8Array.prototype).at;
+
+function outOfBounds(v) {
+  return `${describe(v)} could not be cloned: it is out of its buffer's bounds, or the buffer is detached.`;
+}
 
 /** Whether typed array `v` (over a resizable ArrayBuffer) is out of its buffer's bounds. */
 function isOutOfBounds(v) {
