@@ -113,6 +113,49 @@ test('G2: messages dropped unreceived give the memory back', { skip }, async () 
   assert.strictEqual(new Uint8Array(sab).length, 8, 'the sender\'s buffer is untouched');
 });
 
+test('F7: shared memory outlives a terminated Worker, both ways', { skip }, async () => {
+  const before = bufferPoolStats().shared;
+  const fromWorker = new MessageChannel();
+  const toWorker = new MessageChannel();
+  const source = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    const { MessagePort } = require(${JSON.stringify(path.join(__dirname, '..'))});
+    const out = MessagePort.importHandle(workerData.out);
+    MessagePort.importHandle(workerData.in); // never read
+    for (let i = 0; i < 50; i++) {
+      const sab = new SharedArrayBuffer(1024 + i);
+      new Uint8Array(sab)[0] = i;
+      out.postMessage(sab);
+    }
+    parentPort.postMessage('posted');
+    setInterval(() => {}, 1000);
+  `;
+  const worker = new Worker(source, {
+    eval: true,
+    workerData: { out: fromWorker.port2.exportHandle(), in: toWorker.port2.exportHandle() },
+  });
+  await once(worker, 'message');
+  for (let i = 0; i < 50; i++) toWorker.port1.postMessage(new SharedArrayBuffer(64));
+  await worker.terminate();
+  // what the Worker made is still there, after its isolate is gone
+  for (let i = 0; i < 50; i++) {
+    const sab = receiveMessageOnPort(fromWorker.port1).message;
+    assert.strictEqual(sab.byteLength, 1024 + i);
+    const bytes = new Uint8Array(sab);
+    assert.strictEqual(bytes[0], i);
+    bytes[1] = 1;
+  }
+  assert.strictEqual(receiveMessageOnPort(fromWorker.port1), undefined);
+  fromWorker.port1.close();
+  toWorker.port1.close();
+  // and what it never read was given back with its ports
+  for (let i = 0; i < 100 && bufferPoolStats().shared !== before; i++) {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.strictEqual(bufferPoolStats().shared, before);
+});
+
 test('G2: without V8\'s API a SharedArrayBuffer is a DataCloneError, and nothing is posted', () => {
   const script = `
     const { MessageChannel, bufferPoolStats, receiveMessageOnPort } = require(${JSON.stringify(path.join(__dirname, '..'))});
