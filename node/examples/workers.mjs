@@ -1,15 +1,18 @@
 // `make demo` (demo-node): the main thread hands one port of a channel to each of two
 // Workers as a single-use handle (port.exportHandle() -> MessagePort.importHandle()),
 // then the Workers talk to each other directly over a channel the main thread sent
-// them inside a message, and everybody listens on one BroadcastChannel.
+// them inside a message, and everybody listens on one BroadcastChannel. A
+// SharedArrayBuffer sent along is shared, not copied: the Workers count in its memory.
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const { MessageChannel, MessagePort, BroadcastChannel } = require('../index.js');
+const { MessageChannel, MessagePort, BroadcastChannel, bufferPoolStats } = require('../index.js');
 
 if (isMainThread) {
   const news = new BroadcastChannel('demo-news');
+  // shared memory needs V8's API (bufferPoolStats().backend 'v8'); else null
+  const tally = bufferPoolStats().backend === 'v8' ? new Int32Array(new SharedArrayBuffer(4)) : null;
   const workers = [];
   const ports = [];
   for (const name of ['left', 'right']) {
@@ -26,12 +29,13 @@ if (isMainThread) {
         news.postMessage({ headline: 'hello, workers', at: new Date(0) });
         // a channel between the two Workers, its ends transferred inside messages
         const between = new MessageChannel();
-        ports[0].postMessage({ peer: between.port1 }, [between.port1]);
-        ports[1].postMessage({ peer: between.port2 }, [between.port2]);
+        ports[0].postMessage({ peer: between.port1, tally }, [between.port1]);
+        ports[1].postMessage({ peer: between.port2, tally }, [between.port2]);
         return;
       }
       console.log(`main: ${m.from} says ${JSON.stringify(m.text)}`);
       if (m.done && ++finished === ports.length) {
+        if (tally !== null) console.log(`main: the Workers counted ${Atomics.load(tally, 0)} in shared memory`);
         news.postMessage('goodbye');
         news.close();
         for (const p of ports) p.close();
@@ -49,7 +53,8 @@ if (isMainThread) {
     }
     port.postMessage({ from: name, text: `news: ${data.headline} (${data.at.toISOString()})` });
   };
-  port.on('message', ({ peer }) => {
+  port.on('message', ({ peer, tally }) => {
+    if (tally !== null) Atomics.add(tally, 0, 1); // the main thread's own memory
     peer.on('message', (m) => {
       port.postMessage({ from: name, text: `peer sent ${m.n} and ${m.bytes.byteLength} bytes`, done: true });
       peer.close();
