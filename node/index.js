@@ -698,7 +698,8 @@ for (const type of ['message']) {
 }
 
 Encoder.portClass = MessagePort;
-Encoder.sharedMemory = native.sharedMemory();
+// SharedArrayBuffers are shared through V8's API, as zero-copy buffers are made
+Encoder.sharedMemory = native.bufferPoolStats().backend === 'v8';
 
 function wrapPort(handle) {
   return new MessagePort(kCreate, handle);

@@ -443,14 +443,9 @@ class Encoder {
   }
 
   special(v) {
-    if (types.isArrayBuffer(v)) {
+    if (types.isAnyArrayBuffer(v)) {
       if (this.track(v)) return;
-      this.arrayBuffer(v);
-      return;
-    }
-    if (types.isSharedArrayBuffer(v)) {
-      if (this.track(v)) return;
-      this.sharedBuffer(v);
+      this.buffer(v);
       return;
     }
     if (ArrayBuffer.isView(v)) {
@@ -561,6 +556,12 @@ class Encoder {
     }
   }
 
+  /** An ArrayBuffer or a SharedArrayBuffer (not yet tracked). */
+  buffer(ab) {
+    if (types.isSharedArrayBuffer(ab)) this.sharedBuffer(ab);
+    else this.arrayBuffer(ab);
+  }
+
   /**
    * A SharedArrayBuffer: shared, not copied (spec G2). Its entry in the side table is the
    * buffer itself, whose memory the native side shares with every receiver.
@@ -602,10 +603,7 @@ class Encoder {
     this.head(0, v.byteOffset);
     this.head(0, length);
     if (tag !== 0) this.head(6, tag);
-    if (!this.track(ab)) {
-      if (types.isSharedArrayBuffer(ab)) this.sharedBuffer(ab);
-      else this.arrayBuffer(ab);
-    }
+    if (!this.track(ab)) this.buffer(ab);
     this.depth--;
   }
 

@@ -234,6 +234,7 @@ pub(crate) fn stats(env: sys::napi_env) -> Stats {
 
 /// Whether blocks (and shared SharedArrayBuffers, see shared.rs) go through V8's API in
 /// this process.
+#[cfg(cm_v8)]
 pub(crate) fn v8_enabled(env: sys::napi_env) -> bool {
     v8::enabled(env)
 }
@@ -330,6 +331,7 @@ fn block_gone(data: *mut c_void, id: usize) {
 /// whose headers the addon was built with (V8's ABI changes between majors), and not
 /// when `CHANNEL_MESSAGING_NAPI_BLOCKS` is set (then every block goes through N-API).
 mod v8 {
+    #[cfg(cm_v8)]
     use std::ffi::c_void;
 
     use napi::sys;

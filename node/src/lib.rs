@@ -282,12 +282,7 @@ impl Waker {
 /// `Buffer` cannot adopt them, so this is the one copy a send makes), into pooled memory.
 /// A SharedArrayBuffer's entry is not copied: it shares the memory.
 fn copy_buffers(side: Vec<SideEntry<'_>>) -> Vec<Buffer> {
-    side.into_iter()
-        .map(|s| match s {
-            SideEntry::Bytes(bytes) => blocks::copy_of(bytes.as_ref()),
-            SideEntry::Shared(b) => b,
-        })
-        .collect()
+    side.into_iter().map(SideEntry::into_buffer).collect()
 }
 
 /// A side-table entry from index.js: a `Uint8Array` (its bytes are copied, or moved when
@@ -297,6 +292,16 @@ pub enum SideEntry<'a> {
     Bytes(Uint8ArraySlice<'a>),
     /// A buffer sharing a `SharedArrayBuffer`'s memory.
     Shared(Buffer),
+}
+
+impl SideEntry<'_> {
+    /// The entry as the message's buffer: the bytes copied, or the shared memory.
+    fn into_buffer(self) -> Buffer {
+        match self {
+            SideEntry::Bytes(bytes) => blocks::copy_of(bytes.as_ref()),
+            SideEntry::Shared(b) => b,
+        }
+    }
 }
 
 impl TypeName for SideEntry<'_> {
@@ -353,13 +358,6 @@ pub struct BufferPoolStats {
     /// SharedArrayBuffer memories that queued messages hold (each counted once, however
     /// many messages carry it), until the last of them is received or dropped.
     pub shared: u32,
-}
-
-/// Whether a `SharedArrayBuffer` can be posted (shared) in this process: it takes V8's
-/// API, as zero-copy buffers do (`bufferPoolStats().backend` is "v8").
-#[napi]
-pub fn shared_memory(env: Env) -> bool {
-    shared::enabled(env.raw())
 }
 
 /// The state of the zero-copy buffer pool (node/src/blocks.rs).
@@ -517,19 +515,17 @@ impl NativePort {
         let buffers: Vec<Buffer> = side
             .into_iter()
             .map(|s| {
-                let s = match s {
-                    SideEntry::Bytes(s) => s,
-                    SideEntry::Shared(b) => return b,
-                };
-                let (data, len) = (s.as_ptr() as usize, s.len());
-                let moved = taken
-                    .iter_mut()
-                    .find(|t| t.0 == data && t.1 == len && t.2.is_some())
-                    .and_then(|t| t.2.take());
-                match moved {
-                    Some(v) => Buffer::from(v),
-                    None => blocks::copy_of(s.as_ref()),
+                if let SideEntry::Bytes(bytes) = &s {
+                    let (data, len) = (bytes.as_ptr() as usize, bytes.len());
+                    if let Some(v) = taken
+                        .iter_mut()
+                        .find(|t| t.0 == data && t.1 == len && t.2.is_some())
+                        .and_then(|t| t.2.take())
+                    {
+                        return Buffer::from(v);
+                    }
                 }
+                s.into_buffer()
             })
             .collect();
         // Taken buffers the message does not refer to: their memory is free again.

@@ -366,6 +366,16 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Reads the one-byte head of an array of `n` (< 24) items, the fixed shape of a tag's
+    /// content; Malformed at `at`, explained by `what`, for anything else.
+    fn fixed_array(&mut self, n: u8, at: usize, what: &'static str) -> R<()> {
+        if self.byte()? == 0x80 | n {
+            Ok(())
+        } else {
+            Err(DecodeError::new(K::Malformed, at, what))
+        }
+    }
+
     #[inline]
     fn take(&mut self, n: u64) -> R<&'a [u8]> {
         let left = (self.input.len() - self.pos) as u64;
@@ -421,13 +431,7 @@ impl<'a> Reader<'a> {
 
     /// The content of tag 0xCB16 (its head read, at `at`): the view's start.
     fn view_start(&mut self, at: usize) -> R<Event<'a>> {
-        if self.byte()? != 0x83 {
-            return Err(DecodeError::new(
-                K::Malformed,
-                at,
-                "a view must hold [byte_offset, length, buffer]",
-            ));
-        }
+        self.fixed_array(3, at, "a view must hold [byte_offset, length, buffer]")?;
         let byte_offset = self.uint("a view's byte offset must be an unsigned integer")?;
         let length = self.uint("a view's length must be an unsigned integer")?;
         let mut kind = ViewKind::DataView;
@@ -1060,13 +1064,11 @@ impl<'a> Reader<'a> {
             tag::RESIZABLE => {
                 // [max_byte_length, buffer]: the bytes are the buffer's; the maximum is
                 // for languages with resizable buffers (JavaScript), dropped here
-                if self.byte()? != 0x82 {
-                    return Err(DecodeError::new(
-                        K::Malformed,
-                        at,
-                        "a resizable buffer must hold [max_byte_length, buffer]",
-                    ));
-                }
+                self.fixed_array(
+                    2,
+                    at,
+                    "a resizable buffer must hold [max_byte_length, buffer]",
+                )?;
                 let max =
                     self.uint("a resizable buffer's max_byte_length must be an unsigned integer")?;
                 let inner = self.pos;
@@ -1114,13 +1116,7 @@ impl<'a> Reader<'a> {
                 Event::Utf16(Utf16Units(bytes))
             }
             tag::REGEXP => {
-                if self.byte()? != 0x82 {
-                    return Err(DecodeError::new(
-                        K::Malformed,
-                        at,
-                        "a RegExp must hold [source, flags]",
-                    ));
-                }
+                self.fixed_array(2, at, "a RegExp must hold [source, flags]")?;
                 let source = self.text("a RegExp source must be a text string")?;
                 let flags = self.text("RegExp flags must be a text string")?;
                 Event::RegExp { source, flags }
