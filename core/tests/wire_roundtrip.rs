@@ -397,6 +397,24 @@ fn shared_memory_is_refused_before_its_buffer_is_read() {
     assert!(e.detail().contains("SharedArrayBuffer"), "{e}");
 }
 
+/// Tag 0xCB1B (a sparse JavaScript array, `[length, {index: value}]`) is for the Node
+/// face: the length is not backed by bytes (up to 2^32 - 1 holes), so this crate's
+/// decoders refuse it rather than materialize the holes.
+#[test]
+fn sparse_arrays_are_refused() {
+    // [length 2^32 - 1, {4294967294: "x"}]
+    let bytes = [
+        0xd9, 0xcb, 0x01, 0xd9, 0xcb, 0x1b, 0x82, 0x1a, 0xff, 0xff, 0xff, 0xff, 0xa1, 0x1a, 0xff,
+        0xff, 0xff, 0xfe, 0x61, b'x',
+    ];
+    let e = decode_value(&bytes, &[], 0).unwrap_err();
+    assert_eq!(e.kind(), DecodeErrorKind::BadTag);
+    assert_eq!(e.offset(), 3);
+    assert!(e.detail().contains("sparse array"), "{e}");
+    let mut r = Reader::new(&bytes, &[], 0).unwrap();
+    assert_eq!(r.next().unwrap_err().kind(), DecodeErrorKind::BadTag);
+}
+
 #[test]
 fn reader_reports_bounded_lengths() {
     // An array claiming 2^32 elements with 3 bytes left is refused before anyone

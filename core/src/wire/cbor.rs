@@ -66,6 +66,10 @@ pub mod tag {
     /// A length-tracking view (JavaScript): content is the view (tag `VIEW`), whose
     /// length is its length now. Decoded here as that view.
     pub const LENGTH_TRACKING: u64 = 0xCB1A;
+    /// A sparse JavaScript array: content is `[length, {index or name: value, ...}]`.
+    /// Only the Node face writes and reads it; this crate's decoders refuse it (a list of
+    /// up to 2^32 - 1 holes has no Rust, C or Python form).
+    pub const SPARSE_ARRAY: u64 = 0xCB1B;
 }
 
 /// The 3-byte header of a version 1 message: tag `ENVELOPE_V1`.

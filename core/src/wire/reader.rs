@@ -1144,6 +1144,13 @@ impl<'a> Reader<'a> {
                     "a SharedArrayBuffer: shared memory is received by the Node face only",
                 ));
             }
+            tag::SPARSE_ARRAY => {
+                return Err(DecodeError::new(
+                    K::BadTag,
+                    at,
+                    "a sparse array: only the Node face receives arrays in sparse form",
+                ));
+            }
             _ => {
                 return Err(DecodeError::new(
                     K::BadTag,
