@@ -32,6 +32,14 @@ const T_DATE_MS = 0xcb17;
 const T_SHARED_MEMORY = 0xcb18;
 const T_RESIZABLE = 0xcb19;
 const T_LENGTH_TRACKING = 0xcb1a;
+const T_SPARSE_ARRAY = 0xcb1b;
+// An array of at least this length is looked at for holes first: one with at least this
+// many holes, and more holes than elements in some prefix, is written in sparse form
+// (tag 0xCB1B: its elements and named properties by key), in time and space that grow
+// with its elements rather than its length (`a[2 ** 32 - 2] = x` is one entry).
+const SPARSE_MIN_HOLES = 1024;
+// The largest array index plus one: the largest array length.
+const MAX_ARRAY_LENGTH = 4294967295;
 
 const ERROR_NAMES = new Set([
   'Error', 'EvalError', 'RangeError', 'ReferenceError', 'SyntaxError', 'TypeError', 'URIError',
@@ -429,6 +437,11 @@ class Encoder {
     if (this.track(v)) return;
     this.enter();
     const n = v.length;
+    if (n >= SPARSE_MIN_HOLES && isSparse(v, n)) {
+      this.sparseArray(v, n);
+      this.depth--;
+      return;
+    }
     this.head(4, n);
     for (let i = 0; i < n; i++) {
       if (!(i in v)) {
@@ -440,6 +453,34 @@ class Encoder {
       }
     }
     this.depth--;
+  }
+
+  /**
+   * `tag(0xCB1B, [length, {key: value, ...}])`: the array's own enumerable string keys in
+   * their order (indices ascending, as unsigned integers, then other names, as text),
+   * each with its value read when written; a missing index is a hole. This form keeps
+   * the array's named properties too.
+   */
+  sparseArray(v, n) {
+    this.head(6, T_SPARSE_ARRAY);
+    this.head(4, 2);
+    this.head(0, n);
+    const keys = Object.keys(v);
+    const m = keys.length;
+    const at = this.pos;
+    this.head(5, m);
+    const body = this.pos;
+    let written = 0;
+    for (let i = 0; i < m; i++) {
+      const k = keys[i];
+      if (!hasOwn(v, k)) continue; // deleted by an earlier getter (spec G5)
+      const index = arrayIndex(k);
+      if (index >= 0) this.head(0, index);
+      else this.text(k);
+      this.value(v[k]);
+      written++;
+    }
+    if (written !== m) this.recount(at, body, written);
   }
 
   special(v) {
@@ -661,6 +702,28 @@ Encoder.sharedMemory = false;
 
 // (taken at load: what a program does to the prototypes later does not change them)
 const typedArrayAt = Object.getPrototypeOf(Uint8Array.prototype).at;
+
+/**
+ * Whether the array `v` of length `n` is sparse: at least SPARSE_MIN_HOLES holes, more of
+ * them than elements before the last one counted. Stops there, so a huge sparse array
+ * costs SPARSE_MIN_HOLES steps (or twice its elements when they come first), a dense
+ * one a pass of `in` checks.
+ */
+function isSparse(v, n) {
+  let holes = 0;
+  for (let i = 0; i < n; i++) {
+    if (!(i in v) && ++holes >= SPARSE_MIN_HOLES && holes > i + 1 - holes) return true;
+  }
+  return false;
+}
+
+/** The array index that the property key `k` names, or -1 when it names none. */
+function arrayIndex(k) {
+  const c = k.charCodeAt(0);
+  if (!(c >= 48 && c <= 57)) return -1; // (also the empty key: NaN)
+  const i = Number(k);
+  return Number.isInteger(i) && i < MAX_ARRAY_LENGTH && String(i) === k ? i : -1;
+}
 
 function outOfBounds(v) {
   return `${describe(v)} could not be cloned: it is out of its buffer's bounds, or the buffer is detached.`;
@@ -1223,6 +1286,8 @@ class Decoder {
       }
       case T_RESIZABLE:
         return this.resizable();
+      case T_SPARSE_ARRAY:
+        return this.sparseArray();
       default:
         return this.fail('BadTag');
     }
@@ -1362,6 +1427,51 @@ class Decoder {
     }
     new Uint8Array(ab).set(new Uint8Array(inner));
     return this.share(ab);
+  }
+
+  /** The content of tag 0xCB1B (see Encoder#sparseArray): a new array. */
+  sparseArray() {
+    const major = this.head();
+    if (major !== 4 || this.arg !== 2) this.fail('Malformed');
+    const lengthMajor = this.head();
+    const length = this.arg;
+    if (lengthMajor !== 0 || length > MAX_ARRAY_LENGTH) this.fail('Malformed');
+    const mapMajor = this.head();
+    if (mapMajor !== 5) this.fail('Malformed');
+    const m = this.count(this.arg, 2);
+    this.enter();
+    const arr = this.share(new Array(length));
+    let next = 0; // indices ascend: the next one is at least this
+    for (let i = 0; i < m; i++) {
+      const at = this.pos;
+      const keyMajor = this.head();
+      let key;
+      if (keyMajor === 0) {
+        key = this.arg;
+        if (key < next || key >= length) {
+          this.pos = at;
+          this.fail('Malformed');
+        }
+        next = key + 1;
+      } else if (keyMajor === 3) {
+        key = this.text(this.arg);
+        if (arrayIndex(key) >= 0 || key === 'length') {
+          this.pos = at;
+          this.fail('Malformed');
+        }
+      } else {
+        this.pos = at;
+        this.fail('Malformed');
+      }
+      const v = this.item();
+      if (key === '__proto__') {
+        Object.defineProperty(arr, key, { value: v, writable: true, enumerable: true, configurable: true });
+      } else {
+        arr[key] = v;
+      }
+    }
+    this.depth--;
+    return arr;
   }
 
   viewBuffer() {

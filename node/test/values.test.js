@@ -206,6 +206,82 @@ test('g2_a_property_deleted_by_an_earlier_getter_is_skipped', () => {
   assert.deepStrictEqual(roundTrip({ many, after: 'x' }), { many: expected, after: 'x' });
 });
 
+// G2: "Arrays: length is kept, holes stay holes, and own enumerable non-index properties
+// are copied". A sparse array (wire tag 0xCB1B) is written by its entries, not its length.
+test('g2_sparse_arrays_keep_length_holes_named_properties_and_identity', () => {
+  const huge = [];
+  huge[2 ** 32 - 2] = 'last'; // 4294967295 elements long: written densely it never ends
+  huge[7] = 'seven';
+  huge.label = 'named';
+  huge['4294967295'] = 'not an index'; // (2^32 - 1 is a property name)
+  const shared = { s: 1 };
+  const wide = new Array(100000);
+  wide[3] = shared;
+  wide[99999] = shared;
+  wide.self = wide;
+  const back = roundTrip({ huge, wide, shared });
+  assert.strictEqual(back.huge.length, 2 ** 32 - 1);
+  assert.deepStrictEqual(Object.keys(back.huge), ['7', '4294967294', 'label', '4294967295']);
+  assert.strictEqual(back.huge[2 ** 32 - 2], 'last');
+  assert.strictEqual(back.huge.label, 'named');
+  assert.strictEqual(0 in back.huge, false, 'holes stay holes');
+  assert.strictEqual(back.wide.length, 100000);
+  assert.deepStrictEqual(Object.keys(back.wide), ['3', '99999', 'self']);
+  assert.strictEqual(back.wide.self, back.wide, 'a cycle through a sparse array');
+  assert.strictEqual(back.wide[3], back.shared, 'shared references into a sparse array');
+  assert.strictEqual(back.wide[99999], back.shared);
+  // a getter that deletes a later element: that element is skipped (G5), as in Node
+  const g = new Array(2000);
+  g[0] = 1;
+  Object.defineProperty(g, 5, {
+    enumerable: true,
+    get() {
+      delete g[1999];
+      return 'g';
+    },
+  });
+  g[1999] = 'z';
+  const gb = roundTrip(g);
+  assert.deepStrictEqual(Object.keys(gb), ['0', '5']);
+  assert.strictEqual(gb[5], 'g');
+  assert.strictEqual(gb.length, 2000);
+  // a holey array that is mostly elements stays an ordinary array, holes and all
+  const holey = Array.from({ length: 3000 }, (_, i) => i);
+  for (let i = 0; i < 3000; i += 3) delete holey[i];
+  const hb = roundTrip(holey);
+  assert.strictEqual(hb.length, 3000);
+  assert.strictEqual(0 in hb, false);
+  assert.strictEqual(hb[2999], 2999);
+  assert.strictEqual(Object.keys(hb).length, 2000);
+});
+
+test('g2_malformed_sparse_arrays_are_decode_errors', () => {
+  const { Decoder, DecodeError } = require('../lib/codec.js');
+  // envelope, tag 0xCB1B, [length, {entries}]
+  const msg = (...body) => Uint8Array.from([0xd9, 0xcb, 0x01, 0xd9, 0xcb, 0x1b, ...body]);
+  const decode = (bytes) => new Decoder().decode(bytes, 0, bytes.length, [], []);
+  // [4, {1: "a", "n": 2}]
+  const ok = decode(msg(0x82, 0x04, 0xa2, 0x01, 0x61, 0x61, 0x61, 0x6e, 0x02));
+  assert.strictEqual(ok.length, 4);
+  assert.deepStrictEqual(Object.keys(ok), ['1', 'n']);
+  const bad = {
+    'an index past the length': msg(0x82, 0x02, 0xa1, 0x02, 0xf6),
+    'indices out of order': msg(0x82, 0x04, 0xa2, 0x02, 0xf6, 0x01, 0xf6),
+    'an index twice': msg(0x82, 0x04, 0xa2, 0x01, 0xf6, 0x01, 0xf6),
+    'an index as text': msg(0x82, 0x04, 0xa1, 0x61, 0x31, 0xf6),
+    'a length key': msg(0x82, 0x04, 0xa1, 0x66, ...Buffer.from('length'), 0x00),
+    'a length past 2^32 - 1': msg(0x82, 0x1b, 0, 0, 0, 1, 0, 0, 0, 0, 0xa0),
+    'a key of another type': msg(0x82, 0x04, 0xa1, 0xf6, 0xf6),
+    'a hole as a value': msg(0x82, 0x04, 0xa1, 0x00, 0xd8, 0x1f, 0xf7),
+    'not a pair': msg(0x81, 0x04),
+    'entries that are not a map': msg(0x82, 0x04, 0x80),
+    'more entries than bytes': msg(0x82, 0x04, 0xb8, 0xff),
+  };
+  for (const [what, bytes] of Object.entries(bad)) {
+    assert.throws(() => decode(bytes), DecodeError, what);
+  }
+});
+
 test('g_proto_key_is_an_own_property', () => {
   const v = JSON.parse('{"__proto__": {"polluted": true}}');
   const back = roundTrip(v);
