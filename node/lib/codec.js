@@ -33,6 +33,10 @@ const T_SHARED_MEMORY = 0xcb18;
 const T_RESIZABLE = 0xcb19;
 const T_LENGTH_TRACKING = 0xcb1a;
 const T_SPARSE_ARRAY = 0xcb1b;
+// A reference whose id is not known yet (Encoder#track): tag 29 over a 4-byte integer.
+const REF_PLACEHOLDER = 7;
+// Encoder#link copies messages up to this size into a scratch it keeps.
+const LINK_SCRATCH_MAX = 64 * 1024;
 // An array of at least this length is looked at for holes first: one with at least this
 // many holes, and more holes than elements in some prefix, is written in sparse form
 // (tag 0xCB1B: its elements and named properties by key), in time and space that grow
@@ -125,6 +129,11 @@ class Encoder {
     this.pos = 0;
     this.busy = false;
     this.utf8 = new TextEncoder();
+    this.starts = []; // (see reset)
+    this.refs = [];
+    this.ids = []; // scratch of link
+    this.marked = [];
+    this.linkBuf = new Uint8Array(256);
     this.reset(null, null);
   }
 
@@ -133,34 +142,33 @@ class Encoder {
     this.transferBuffers = buffers; // Set<ArrayBuffer> or null
     this.side = []; // per side-table entry: a Uint8Array, or a SharedArrayBuffer (shared)
     this.depth = 0;
-    this.root = undefined; // the first tracked object (no Map until a second one)
-    this.seen = null; // pass 1: Map<object, count>
-    this.dup = false;
-    this.ids = null; // pass 2: Map<object, shared id>
-    this.counts = null;
-    this.nextId = 0;
+    // identity (track): objects in the order they were first written, each at starts[i]
+    this.root = undefined; // the first one (no Map until a second one)
+    this.seen = null; // Map<object, its index in that order>
+    this.objects = 0;
+    // per reference written: its position, the object's index (emptied by link, unless
+    // an error ended the last encoding first)
+    if (this.refs.length !== 0) this.refs.length = 0;
   }
 
   /**
    * Encodes `value` (envelope included) into `this.buf[0..returned length]`; the side
    * table is in `this.side`. `ports` maps each transferred port object to its index,
    * `buffers` holds the transferred ArrayBuffers.
+   *
+   * One pass: every property is read once (spec G5: a getter runs once, and what it adds
+   * or deletes later in the walk is seen as it happens). Identity (G4) is settled at the
+   * end: a repeated object is written as a placeholder reference, and `link` then marks
+   * the objects referenced again with tag 28 and gives the references their final ids.
    */
   encode(value, ports, buffers) {
     this.reset(ports, buffers);
     this.pos = 0;
     this.head(6, T_ENVELOPE);
     this.value(value);
-    if (this.dup) {
-      // Some object is referenced twice (or a cycle): write again, marking those.
-      const counts = this.seen;
-      this.reset(ports, buffers);
-      this.counts = counts;
-      this.ids = new Map();
-      this.pos = 0;
-      this.head(6, T_ENVELOPE);
-      this.value(value);
-    }
+    if (this.refs.length !== 0) this.link();
+    this.seen = null;
+    this.root = undefined;
     return this.pos;
   }
 
@@ -201,6 +209,14 @@ class Encoder {
   byte(x) {
     if (this.pos + 1 > this.buf.length) this.grow(1);
     this.buf[this.pos++] = x;
+  }
+
+  /** Writes src[from..to). */
+  rawFrom(src, from, to) {
+    const n = to - from;
+    if (this.pos + n > this.buf.length) this.grow(n);
+    copyBytes(this.buf, this.pos, src, from, to);
+    this.pos += n;
   }
 
   raw(bytes) {
@@ -315,40 +331,102 @@ class Encoder {
     if (++this.depth > MAX_DEPTH) throw dataCloneError('nesting deeper than the depth limit (256)');
   }
 
-  /** Identity: returns true when `obj` was written already (a reference was written). */
+  /**
+   * Identity: returns true when `obj` was written already, after writing a placeholder
+   * reference to it (`d8 1d 1a` and its index as 4 bytes: the final id is not known yet,
+   * see link); otherwise notes where it starts.
+   */
   track(obj) {
-    if (this.ids !== null) {
-      // pass 2: mark objects referenced more than once
-      const id = this.ids.get(obj);
-      if (id !== undefined) {
-        this.head(6, T_SHARED_REF);
-        this.head(0, id);
-        return true;
-      }
-      if (this.counts.get(obj) > 1) {
-        this.ids.set(obj, this.nextId++);
-        this.head(6, T_SHAREABLE);
-      }
-      return false;
-    }
-    // pass 1: count; on a repeat write a placeholder and ask for pass 2
-    if (this.seen === null) {
-      if (this.root === undefined) {
+    let seen = this.seen;
+    if (seen === null) {
+      if (this.objects === 0) {
         this.root = obj;
+        this.starts[0] = this.pos;
+        this.objects = 1;
         return false;
       }
-      this.seen = new Map();
-      this.seen.set(this.root, 1);
+      seen = new Map();
+      seen.set(this.root, 0);
+      this.seen = seen;
     }
-    const c = this.seen.get(obj);
-    if (c !== undefined) {
-      this.seen.set(obj, c + 1);
-      this.dup = true;
-      this.byte(0xf6);
+    const index = seen.get(obj);
+    if (index !== undefined) {
+      if (this.pos + REF_PLACEHOLDER > this.buf.length) this.grow(REF_PLACEHOLDER);
+      this.refs.push(this.pos, index);
+      const b = this.buf;
+      b[this.pos] = 0xd8;
+      b[this.pos + 1] = T_SHARED_REF;
+      b[this.pos + 2] = 0x1a;
+      this.dv.setUint32(this.pos + 3, index);
+      this.pos += REF_PLACEHOLDER;
       return true;
     }
-    this.seen.set(obj, 1);
+    seen.set(obj, this.objects);
+    this.starts[this.objects++] = this.pos;
     return false;
+  }
+
+  /**
+   * Rewrites the message so that each object referenced again starts with tag 28 and
+   * each placeholder reference (track) is tag 29 over its object's id: the objects marked
+   * are numbered in the order they start, as the wire format asks (docs/wire-format.md,
+   * section 4).
+   */
+  link() {
+    const refs = this.refs;
+    const starts = this.starts;
+    // ids[k]: the id of object k when it is referenced again, else -1
+    const ids = this.ids;
+    for (let k = 0; k < this.objects; k++) ids[k] = -1;
+    for (let i = 1; i < refs.length; i += 2) ids[refs[i]] = 0;
+    const marked = this.marked; // where the objects referenced again start
+    marked.length = 0;
+    for (let k = 0; k < this.objects; k++) {
+      if (ids[k] === 0) {
+        ids[k] = marked.length;
+        marked.push(starts[k]);
+      }
+    }
+    // the message so far, copied aside (into a scratch kept for next time when small)
+    const end = this.pos;
+    let src;
+    if (end <= LINK_SCRATCH_MAX) {
+      if (this.linkBuf.length < end) this.linkBuf = new Uint8Array(LINK_SCRATCH_MAX);
+      src = this.linkBuf;
+      copyBytes(src, 0, this.buf, 0, end);
+    } else {
+      src = this.buf.slice(0, end);
+    }
+    this.pos = 0;
+    let from = 0;
+    let m = 0;
+    let r = 0;
+    while (m < marked.length || r < refs.length) {
+      const atMark = m < marked.length ? marked[m] : Infinity;
+      const atRef = r < refs.length ? refs[r] : Infinity;
+      const at = atMark < atRef ? atMark : atRef;
+      this.rawFrom(src, from, at);
+      if (atMark < atRef) {
+        this.head(6, T_SHAREABLE);
+        from = at;
+        m++;
+      } else {
+        this.head(6, T_SHARED_REF);
+        this.head(0, ids[refs[r + 1]]);
+        from = at + REF_PLACEHOLDER;
+        r += 2;
+      }
+    }
+    this.rawFrom(src, from, end);
+    refs.length = 0;
+  }
+
+  /** Moves the positions noted by track at or after `from` by `delta` bytes. */
+  moveMarks(from, delta) {
+    const starts = this.starts;
+    for (let k = this.objects - 1; k >= 0 && starts[k] >= from; k--) starts[k] += delta;
+    const refs = this.refs;
+    for (let i = refs.length - 2; i >= 0 && refs[i] >= from; i -= 2) refs[i] += delta;
   }
 
   value(v) {
@@ -429,7 +507,10 @@ class Encoder {
     this.pos = at;
     this.head(5, written);
     const shift = body - this.pos; // the smaller count's head may be shorter
-    this.buf.copyWithin(this.pos, body, end);
+    if (shift !== 0) {
+      this.buf.copyWithin(this.pos, body, end);
+      this.moveMarks(body, -shift);
+    }
     this.pos = end - shift;
   }
 
@@ -702,6 +783,15 @@ Encoder.sharedMemory = false;
 
 // (taken at load: what a program does to the prototypes later does not change them)
 const typedArrayAt = Object.getPrototypeOf(Uint8Array.prototype).at;
+
+/** Copies src[from..to) to dst at `at` (a loop for short runs: no view is made). */
+function copyBytes(dst, at, src, from, to) {
+  if (to - from > 64) {
+    dst.set(src.subarray(from, to), at);
+  } else {
+    for (let i = from; i < to; i++) dst[at++] = src[i];
+  }
+}
 
 /**
  * Whether the array `v` of length `n` is sparse: at least SPARSE_MIN_HOLES holes, more of

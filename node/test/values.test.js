@@ -120,6 +120,13 @@ test('g4_cycles_and_shared_references', () => {
   assert.strictEqual(back.cyc.self, back.cyc);
   assert.strictEqual(back.again, back.cyc);
   assert.strictEqual(back.m.get('me'), back.m);
+  // references more than 23 objects apart (wider ids), in a message over 64 KiB
+  const many = Array.from({ length: 300 }, (_, i) => ({ i, text: 'x'.repeat(300) }));
+  const big = roundTrip({ many, again: [...many].reverse(), first: many[0] });
+  assert.strictEqual(big.again[0], big.many[299]);
+  assert.strictEqual(big.again[299], big.many[0]);
+  assert.strictEqual(big.first, big.many[0]);
+  assert.strictEqual(big.many[150].text.length, 300);
 });
 
 test('g_depth_limit_is_a_DataCloneError', () => {
@@ -279,6 +286,74 @@ test('g2_malformed_sparse_arrays_are_decode_errors', () => {
   };
   for (const [what, bytes] of Object.entries(bad)) {
     assert.throws(() => decode(bytes), DecodeError, what);
+  }
+});
+
+// G4/G5 against V8's own structured clone: random graphs with shared references, cycles,
+// sparse arrays and getters that delete later keys (which shrinks a map's head and moves
+// what follows), built twice from one seed; both clones must have the same shape,
+// identity included, and each getter must have run once per clone.
+test('g4_g5_random_graphs_clone_as_structuredClone_does', () => {
+  const describe = (v, seen = new Map()) => {
+    if (v === null || typeof v !== 'object') return v;
+    if (seen.has(v)) return { ref: seen.get(v) };
+    seen.set(v, seen.size);
+    if (v instanceof Map) return { map: [...v].map(([k, x]) => [describe(k, seen), describe(x, seen)]) };
+    if (v instanceof Set) return { set: [...v].map((x) => describe(x, seen)) };
+    const out = { array: Array.isArray(v), length: Array.isArray(v) ? v.length : undefined };
+    out.entries = Object.keys(v).map((k) => [k, describe(v[k], seen)]);
+    return out;
+  };
+  for (let seed = 1; seed <= 300; seed++) {
+    const build = () => {
+      let x = seed;
+      const rand = (n) => {
+        x = (x * 1103515245 + 12345) % 2147483648;
+        return x % n;
+      };
+      const pool = [];
+      let getterRuns = 0;
+      const make = (depth) => {
+        const r = rand(10);
+        if (pool.length > 0 && r < 3) return pool[rand(pool.length)];
+        if (depth > 3 || r === 3) return rand(1000);
+        if (r === 4) {
+          const m = new Map();
+          pool.push(m);
+          for (let i = rand(3); i > 0; i--) m.set(make(depth + 1), make(depth + 1));
+          return m;
+        }
+        if (r === 5) {
+          const a = rand(2) ? [] : new Array(1500 + rand(3000));
+          pool.push(a);
+          for (let i = rand(4); i > 0; i--) a[rand(a.length + 2)] = make(depth + 1);
+          return a;
+        }
+        const o = {};
+        pool.push(o);
+        const keys = rand(3) ? rand(4) : 24 + rand(10);
+        if (keys > 20) {
+          Object.defineProperty(o, 'first', {
+            enumerable: true,
+            get() {
+              getterRuns++;
+              for (let i = 0; i < 10; i++) delete o[`k${i}`];
+              return getterRuns;
+            },
+          });
+        }
+        for (let i = 0; i < keys; i++) o[`k${i}`] = make(depth + 1);
+        return o;
+      };
+      const root = { a: make(0), b: make(0), c: make(0) };
+      root.self = pool.length ? pool[rand(pool.length)] : root;
+      return { root, runs: () => getterRuns };
+    };
+    const ours = build();
+    const theirs = build();
+    const expected = describe(structuredClone(theirs.root));
+    assert.deepStrictEqual(describe(roundTrip(ours.root)), expected, `seed ${seed}`);
+    assert.strictEqual(ours.runs(), theirs.runs(), `getters ran as often (seed ${seed})`);
   }
 });
 
