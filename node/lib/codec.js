@@ -525,12 +525,14 @@ class Encoder {
     }
     this.head(4, n);
     for (let i = 0; i < n; i++) {
-      if (!(i in v)) {
+      // read first: only an undefined element can be a hole (a getter still runs once)
+      const x = v[i];
+      if (x === undefined && !(i in v)) {
         this.byte(0xd8);
         this.byte(T_ABSENT);
         this.byte(0xf7);
       } else {
-        this.value(v[i]);
+        this.value(x);
       }
     }
     this.depth--;
