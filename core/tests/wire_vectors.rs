@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use channel_messaging::wire::{decode_value, encode_value};
+use channel_messaging::wire::{DecodeErrorKind, Reader, decode_value, encode_value};
 use channel_messaging::{BigInt, Buffer, ErrorName, ErrorValue, Value, View, ViewKind};
 use serde_json::{Value as Json, json};
 
@@ -670,5 +670,325 @@ fn golden_vectors() {
                 let _ = decode_value(&m, &buffers, port_count);
             }
         }
+    }
+}
+
+/// Invalid messages (tests/vectors/invalid.json): every decoder must refuse each with the
+/// error kind given (the web's messageerror), whatever it makes of the rest. Messages only
+/// the Node face reads (shared memory, sparse arrays) are not among them.
+struct Invalid {
+    name: &'static str,
+    description: &'static str,
+    hex: String,
+    /// The side table, each buffer in hex.
+    buffers: Vec<&'static str>,
+    ports: u32,
+    kind: DecodeErrorKind,
+}
+
+/// An invalid message without side table or ports.
+fn bad(
+    name: &'static str,
+    description: &'static str,
+    hex: String,
+    kind: DecodeErrorKind,
+) -> Invalid {
+    Invalid {
+        name,
+        description,
+        hex,
+        buffers: Vec::new(),
+        ports: 0,
+        kind,
+    }
+}
+
+fn invalid_vectors() -> Vec<Invalid> {
+    use DecodeErrorKind as K;
+    let v1 = |body: &str| format!("d9cb01{body}");
+    let deep = |n: usize| v1(&("81".repeat(n) + "f6"));
+    vec![
+        bad("empty", "no bytes at all", String::new(), K::Truncated),
+        bad(
+            "no_envelope",
+            "a value without the 0xCB01 envelope",
+            "a0".to_owned(),
+            K::Malformed,
+        ),
+        bad(
+            "envelope_only",
+            "the envelope with no value",
+            v1(""),
+            K::Truncated,
+        ),
+        bad(
+            "other_version",
+            "the envelope of format version 2",
+            "d9cb02f6".to_owned(),
+            K::UnsupportedVersion,
+        ),
+        bad(
+            "trailing_bytes",
+            "a second value after the message",
+            v1("f6f6"),
+            K::TrailingBytes,
+        ),
+        bad(
+            "array_cut_short",
+            "an array of 2 with one element",
+            v1("8201"),
+            K::Truncated,
+        ),
+        bad(
+            "text_cut_short",
+            "a 5-byte text with 2 bytes",
+            v1("656162"),
+            K::Truncated,
+        ),
+        bad(
+            "head_cut_short",
+            "an 8-byte integer head with 2 bytes",
+            v1("1b0000"),
+            K::Truncated,
+        ),
+        bad(
+            "count_past_the_end",
+            "an array head claiming 2^32 - 1 elements",
+            v1("9affffffff"),
+            K::Truncated,
+        ),
+        bad(
+            "reserved_additional_info",
+            "additional information 28",
+            v1("1c"),
+            K::Malformed,
+        ),
+        bad(
+            "indefinite_length_array",
+            "an indefinite-length array",
+            v1("9ff6ff"),
+            K::Malformed,
+        ),
+        bad(
+            "reserved_simple_value",
+            "simple value 24 (0xf8)",
+            v1("f820"),
+            K::Malformed,
+        ),
+        bad(
+            "object_key_not_text",
+            "a plain object with an integer key",
+            v1("a10102"),
+            K::Malformed,
+        ),
+        bad(
+            "invalid_utf8",
+            "a text string that is not UTF-8",
+            v1("62c328"),
+            K::InvalidUtf8,
+        ),
+        bad(
+            "invalid_utf8_key",
+            "an object key that is not UTF-8",
+            v1("a162c32801"),
+            K::InvalidUtf8,
+        ),
+        bad(
+            "utf16_odd_length",
+            "tag 0xCB14 over 3 bytes",
+            v1("d9cb1443610062"),
+            K::Malformed,
+        ),
+        bad(
+            "regexp_three_items",
+            "a RegExp of [source, flags, extra]",
+            v1("d9cb1383616161676160"),
+            K::Malformed,
+        ),
+        bad(
+            "regexp_invalid_pattern_is_text",
+            "a RegExp whose source is a number",
+            v1("d9cb13820160"),
+            K::Malformed,
+        ),
+        bad(
+            "date_over_text",
+            "tag 1 over a text string",
+            v1("c16130"),
+            K::Malformed,
+        ),
+        bad(
+            "boxed_over_array",
+            "a boxed primitive over an array",
+            v1("d9cb1580"),
+            K::Malformed,
+        ),
+        bad(
+            "error_unknown_key",
+            "an Error map with the key \"code\"",
+            v1("d9cb12a2646e616d65654572726f7264636f646501"),
+            K::Malformed,
+        ),
+        bad(
+            "error_without_name",
+            "an Error map without \"name\"",
+            v1("d9cb12a1676d65737361676561"),
+            K::Malformed,
+        ),
+        bad(
+            "resizable_max_below_length",
+            "a resizable buffer of 2 bytes with maximum 1",
+            v1("d9cb19820142aabb"),
+            K::Malformed,
+        ),
+        bad(
+            "length_tracking_not_a_view",
+            "tag 0xCB1A around a byte string",
+            v1("d9cb1a40"),
+            K::Malformed,
+        ),
+        bad(
+            "unknown_tag",
+            "private tag 0xCB3F",
+            v1("d9cb3ff6"),
+            K::BadTag,
+        ),
+        bad(
+            "hole_outside_an_array",
+            "a hole as the whole message",
+            v1("d81ff7"),
+            K::BadTag,
+        ),
+        bad(
+            "hole_in_an_object",
+            "a hole as an object's value",
+            v1("a16161d81ff7"),
+            K::BadTag,
+        ),
+        bad(
+            "shareable_twice",
+            "tag 28 directly around tag 28",
+            v1("d81cd81c80"),
+            K::BadTag,
+        ),
+        bad(
+            "reference_before_any_share",
+            "tag 29 to shared value 0 with none marked",
+            v1("d81d00"),
+            K::BadReference,
+        ),
+        bad(
+            "reference_past_the_shares",
+            "tag 29 to shared value 1 with one marked",
+            v1("82d81c80d81d01"),
+            K::BadReference,
+        ),
+        bad(
+            "port_index_out_of_range",
+            "port 0 in a message without ports",
+            v1("d9cb1000"),
+            K::PortIndex,
+        ),
+        Invalid {
+            buffers: vec![],
+            ports: 1,
+            ..bad(
+                "port_index_past_the_ports",
+                "port 1 in a message with one port",
+                v1("d9cb1001"),
+                K::PortIndex,
+            )
+        },
+        Invalid {
+            buffers: vec!["00"],
+            ports: 0,
+            ..bad(
+                "buffer_index_out_of_range",
+                "side-table buffer 1 with one buffer",
+                v1("d9cb1101"),
+                K::BufferIndex,
+            )
+        },
+        bad(
+            "view_past_its_buffer",
+            "a Uint8Array of 3 bytes at offset 2 of a 4-byte buffer",
+            v1("d9cb16830203d8404401020304"),
+            K::BadView,
+        ),
+        bad(
+            "view_over_a_number",
+            "a Uint8Array whose buffer is an integer",
+            v1("d9cb16830001d84001"),
+            K::BadView,
+        ),
+        bad(
+            "view_unknown_kind",
+            "a view with RFC 8746 tag 65 (big-endian Uint16)",
+            v1("d9cb16830001d8414401020304"),
+            K::BadTag,
+        ),
+        bad(
+            "nesting_257_deep",
+            "257 arrays inside each other (the limit is 256)",
+            deep(257),
+            K::DepthLimit,
+        ),
+    ]
+}
+
+#[test]
+fn invalid_vectors_are_refused_with_their_kind() {
+    let path = dir().join("invalid.json");
+    let list = invalid_vectors();
+    if std::env::var_os("UPDATE_VECTORS").is_some() {
+        let entries: Vec<Json> = list
+            .iter()
+            .map(|v| {
+                json!({"name": v.name, "description": v.description, "hex": v.hex,
+                       "buffers": v.buffers, "ports": v.ports, "error": format!("{:?}", v.kind)})
+            })
+            .collect();
+        let text = serde_json::to_string_pretty(&json!({"format_version": 1, "invalid": entries}))
+            .unwrap();
+        std::fs::write(&path, text + "\n").unwrap();
+    }
+    let manifest: Json = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let listed = manifest["invalid"].as_array().unwrap();
+    assert_eq!(
+        listed.len(),
+        list.len(),
+        "invalid.json out of date: run with UPDATE_VECTORS=1"
+    );
+    for (entry, v) in listed.iter().zip(&list) {
+        let (name, kind, ports) = (v.name, v.kind, v.ports);
+        assert_eq!(
+            entry["name"], name,
+            "invalid.json out of date: run with UPDATE_VECTORS=1"
+        );
+        assert_eq!(entry["hex"], v.hex, "{name}: invalid.json out of date");
+        assert_eq!(
+            entry["error"],
+            format!("{kind:?}"),
+            "{name}: invalid.json out of date"
+        );
+        let bytes = unhex(&v.hex);
+        let side: Vec<Buffer> = v.buffers.iter().map(|b| Buffer::from(unhex(b))).collect();
+        match decode_value(&bytes, &side, ports) {
+            Ok(value) => panic!("{name}: decoded as {value:?}"),
+            Err(e) => assert_eq!(e.kind(), kind, "{name}: {e}"),
+        }
+        // the streaming reader (and so serde) refuses it the same way
+        let mut reader = match Reader::new(&bytes, &side, ports) {
+            Ok(r) => r,
+            Err(e) => {
+                assert_eq!(e.kind(), kind, "{name}: {e}");
+                continue;
+            }
+        };
+        let e = match reader.skip_value().and_then(|()| reader.finish()) {
+            Ok(()) => panic!("{name}: the reader accepted it"),
+            Err(e) => e,
+        };
+        assert_eq!(e.kind(), kind, "{name}: reader: {e}");
     }
 }
