@@ -26,7 +26,7 @@ DEMOS += demo-c
 c-lib:
 	$(CARGO) build --locked -p channel-messaging-ffi $(C_CARGO_FLAGS)
 
-$(C_OUT)/vectors.h: tests/vectors/vectors.json tests/c/gen_vectors.py
+$(C_OUT)/vectors.h: tests/vectors/vectors.json tests/vectors/invalid.json tests/c/gen_vectors.py
 	@mkdir -p $(C_OUT)
 	python3 tests/c/gen_vectors.py $< $@
 

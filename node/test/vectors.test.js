@@ -149,6 +149,31 @@ for (const v of vectors) {
   });
 }
 
+// tests/vectors/invalid.json: messages every decoder refuses, each with its error kind
+const { invalid } = JSON.parse(fs.readFileSync(path.join(dir, 'invalid.json'), 'utf8'));
+const { DecodeError } = require('../lib/codec.js');
+
+for (const v of invalid) {
+  test(`invalid vector ${v.name} (${v.error}): ${v.description}`, () => {
+    const bytes = hexBytes(v.hex);
+    const buffers = v.buffers.map((h) => hexBytes(h).buffer);
+    const ports = Array.from({ length: v.ports }, (_, i) => ({ port: i }));
+    assert.throws(
+      () => decoder.decode(bytes, 0, bytes.length, buffers, ports),
+      (e) => e instanceof DecodeError && e.kind === v.error,
+    );
+  });
+}
+
+test('a typed array at an unaligned byte offset (valid for the core) is BadView here', () => {
+  // a Uint16Array at byte offset 1 of a 4-byte buffer: JavaScript cannot make it
+  const bytes = hexBytes('d9cb01d9cb16830101d8454401020304');
+  assert.throws(
+    () => decoder.decode(bytes, 0, bytes.length, [], []),
+    (e) => e instanceof DecodeError && e.kind === 'BadView',
+  );
+});
+
 test('hostile input: truncations and bit flips of every vector never crash the decoder', () => {
   for (const v of vectors) {
     const bytes = new Uint8Array(fs.readFileSync(path.join(dir, v.file)));

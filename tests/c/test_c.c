@@ -547,6 +547,17 @@ struct vector {
   cm_value *(*expected)(void);
 };
 
+struct invalid_vector {
+  const char *name;
+  const uint8_t *bytes;
+  size_t len;
+  const uint8_t **buffers;
+  const size_t *buffer_lens;
+  size_t buffer_count;
+  uint32_t ports;
+  const char *error; /* what cm_last_error_message() names */
+};
+
 #include "vectors.h"
 
 static void golden_vectors_decode_and_encode(void) {
@@ -581,6 +592,29 @@ static void golden_vectors_decode_and_encode(void) {
     for (size_t j = 0; j < vec->buffer_count; j++) cm_buffer_free(side[j]);
   }
   CHECK(VECTOR_COUNT > 50);
+}
+
+/* tests/vectors/invalid.json: each is CM_ERR_MESSAGE, naming its error kind */
+static void invalid_vectors_are_message_errors(void) {
+  for (size_t i = 0; i < INVALID_COUNT; i++) {
+    const struct invalid_vector *vec = &INVALID[i];
+    cm_buffer *side[4] = {0};
+    for (size_t j = 0; j < vec->buffer_count; j++)
+      side[j] = cm_buffer_new(vec->buffers[j], vec->buffer_lens[j]);
+    cm_value *got = NULL;
+    cm_status s =
+        cm_value_decode(vec->bytes, vec->len, (const cm_buffer *const *)side, vec->buffer_count,
+                        vec->ports, &got);
+    const char *why = cm_last_error_message();
+    if (s != CM_ERR_MESSAGE || got != NULL || why == NULL || strstr(why, vec->error) == NULL) {
+      fprintf(stderr, "  invalid vector %s: status %d (%s), want CM_ERR_MESSAGE naming \"%s\"\n",
+              vec->name, (int)s, why ? why : "no message", vec->error);
+      failures_in_test++;
+    }
+    cm_value_free(got);
+    for (size_t j = 0; j < vec->buffer_count; j++) cm_buffer_free(side[j]);
+  }
+  CHECK(INVALID_COUNT > 30);
 }
 
 /* ---- misuse -------------------------------------------------------------------------- */
@@ -1311,6 +1345,7 @@ static const struct test TESTS[] = {
     T(d1_close_wakes_a_partner_blocked_in_receive),
     T(g_every_value_kind_round_trips),
     T(golden_vectors_decode_and_encode),
+    T(invalid_vectors_are_message_errors),
     T(misuse_returns_errors_without_crashing),
     T(poll_fd_is_readable_while_messages_wait),
     T(handle_lookups_stay_exact_after_close_reuse_transfer_and_fd),
