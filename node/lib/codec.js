@@ -1532,7 +1532,15 @@ class Decoder {
     if (mapMajor !== 5) this.fail('Malformed');
     const m = this.count(this.arg, 2);
     this.enter();
-    const arr = this.share(new Array(length));
+    const arr = this.share([]);
+    if (length > m) {
+      // It has holes. Give it its length through its last index, then delete that: V8
+      // then keeps the elements in a dictionary. `new Array(length)` (or setting
+      // `length`) would reserve `length` slots below 2^25, 8 bytes each, for a message
+      // of a few bytes.
+      arr[length - 1] = undefined;
+      delete arr[length - 1];
+    }
     let next = 0; // indices ascend: the next one is at least this
     for (let i = 0; i < m; i++) {
       const at = this.pos;

@@ -287,6 +287,15 @@ test('g2_malformed_sparse_arrays_are_decode_errors', () => {
   for (const [what, bytes] of Object.entries(bad)) {
     assert.throws(() => decode(bytes), DecodeError, what);
   }
+  // a length the bytes do not back reserves nothing: [30000000, {}] is 12 bytes (as
+  // `new Array(30000000)` V8 would hold 240 MB of holes)
+  const v8 = require('node:v8');
+  const before = v8.getHeapStatistics().used_heap_size;
+  const empty = decode(msg(0x82, 0x1a, 0x01, 0xc9, 0xc3, 0x80, 0xa0));
+  const grown = v8.getHeapStatistics().used_heap_size - before;
+  assert.strictEqual(empty.length, 30000000);
+  assert.strictEqual(Object.keys(empty).length, 0);
+  assert.ok(grown < 16 * 1024 * 1024, `the heap grew by ${grown} bytes`);
 });
 
 // G4/G5 against V8's own structured clone: random graphs with shared references, cycles,
