@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the message decoder (fuzz/fuzz_targets/decode.rs) with libFuzzer, without
 # needing cargo-fuzz: the same instrumentation flags, a nightly toolchain, and the golden
-# vectors (tests/vectors) as the seed corpus. Not part of `make test`.
+# vectors (tests/vectors, the invalid ones too) as the seed corpus. Not part of `make test`.
 #
 #   make fuzz                      # 5 minutes
 #   FUZZ_SECONDS=3600 make fuzz    # longer
@@ -27,5 +27,14 @@ corpus="$target_dir/fuzz-corpus"
 artifacts="$target_dir/fuzz-artifacts"
 mkdir -p "$corpus" "$artifacts"
 cp -n tests/vectors/*.cbor "$corpus/"
+# and the invalid vectors: inputs just past the edge of the format
+python3 - "$corpus" <<'PY'
+import json, pathlib, sys
+corpus = pathlib.Path(sys.argv[1])
+for v in json.loads(pathlib.Path("tests/vectors/invalid.json").read_text())["invalid"]:
+    seed = corpus / f"invalid_{v['name']}"
+    if not seed.exists():
+        seed.write_bytes(bytes.fromhex(v["hex"]))
+PY
 "$target_dir/fuzz/$triple/release/decode" "$corpus" -max_total_time="$seconds" -max_len=4096 \
   -rss_limit_mb=4096 -artifact_prefix="$artifacts/" -print_final_stats=1
