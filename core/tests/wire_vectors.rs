@@ -945,7 +945,8 @@ fn invalid_vectors_are_refused_with_their_kind() {
             .iter()
             .map(|v| {
                 json!({"name": v.name, "description": v.description, "hex": v.hex,
-                       "buffers": v.buffers, "ports": v.ports, "error": format!("{:?}", v.kind)})
+                       "buffers": v.buffers, "ports": v.ports, "error": format!("{:?}", v.kind),
+                       "text": v.kind.as_str()})
             })
             .collect();
         let text = serde_json::to_string_pretty(&json!({"format_version": 1, "invalid": entries}))
@@ -969,6 +970,11 @@ fn invalid_vectors_are_refused_with_their_kind() {
         assert_eq!(
             entry["error"],
             format!("{kind:?}"),
+            "{name}: invalid.json out of date"
+        );
+        assert_eq!(
+            entry["text"],
+            kind.as_str(),
             "{name}: invalid.json out of date"
         );
         let bytes = unhex(&v.hex);

@@ -6,7 +6,7 @@ function that builds the expected value with the cm_value_* builder API, so the 
 checks the decoder (decode, then compare with the expected tree) and the encoder (encode
 the expected tree, then compare with the bytes). The invalid vectors beside it
 (invalid.json) become a second table: bytes, side table, port count and the text the
-decoder's error must contain.
+decoder's error must contain (the kind as the core words it).
 
 Usage: gen_vectors.py <vectors.json> <out.h>
 """
@@ -97,20 +97,16 @@ def expr(v) -> str:
     raise SystemExit(f"unknown value kind {kind!r}")
 
 
-# How the core's decoder describes each error kind (cm_last_error_message()).
-KIND_TEXT = {
-    "Truncated": "truncated input",
-    "Malformed": "malformed input",
-    "UnsupportedVersion": "unsupported format version",
-    "DepthLimit": "nesting depth limit exceeded",
-    "BadTag": "unexpected tag",
-    "BadReference": "bad shared reference",
-    "PortIndex": "port index out of range",
-    "BufferIndex": "side-table buffer index out of range",
-    "InvalidUtf8": "invalid UTF-8",
-    "BadView": "typed array or DataView out of bounds",
-    "TrailingBytes": "trailing bytes",
-}
+def side_table(prefix: str, name: str, bufs: list, out: list) -> tuple:
+    """Emits a vector's side-table buffers into `out`; returns the C expressions for its
+    buffer and length arrays (NULL and NULL without buffers)."""
+    for i, b in enumerate(bufs):
+        out.append(f"static const uint8_t {prefix}buf_{name}_{i}[] = {{{', '.join(str(x) for x in b) or '0'}}};")
+    if not bufs:
+        return "NULL", "NULL"
+    out.append(f"static const uint8_t *{prefix}bufs_{name}[] = {{{', '.join(f'{prefix}buf_{name}_{i}' for i in range(len(bufs)))}}};")
+    out.append(f"static const size_t {prefix}buflens_{name}[] = {{{', '.join(str(len(b)) for b in bufs)}}};")
+    return f"{prefix}bufs_{name}", f"{prefix}buflens_{name}"
 
 
 def invalid_table(path: Path) -> list:
@@ -120,15 +116,10 @@ def invalid_table(path: Path) -> list:
         name = v["name"]
         data = bytes.fromhex(v["hex"])
         bufs = [bytes.fromhex(b) for b in v["buffers"]]
-        for i, b in enumerate(bufs):
-            out.append(f"static const uint8_t ibuf_{name}_{i}[] = {{{', '.join(str(x) for x in b) or '0'}}};")
-        if bufs:
-            out.append(f"static const uint8_t *ibufs_{name}[] = {{{', '.join(f'ibuf_{name}_{i}' for i in range(len(bufs)))}}};")
-            out.append(f"static const size_t ibuflens_{name}[] = {{{', '.join(str(len(b)) for b in bufs)}}};")
+        table, lens = side_table("i", name, bufs, out)
         rows.append(
-            f"  {{\"{name}\", (const uint8_t *){c_bytes(data)}, {len(data)}, "
-            f"{f'ibufs_{name}' if bufs else 'NULL'}, {f'ibuflens_{name}' if bufs else 'NULL'}, {len(bufs)}, "
-            f"{v['ports']}, \"{KIND_TEXT[v['error']]}\"}},"
+            f"  {{{{\"{name}\", (const uint8_t *){c_bytes(data)}, {len(data)}, "
+            f"{table}, {lens}, {len(bufs)}, {v['ports']}}}, {c_bytes(v['text'].encode())}}},"
         )
     out.append("")
     out.append("static const struct invalid_vector INVALID[] = {")
@@ -150,15 +141,10 @@ def main() -> None:
         assert data == (src.parent / v["file"]).read_bytes(), f"{name}: hex and file differ"
         bufs = [(src.parent / f).read_bytes() for f in v["buffers"]]
         out.append(f"static cm_value *expected_{name}(void) {{ return {expr(v['value'])}; }}")
-        for i, b in enumerate(bufs):
-            out.append(f"static const uint8_t buf_{name}_{i}[] = {{{', '.join(str(x) for x in b) or '0'}}};")
-        if bufs:
-            out.append(f"static const uint8_t *bufs_{name}[] = {{{', '.join(f'buf_{name}_{i}' for i in range(len(bufs)))}}};")
-            out.append(f"static const size_t buflens_{name}[] = {{{', '.join(str(len(b)) for b in bufs)}}};")
+        buffers, lens = side_table("", name, bufs, out)
         table.append(
-            f"  {{\"{name}\", (const uint8_t *){c_bytes(data)}, {len(data)}, "
-            f"{f'bufs_{name}' if bufs else 'NULL'}, {f'buflens_{name}' if bufs else 'NULL'}, {len(bufs)}, "
-            f"{v['ports']}, expected_{name}}},"
+            f"  {{{{\"{name}\", (const uint8_t *){c_bytes(data)}, {len(data)}, "
+            f"{buffers}, {lens}, {len(bufs)}, {v['ports']}}}, expected_{name}}},"
         )
     out.append("")
     out.append("static const struct vector VECTORS[] = {")

@@ -536,7 +536,8 @@ static void g_every_value_kind_round_trips(void) {
 
 /* ---- the golden vectors -------------------------------------------------------------- */
 
-struct vector {
+/* A message of tests/vectors: its bytes, its side table and its port count. */
+struct message {
   const char *name;
   const uint8_t *bytes;
   size_t len;
@@ -544,52 +545,55 @@ struct vector {
   const size_t *buffer_lens;
   size_t buffer_count;
   uint32_t ports;
+};
+
+struct vector {
+  struct message m;
   cm_value *(*expected)(void);
 };
 
 struct invalid_vector {
-  const char *name;
-  const uint8_t *bytes;
-  size_t len;
-  const uint8_t **buffers;
-  const size_t *buffer_lens;
-  size_t buffer_count;
-  uint32_t ports;
+  struct message m;
   const char *error; /* what cm_last_error_message() names */
 };
 
 #include "vectors.h"
 
+/* cm_value_decode over the message and its side table. */
+static cm_status decode_message(const struct message *m, cm_value **out) {
+  cm_buffer *side[4] = {0};
+  for (size_t j = 0; j < m->buffer_count; j++)
+    side[j] = cm_buffer_new(m->buffers[j], m->buffer_lens[j]);
+  cm_status s = cm_value_decode(m->bytes, m->len, (const cm_buffer *const *)side, m->buffer_count,
+                                m->ports, out);
+  for (size_t j = 0; j < m->buffer_count; j++) cm_buffer_free(side[j]);
+  return s;
+}
+
 static void golden_vectors_decode_and_encode(void) {
   for (size_t i = 0; i < VECTOR_COUNT; i++) {
-    const struct vector *vec = &VECTORS[i];
-    cm_buffer *side[4] = {0};
-    for (size_t j = 0; j < vec->buffer_count; j++)
-      side[j] = cm_buffer_new(vec->buffers[j], vec->buffer_lens[j]);
+    const struct message *m = &VECTORS[i].m;
     cm_value *got = NULL;
-    cm_value *want = vec->expected();
-    cm_status s =
-        cm_value_decode(vec->bytes, vec->len, (const cm_buffer *const *)side, vec->buffer_count,
-                        vec->ports, &got);
+    cm_value *want = VECTORS[i].expected();
+    cm_status s = decode_message(m, &got);
     if (s != CM_OK || want == NULL || !value_eq(got, want)) {
-      fprintf(stderr, "  vector %s: decoded value differs (status %d: %s)\n", vec->name, (int)s,
+      fprintf(stderr, "  vector %s: decoded value differs (status %d: %s)\n", m->name, (int)s,
               cm_last_error_message());
       failures_in_test++;
     }
-    if (vec->buffer_count == 0 && want != NULL) {
+    if (m->buffer_count == 0 && want != NULL) {
       cm_buffer *enc = NULL;
       const uint8_t *p;
       size_t n;
       if (cm_value_to_cbor(want, &enc) != CM_OK || cm_buffer_data(enc, &p, &n) != CM_OK ||
-          !same_bytes(p, n, vec->bytes, vec->len)) {
-        fprintf(stderr, "  vector %s: encoding differs\n", vec->name);
+          !same_bytes(p, n, m->bytes, m->len)) {
+        fprintf(stderr, "  vector %s: encoding differs\n", m->name);
         failures_in_test++;
       }
       cm_buffer_free(enc);
     }
     cm_value_free(got);
     cm_value_free(want);
-    for (size_t j = 0; j < vec->buffer_count; j++) cm_buffer_free(side[j]);
   }
   CHECK(VECTOR_COUNT > 50);
 }
@@ -597,22 +601,17 @@ static void golden_vectors_decode_and_encode(void) {
 /* tests/vectors/invalid.json: each is CM_ERR_MESSAGE, naming its error kind */
 static void invalid_vectors_are_message_errors(void) {
   for (size_t i = 0; i < INVALID_COUNT; i++) {
-    const struct invalid_vector *vec = &INVALID[i];
-    cm_buffer *side[4] = {0};
-    for (size_t j = 0; j < vec->buffer_count; j++)
-      side[j] = cm_buffer_new(vec->buffers[j], vec->buffer_lens[j]);
+    const struct message *m = &INVALID[i].m;
     cm_value *got = NULL;
-    cm_status s =
-        cm_value_decode(vec->bytes, vec->len, (const cm_buffer *const *)side, vec->buffer_count,
-                        vec->ports, &got);
+    cm_status s = decode_message(m, &got);
     const char *why = cm_last_error_message();
-    if (s != CM_ERR_MESSAGE || got != NULL || why == NULL || strstr(why, vec->error) == NULL) {
+    const char *want = INVALID[i].error;
+    if (s != CM_ERR_MESSAGE || got != NULL || why == NULL || strstr(why, want) == NULL) {
       fprintf(stderr, "  invalid vector %s: status %d (%s), want CM_ERR_MESSAGE naming \"%s\"\n",
-              vec->name, (int)s, why ? why : "no message", vec->error);
+              m->name, (int)s, why ? why : "no message", want);
       failures_in_test++;
     }
     cm_value_free(got);
-    for (size_t j = 0; j < vec->buffer_count; j++) cm_buffer_free(side[j]);
   }
   CHECK(INVALID_COUNT > 30);
 }
