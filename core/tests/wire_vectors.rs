@@ -928,6 +928,36 @@ fn invalid_vectors() -> Vec<Invalid> {
             K::BadTag,
         ),
         bad(
+            "port_index_not_an_integer",
+            "tag 0xCB10 over a byte string",
+            v1("d9cb104107"),
+            K::Malformed,
+        ),
+        bad(
+            "buffer_index_not_an_integer",
+            "tag 0xCB11 over a text string",
+            v1("d9cb116130"),
+            K::Malformed,
+        ),
+        bad(
+            "reference_not_an_integer",
+            "tag 29 over an array",
+            v1("82d81ca0d81d80"),
+            K::Malformed,
+        ),
+        bad(
+            "view_over_an_array",
+            "a Uint8Array whose buffer is an array",
+            v1("d9cb16830000d84080"),
+            K::BadView,
+        ),
+        bad(
+            "view_over_a_reference_to_an_object",
+            "a Uint8Array whose buffer refers to an object",
+            v1("82d81ca0d9cb16830000d840d81d00"),
+            K::BadReference,
+        ),
+        bad(
             "nesting_257_deep",
             "257 arrays inside each other (the limit is 256)",
             deep(257),

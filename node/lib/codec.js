@@ -1262,8 +1262,8 @@ class Decoder {
         return v;
       }
       case T_SHARED_REF: {
-        const major = this.head();
-        if (major !== 0 || this.arg >= this.shared.length) this.fail('BadReference');
+        if (this.head() !== 0) this.fail('Malformed');
+        if (this.arg >= this.shared.length) this.fail('BadReference');
         return this.share(this.shared[this.arg]);
       }
       case T_ABSENT: {
@@ -1314,18 +1314,18 @@ class Decoder {
         return map;
       }
       case T_PORT: {
-        const major = this.head();
-        if (major !== 0 || this.arg >= this.ports.length) this.fail('PortIndex');
+        if (this.head() !== 0) this.fail('Malformed');
+        if (this.arg >= this.ports.length) this.fail('PortIndex');
         return this.share(this.ports[this.arg]);
       }
       case T_SIDE: {
-        const major = this.head();
-        if (major !== 0 || this.arg >= this.buffers.length) this.fail('BufferIndex');
+        if (this.head() !== 0) this.fail('Malformed');
+        if (this.arg >= this.buffers.length) this.fail('BufferIndex');
         return this.share(this.buffers[this.arg]);
       }
       case T_SHARED_MEMORY: {
-        const major = this.head();
-        if (major !== 0 || this.arg >= this.buffers.length) this.fail('BufferIndex');
+        if (this.head() !== 0) this.fail('Malformed');
+        if (this.arg >= this.buffers.length) this.fail('BufferIndex');
         let sab = this.buffers[this.arg];
         if (!types.isSharedArrayBuffer(sab)) {
           // an empty one has no memory to share: it arrives as an empty ArrayBuffer
@@ -1578,8 +1578,10 @@ class Decoder {
     const at = this.pos;
     const v = this.value();
     if (!types.isArrayBuffer(v) && !types.isSharedArrayBuffer(v)) {
+      // a reference (tag 29) to something else is BadReference; anything else, BadView
+      const reference = this.b[at] === 0xd8 && this.b[at + 1] === T_SHARED_REF;
       this.pos = at;
-      this.fail(v !== null && typeof v === 'object' ? 'BadReference' : 'BadView');
+      this.fail(reference ? 'BadReference' : 'BadView');
     }
     return v;
   }
