@@ -405,6 +405,17 @@ fn vectors() -> Vec<(&'static str, &'static str, Value, u32)> {
             0,
         ),
         (
+            "shared_dates",
+            "[d, e, d, e] with d = new Date(1000) (tag 1) and e = new Date(1001) (tag 0xCB17)",
+            Value::Array(vec![
+                Value::Shared(Box::new(Value::Date(1000.0))),
+                Value::Shared(Box::new(Value::Date(1001.0))),
+                Value::Ref(0),
+                Value::Ref(1),
+            ]),
+            0,
+        ),
+        (
             "ports",
             "{\"port\": <port 0>, \"other\": <port 1>} with 2 ports transferred",
             obj(vec![("port", Value::Port(0)), ("other", Value::Port(1))]),

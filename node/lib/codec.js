@@ -1392,14 +1392,31 @@ class Decoder {
   }
 
   /** A number item: integer or float. */
+  /**
+   * A number item (a date's content): an integer or a float, else Malformed, judged by its
+   * head as the core's reader does. Not through value(): that would take the date's
+   * shared-value mark (tag 28) for the number.
+   */
   number() {
     const at = this.pos;
-    const v = this.value();
-    if (typeof v !== 'number') {
-      this.pos = at;
-      this.fail('Malformed');
+    this.need(1);
+    const ib = this.b[at];
+    if (ib === 0xf9 || ib === 0xfa || ib === 0xfb) {
+      const n = ib === 0xf9 ? 2 : ib === 0xfa ? 4 : 8;
+      this.need(1 + n);
+      this.pos++;
+      let x;
+      if (n === 2) x = halfToNumber((this.b[this.pos] << 8) | this.b[this.pos + 1]);
+      else if (n === 4) x = this.dataView().getFloat32(this.pos);
+      else x = this.dataView().getFloat64(this.pos);
+      this.pos += n;
+      return x;
     }
-    return v;
+    const major = this.head();
+    if (major === 0) return this.bigArg !== null ? Number(this.bigArg) : this.arg;
+    if (major === 1) return this.bigArg !== null ? Number(-1n - this.bigArg) : -1 - this.arg;
+    this.pos = at;
+    return this.fail('Malformed');
   }
 
   error() {

@@ -120,6 +120,11 @@ test('g4_cycles_and_shared_references', () => {
   assert.strictEqual(back.cyc.self, back.cyc);
   assert.strictEqual(back.again, back.cyc);
   assert.strictEqual(back.m.get('me'), back.m);
+  // a Date referenced twice is one Date (its content is not the shared value)
+  const when = new Date(1001);
+  const dates = roundTrip([when, when, { when }]);
+  assert.ok(dates[0] instanceof Date && dates[0] === dates[1] && dates[2].when === dates[0]);
+  assert.strictEqual(dates[0].getTime(), 1001);
   // references more than 23 objects apart (wider ids), in a message over 64 KiB
   const many = Array.from({ length: 300 }, (_, i) => ({ i, text: 'x'.repeat(300) }));
   const big = roundTrip({ many, again: [...many].reverse(), first: many[0] });
@@ -309,6 +314,12 @@ test('g4_g5_random_graphs_clone_as_structuredClone_does', () => {
     seen.set(v, seen.size);
     if (v instanceof Map) return { map: [...v].map(([k, x]) => [describe(k, seen), describe(x, seen)]) };
     if (v instanceof Set) return { set: [...v].map((x) => describe(x, seen)) };
+    if (v instanceof Date) return { date: v.getTime() };
+    if (v instanceof RegExp) return { regexp: String(v) };
+    if (v instanceof Error) return { error: [v.name, v.message, describe(v.cause, seen)] };
+    if (v instanceof ArrayBuffer) return { bytes: [...new Uint8Array(v)] };
+    if (ArrayBuffer.isView(v)) return { view: [v.constructor.name, v.byteOffset, v.byteLength, describe(v.buffer, seen)] };
+    if (v instanceof Number || v instanceof String || v instanceof BigInt) return { boxed: String(v.valueOf()) };
     const out = { array: Array.isArray(v), length: Array.isArray(v) ? v.length : undefined };
     out.entries = Object.keys(v).map((k) => [k, describe(v[k], seen)]);
     return out;
@@ -317,14 +328,33 @@ test('g4_g5_random_graphs_clone_as_structuredClone_does', () => {
     const build = () => {
       let x = seed;
       const rand = (n) => {
-        x = (x * 1103515245 + 12345) % 2147483648;
-        return x % n;
+        x ^= x << 13;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        return (x >>> 0) % n;
       };
       const pool = [];
       let getterRuns = 0;
+      const leaf = (r) => {
+        // objects that are not containers, shareable all the same
+        let v;
+        if (r === 10) v = new Date(rand(2) ? rand(1e6) : rand(1e6) + 0.5);
+        else if (r === 11) v = [Object(rand(9)), Object(`s${rand(9)}`), Object(BigInt(rand(9))), /a+/g][rand(4)];
+        else if (r === 12) {
+          const ab = new ArrayBuffer(8);
+          new Uint8Array(ab)[rand(8)] = rand(256);
+          v = rand(2) ? ab : new [Uint8Array, Int16Array, DataView][rand(3)](ab, 2, 2);
+        } else {
+          // (a cause never leads back to its error: V8's structuredClone cannot read that)
+          v = new RangeError(`e${rand(9)}`, rand(2) ? { cause: [rand(9), new Date(rand(9))] } : undefined);
+        }
+        pool.push(v);
+        return v;
+      };
       const make = (depth) => {
-        const r = rand(10);
+        const r = rand(14);
         if (pool.length > 0 && r < 3) return pool[rand(pool.length)];
+        if (r >= 10) return leaf(r);
         if (depth > 3 || r === 3) return rand(1000);
         if (r === 4) {
           const m = new Map();

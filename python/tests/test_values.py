@@ -257,6 +257,11 @@ def test_golden_vector_decodes(vector):
         assert got["self"] is got and got["name"] == "o"
     elif name == "shared_numbering":
         assert got[0] is got[2] and got[1] is got[3] and got == [[], {}, [], {}]
+    elif name == "shared_dates":
+        epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+        assert got[0] is got[2] and got[1] is got[3]
+        assert got[0] == epoch + datetime.timedelta(milliseconds=1000)
+        assert got[1] == epoch + datetime.timedelta(milliseconds=1001)
     elif name == "views_share_buffer":
         assert got[0].obj is got[1].obj
         assert got[0].tobytes() == bytes.fromhex("01020304")
