@@ -969,7 +969,8 @@ class Shape {
       this.k1 = k;
       this.n1 = n;
       const utf = textEncoder.encode(k);
-      if (utf.length < 24) {
+      // (a key with lone surrogates travels as UTF-16: its UTF-8 here would be U+FFFD's)
+      if (utf.length < 24 && k.isWellFormed()) {
         this.k1Bytes = new Uint8Array(utf.length + 1);
         this.k1Bytes[0] = 0x60 | utf.length;
         this.k1Bytes.set(utf, 1);
@@ -1110,8 +1111,13 @@ class Decoder {
   }
 
   key() {
+    const at = this.pos;
     const major = this.head();
-    if (major !== 3) this.fail('Malformed');
+    if (major !== 3) {
+      if (major === 6 && this.arg === T_UTF16) return this.utf16(); // lone surrogates
+      this.pos = at;
+      this.fail('Malformed');
+    }
     const n = this.arg;
     this.count(n, 1);
     if (n > 0 && n <= 24) {
@@ -1349,15 +1355,8 @@ class Decoder {
         }
         return this.share(re);
       }
-      case T_UTF16: {
-        const major = this.head();
-        if (major !== 2 || this.arg % 2) this.fail('Malformed');
-        const n = this.count(this.arg, 1);
-        let s = '';
-        for (let i = 0; i < n; i += 2) s += String.fromCharCode(this.b[this.pos + i] | (this.b[this.pos + i + 1] << 8));
-        this.pos += n;
-        return this.share(s);
-      }
+      case T_UTF16:
+        return this.share(this.utf16());
       case T_BOXED: {
         this.enter();
         const saved = this.pendingShare;
@@ -1389,6 +1388,30 @@ class Decoder {
     const major = this.head();
     if (major !== 3) this.fail('Malformed');
     return this.text(this.arg);
+  }
+
+  /** The content of tag 0xCB14: a string of UTF-16 code units (lone surrogates kept). */
+  utf16() {
+    const major = this.head();
+    if (major !== 2 || this.arg % 2) this.fail('Malformed');
+    const n = this.count(this.arg, 1);
+    let s = '';
+    for (let i = 0; i < n; i += 2) s += String.fromCharCode(this.b[this.pos + i] | (this.b[this.pos + i + 1] << 8));
+    this.pos += n;
+    return s;
+  }
+
+  /**
+   * A string where the format asks for text but JavaScript may have a string with lone
+   * surrogates (property names, an Error's message and stack): text, or tag 0xCB14.
+   */
+  stringItem() {
+    const at = this.pos;
+    const major = this.head();
+    if (major === 3) return this.text(this.arg);
+    if (major === 6 && this.arg === T_UTF16) return this.utf16();
+    this.pos = at;
+    return this.fail('Malformed');
   }
 
   /** A number item: integer or float. */
@@ -1440,8 +1463,8 @@ class Decoder {
       if (idx < 0 || (i === 0 && idx !== 0) || (i > 0 && idx === 0)) this.fail('Malformed');
       k = idx + 1;
       if (key === 'name') name = this.textItem();
-      else if (key === 'message') message = this.textItem();
-      else if (key === 'stack') stack = this.textItem();
+      else if (key === 'message') message = this.stringItem();
+      else if (key === 'stack') stack = this.stringItem();
       else {
         if (i !== n - 1) this.fail('Malformed');
         err = makeError(name, message, stack);
@@ -1570,8 +1593,8 @@ class Decoder {
           this.fail('Malformed');
         }
         next = key + 1;
-      } else if (keyMajor === 3) {
-        key = this.text(this.arg);
+      } else if (keyMajor === 3 || (keyMajor === 6 && this.arg === T_UTF16)) {
+        key = keyMajor === 3 ? this.text(this.arg) : this.utf16();
         if (arrayIndex(key) >= 0 || key === 'length') {
           this.pos = at;
           this.fail('Malformed');

@@ -396,6 +396,42 @@ test('g4_g5_random_graphs_clone_as_structuredClone_does', () => {
   }
 });
 
+// Property names and an Error's message and stack may hold lone surrogates (wire tag
+// 0xCB14 where text is asked for); a hot object shape keyed by one must not match the
+// key U+FFFD, which its UTF-8 would be.
+test('g1_lone_surrogates_in_property_names_and_error_texts_arrive_whole', () => {
+  for (let i = 0; i < 10; i++) {
+    const back = roundTrip([{ '\ud800': i, b: 'x' }, { '\ufffd': i, b: 'x' }]);
+    assert.deepStrictEqual(Object.keys(back[0]), ['\ud800', 'b']);
+    assert.deepStrictEqual(Object.keys(back[1]), ['\ufffd', 'b']);
+    assert.strictEqual(back[0]['\ud800'], i);
+  }
+  const e = new TypeError('bad \udc00');
+  e.stack = 'at \ud800';
+  const back = roundTrip(e);
+  assert.strictEqual(back.message, 'bad \udc00');
+  assert.strictEqual(back.stack, 'at \ud800');
+  const sparse = [];
+  sparse[2000] = 1;
+  sparse['\udbff'] = 2;
+  assert.deepStrictEqual(Object.keys(roundTrip(sparse)), ['2000', '\udbff']);
+  // in a fresh process, where the lone surrogate is the first key the decoder's shape
+  // cache ever sees (its one-entry fast path)
+  const { execFileSync } = require('node:child_process');
+  const script = `
+    const { MessageChannel, receiveMessageOnPort } = require(${JSON.stringify(require.resolve('..'))});
+    const { port1, port2 } = new MessageChannel();
+    const keys = [];
+    for (const k of ['\\ud800', '\\ud800', '\\ud800', '\\ufffd', '\\ufffd']) {
+      port1.postMessage({ [k]: 1 });
+      keys.push(Object.keys(receiveMessageOnPort(port2).message)[0].charCodeAt(0));
+    }
+    port1.close();
+    console.log(JSON.stringify(keys));`;
+  const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+  assert.deepStrictEqual(JSON.parse(out), [0xd800, 0xd800, 0xd800, 0xfffd, 0xfffd]);
+});
+
 test('g_proto_key_is_an_own_property', () => {
   const v = JSON.parse('{"__proto__": {"polluted": true}}');
   const back = roundTrip(v);
