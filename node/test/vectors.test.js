@@ -165,6 +165,27 @@ for (const v of invalid) {
   });
 }
 
+// tests/vectors/random.txt (node/test/fixtures/random-messages.js): random messages that
+// this encoder made; they decode and encode back to the same bytes, and the generator
+// still writes exactly this file (the Rust core checks the same file).
+test('random messages decode and re-encode to the same bytes', () => {
+  const { execFileSync } = require('node:child_process');
+  const text = fs.readFileSync(path.join(dir, 'random.txt'), 'utf8');
+  const generated = execFileSync(process.execPath, [path.join(__dirname, 'fixtures', 'random-messages.js')], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+  });
+  assert.ok(generated === text, 'random.txt is what random-messages.js writes (regenerate it)');
+  const lines = text.trim().split('\n');
+  assert.ok(lines.length >= 500);
+  for (const [i, line] of lines.entries()) {
+    const bytes = hexBytes(line);
+    const value = decoder.decode(bytes, 0, bytes.length, [], []);
+    const n = encoder.encode(value, null, null);
+    assert.strictEqual(Buffer.from(encoder.buf.subarray(0, n)).toString('hex'), line, `line ${i + 1}`);
+  }
+});
+
 test('a typed array at an unaligned byte offset (valid for the core) is BadView here', () => {
   // a Uint16Array at byte offset 1 of a 4-byte buffer: JavaScript cannot make it
   const bytes = hexBytes('d9cb01d9cb16830101d8454401020304');
