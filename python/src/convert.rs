@@ -617,8 +617,25 @@ impl<'a, 'py> Encoder<'a, 'py> {
             if self.share(w, obj)? {
                 return Ok(());
             }
-            let (name, message, stack): (String, Option<String>, Option<String>) =
+            type Parts<'b> = (String, Option<Bound<'b, PyAny>>, Option<Bound<'b, PyAny>>);
+            let (name, message, stack): Parts<'_> =
                 self.h.exc_parts.bind(py).call1((obj,))?.extract()?;
+            // An Error's texts are UTF-8 in the format: one with lone surrogates cannot be
+            // sent (as with a dict key), and says so rather than raising UnicodeEncodeError.
+            let text = |t: &'_ Option<Bound<'_, PyAny>>, what: &str| -> PyResult<Option<String>> {
+                match t {
+                    None => Ok(None),
+                    Some(t) => match utf8_of(t) {
+                        Some(s) => Ok(Some(s.to_owned())),
+                        None => Err(errors::data_clone(
+                            py,
+                            format!("an exception whose {what} has lone surrogates cannot be sent"),
+                        )),
+                    },
+                }
+            };
+            let message = text(&message, "message")?;
+            let stack = text(&stack, "traceback")?;
             let cause = obj.getattr("__cause__")?;
             let has_cause = !cause.is_none();
             w.error(

@@ -158,3 +158,13 @@ def test_flat_dict_fast_path_falls_back_for_nested_and_non_str_keys():
     assert ch.port2.recv(timeout=1) == msgs[3]
     with pytest.raises(Exception, match="lone surrogates"):
         ch.port1.post_message({"\udc00": 1})
+    # an exception's message is UTF-8 text in the format too: a typed error, nothing sent
+    with pytest.raises(DataCloneError, match="message has lone surrogates"):
+        ch.port1.post_message({"err": ValueError("bad \ud800")})
+    try:
+        raise KeyError("k")
+    except KeyError as e:
+        ch.port1.post_message(e)  # (a traceback that is valid text still travels)
+    assert isinstance(ch.port2.recv(timeout=1), Exception)
+    with pytest.raises(Empty):
+        ch.port2.recv(timeout=0.01)
