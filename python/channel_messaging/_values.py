@@ -2,8 +2,11 @@
 helpers the native converter calls."""
 
 import datetime as _dt
+import math as _math
 import traceback as _tb
 from typing import Any, NamedTuple, Optional, Tuple
+
+from ._buffer import Buffer as _Buffer
 
 __all__ = ["UNDEFINED", "UndefinedType", "RegExp"]
 
@@ -59,7 +62,14 @@ def _datetime_to_ms(value: _dt.datetime) -> float:
     if value.tzinfo is None:
         value = value.replace(tzinfo=_dt.timezone.utc)
     delta = value - _EPOCH
-    return float(delta.days * 86_400_000 + delta.seconds * 1000) + delta.microseconds / 1000
+    whole = float(delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000)
+    ms = whole + (delta.microseconds % 1000) / 1000
+    if ms >= whole + 1:
+        # Far from 1970 a double cannot hold the microseconds, and the sum can round up to
+        # the next millisecond: past datetime.max, which no receiver could rebuild. Stay in
+        # this millisecond.
+        ms = _math.nextafter(whole + 1, whole)
+    return ms
 
 
 def _ms_to_datetime(ms: float) -> _dt.datetime:
@@ -75,11 +85,14 @@ def _ms_to_datetime(ms: float) -> _dt.datetime:
 
 def _freeze(value: Any) -> Any:
     """A hashable equivalent of a decoded dict/set key: lists become tuples, sets
-    frozensets (recursively). Dicts stay unhashable (the message then fails)."""
+    frozensets (recursively), buffers and views bytes. Dicts stay unhashable (the message
+    then fails)."""
     if isinstance(value, list):
         return tuple(_freeze(v) for v in value)
     if isinstance(value, set):
         return frozenset(_freeze(v) for v in value)
+    if isinstance(value, (_Buffer, memoryview)):
+        return bytes(value)  # a received ArrayBuffer or view: bytes, as a bytes key was
     return value
 
 

@@ -324,3 +324,19 @@ def test_invalid_vector_is_a_message_error_of_its_kind(vector):
     # the message was consumed: the port goes on
     ch.port1.post_message("next")
     assert ch.port2.recv(timeout=1) == "next"
+
+
+def test_bytes_keys_and_the_last_datetime_come_back():
+    # A dict keyed by bytes travels as a Map keyed by ArrayBuffers; the received Buffers
+    # are mutable, so the keys come back as bytes (as lists come back as tuples).
+    ch = MessageChannel()
+    ch.port1.post_message({b"k": 1, (b"a", 2): "t", memoryview(b"v"): 3})
+    assert ch.port2.recv(timeout=1) == {b"k": 1, (b"a", 2): "t", b"v": 3}
+    # datetime.max, far from 1970, has more microseconds than a double holds: it must not
+    # round past the largest datetime on the way
+    latest = datetime.datetime.max.replace(tzinfo=datetime.timezone.utc)
+    ch.port1.post_message(latest)
+    got = ch.port2.recv(timeout=1)
+    assert latest - got < datetime.timedelta(microseconds=100)
+    ch.port1.post_message(datetime.datetime.min.replace(tzinfo=datetime.timezone.utc))
+    assert ch.port2.recv(timeout=1) == datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
