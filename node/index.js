@@ -755,8 +755,7 @@ function postSimple(s, value) {
       : s.native.postFull(enc.buf.subarray(0, len), enc.side, [], []);
     if (err !== null && err !== undefined) throw dataCloneError(err);
   } finally {
-    enc.busy = false;
-    enc.side = [];
+    enc.release();
   }
 }
 
@@ -800,8 +799,7 @@ function postWithTransfer(s, value, items) {
     const err = s.native.postFull(enc.buf.subarray(0, len), enc.side, buffers, natives);
     if (err !== null && err !== undefined) throw dataCloneError(err);
   } finally {
-    enc.busy = false;
-    enc.side = [];
+    enc.release();
   }
   for (const p of ports) markTransferred(p[kState]);
 }
@@ -822,8 +820,7 @@ function blockMessageReady() {
     if (enc.side.length !== 1 || enc.side[0].buffer !== probe) return false;
     fast.setBlockMessage(enc.buf.slice(0, len));
   } finally {
-    enc.busy = false;
-    enc.side = [];
+    enc.release();
   }
   blockMessage = true;
   return true;
@@ -1391,8 +1388,7 @@ class BroadcastChannel extends ListenerTarget {
         throw dataCloneError(err);
       }
     } finally {
-      enc.busy = false;
-      enc.side = [];
+      enc.release();
     }
   }
 
@@ -1524,8 +1520,7 @@ class PortCollection {
       }
       return s.native.post(enc.buf.subarray(0, len), enc.side);
     } finally {
-      enc.busy = false;
-      enc.side = [];
+      enc.release();
     }
   }
 

@@ -129,6 +129,7 @@ class Encoder {
     this.pos = 0;
     this.busy = false;
     this.utf8 = new TextEncoder();
+    this.side = [];
     this.starts = []; // (see reset)
     this.refs = [];
     this.ids = []; // scratch of link
@@ -140,7 +141,9 @@ class Encoder {
   reset(ports, buffers) {
     this.ports = ports; // Map<port object, index> or null
     this.transferBuffers = buffers; // Set<ArrayBuffer> or null
-    this.side = []; // per side-table entry: a Uint8Array, or a SharedArrayBuffer (shared)
+    // per side-table entry: a Uint8Array, or a SharedArrayBuffer (shared); a new array
+    // only when the last message had entries (the common message has none)
+    if (this.side.length !== 0) this.side = [];
     this.depth = 0;
     // identity (track): objects in the order they were first written, each at starts[i]
     this.root = undefined; // the first one (no Map until a second one)
@@ -149,6 +152,12 @@ class Encoder {
     // per reference written: its position, the object's index (emptied by link, unless
     // an error ended the last encoding first)
     if (this.refs.length !== 0) this.refs.length = 0;
+  }
+
+  /** Ends a use of this encoder (acquireEncoder): it is free, and holds no buffer. */
+  release() {
+    this.busy = false;
+    if (this.side.length !== 0) this.side = [];
   }
 
   /**
