@@ -813,7 +813,10 @@ function copyBytes(dst, at, src, from, to) {
 function isSparse(v, n) {
   let holes = 0;
   for (let i = 0; i < n; i++) {
-    if (!(i in v) && ++holes >= SPARSE_MIN_HOLES && holes > i + 1 - holes) return true;
+    if (!(i in v)) {
+      holes++;
+      if (holes >= SPARSE_MIN_HOLES && holes > i + 1 - holes) return true;
+    }
   }
   return false;
 }
@@ -1123,9 +1126,8 @@ class Decoder {
     const at = this.pos;
     const major = this.head();
     if (major !== 3) {
-      if (major === 6 && this.arg === T_UTF16) return this.utf16(); // lone surrogates
       this.pos = at;
-      this.fail('Malformed');
+      return this.stringItem(); // a key with lone surrogates, or Malformed
     }
     const n = this.arg;
     this.count(n, 1);
@@ -1423,7 +1425,15 @@ class Decoder {
     return this.fail('Malformed');
   }
 
-  /** A number item: integer or float. */
+  /** The float of `n` bytes (2, 4 or 8) at this.pos (its initial byte read). */
+  float(n) {
+    this.need(n);
+    const p = this.pos;
+    this.pos += n;
+    if (n === 2) return halfToNumber((this.b[p] << 8) | this.b[p + 1]);
+    return n === 4 ? this.dataView().getFloat32(p) : this.dataView().getFloat64(p);
+  }
+
   /**
    * A number item (a date's content): an integer or a float, else Malformed, judged by its
    * head as the core's reader does. Not through value(): that would take the date's
@@ -1437,12 +1447,7 @@ class Decoder {
       const n = ib === 0xf9 ? 2 : ib === 0xfa ? 4 : 8;
       this.need(1 + n);
       this.pos++;
-      let x;
-      if (n === 2) x = halfToNumber((this.b[this.pos] << 8) | this.b[this.pos + 1]);
-      else if (n === 4) x = this.dataView().getFloat32(this.pos);
-      else x = this.dataView().getFloat64(this.pos);
-      this.pos += n;
-      return x;
+      return this.float(n);
     }
     const major = this.head();
     if (major === 0) return this.bigArg !== null ? Number(this.bigArg) : this.arg;
@@ -1602,15 +1607,13 @@ class Decoder {
           this.fail('Malformed');
         }
         next = key + 1;
-      } else if (keyMajor === 3 || (keyMajor === 6 && this.arg === T_UTF16)) {
-        key = keyMajor === 3 ? this.text(this.arg) : this.utf16();
+      } else {
+        this.pos = at;
+        key = this.stringItem();
         if (arrayIndex(key) >= 0 || key === 'length') {
           this.pos = at;
           this.fail('Malformed');
         }
-      } else {
-        this.pos = at;
-        this.fail('Malformed');
       }
       const v = this.item();
       if (key === '__proto__') {
@@ -1662,24 +1665,12 @@ Decoder.prototype.value = function value() {
         return this.share(null);
       case 0xf7:
         return this.share(undefined);
-      case 0xf9: {
-        this.need(2);
-        const h = (this.b[this.pos] << 8) | this.b[this.pos + 1];
-        this.pos += 2;
-        return this.share(halfToNumber(h));
-      }
-      case 0xfa: {
-        this.need(4);
-        const x = this.dataView().getFloat32(this.pos);
-        this.pos += 4;
-        return this.share(x);
-      }
-      case 0xfb: {
-        this.need(8);
-        const x = this.dataView().getFloat64(this.pos);
-        this.pos += 8;
-        return this.share(x);
-      }
+      case 0xf9:
+        return this.share(this.float(2));
+      case 0xfa:
+        return this.share(this.float(4));
+      case 0xfb:
+        return this.share(this.float(8));
       default:
         this.pos--;
         return this.fail('Malformed');
