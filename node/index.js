@@ -729,21 +729,37 @@ function transferList(transfer) {
   if (typeof transfer !== 'object' && typeof transfer !== 'function') {
     throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', 'Optional transferList argument must be an iterable');
   }
-  let list = transfer;
-  if (typeof transfer[Symbol.iterator] !== 'function') {
-    list = transfer.transfer;
+  let items = listItems(transfer);
+  if (items === null) {
+    const list = transfer.transfer;
     if (list === undefined) return [];
-    if (list === null || typeof list[Symbol.iterator] !== 'function' || typeof list === 'string') {
+    if ((items = listItems(list)) === null) {
       throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', 'Optional options.transfer argument must be an iterable');
     }
   }
-  const items = [...list];
-  for (const item of items) {
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i];
     if (!(item instanceof MessagePort) && !types.isArrayBuffer(item)) {
       throw nodeError(TypeError, 'ERR_INVALID_TRANSFER_OBJECT', 'Found invalid object in transferList');
     }
   }
   return items;
+}
+
+/**
+ * The items of a transfer list as Node reads them: an array (not a Proxy) by index,
+ * its length read once, without its iterator; any other object through its iterator;
+ * null when it has none (a primitive, or an object that is not iterable).
+ */
+function listItems(list) {
+  if (list === null || (typeof list !== 'object' && typeof list !== 'function')) return null;
+  if (Array.isArray(list) && !types.isProxy(list)) {
+    const n = list.length;
+    const items = new Array(n);
+    for (let i = 0; i < n; i++) items[i] = list[i];
+    return items;
+  }
+  return typeof list[Symbol.iterator] === 'function' ? [...list] : null;
 }
 
 function postSimple(s, value) {

@@ -126,6 +126,48 @@ test('c1_transfer_list_argument_matrix', () => {
   port1.close();
 });
 
+test('c1_transfer_list_arrays_are_read_by_index_as_node_reads_them', () => {
+  // Node reads an array transfer list by index (its length once, holes as undefined)
+  // and never calls its iterator; a Proxy, or any other object, goes through its
+  // iterator. Each case runs on Node's MessageChannel too, so the two cannot drift.
+  const worker = require('node:worker_threads');
+  const impls = [
+    ['node', worker.MessageChannel, worker.receiveMessageOnPort],
+    ['channel-messaging', MessageChannel, receiveMessageOnPort],
+  ];
+  for (const [impl, Channel, receive] of impls) {
+    const { port1, port2 } = new Channel();
+    // an array with its own iterator: the iterator is not called, the buffer moves
+    const ab = new ArrayBuffer(4);
+    const list = [ab];
+    let iterated = 0;
+    list[Symbol.iterator] = function* iterate() { iterated += 1; };
+    port1.postMessage(1, list);
+    assert.strictEqual(ab.byteLength, 0, impl);
+    assert.strictEqual(iterated, 0, impl);
+    // the same inside options.transfer
+    const ab2 = new ArrayBuffer(4);
+    const list2 = [ab2];
+    list2[Symbol.iterator] = function* iterate() { iterated += 1; };
+    port1.postMessage(2, { transfer: list2 });
+    assert.strictEqual(ab2.byteLength, 0, impl);
+    assert.strictEqual(iterated, 0, impl);
+    // a hole is read as undefined: not transferable
+    assert.throws(() => port1.postMessage(3, [, new ArrayBuffer(1)]), { code: 'ERR_INVALID_TRANSFER_OBJECT' }, impl); // eslint-disable-line no-sparse-arrays
+    // a Proxy of an array goes through its iterator
+    const ab3 = new ArrayBuffer(4);
+    const seen = [];
+    const proxy = new Proxy([ab3], { get(target, key) { seen.push(key); return target[key]; } });
+    port1.postMessage(4, proxy);
+    assert.strictEqual(ab3.byteLength, 0, impl);
+    assert.ok(seen.includes(Symbol.iterator), impl);
+    const got = [];
+    for (let r; (r = receive(port2)) !== undefined;) got.push(r.message);
+    assert.deepStrictEqual(got, [1, 2, 4], impl);
+    port1.close();
+  }
+});
+
 test('c3_transfer_of_the_source_port_is_a_DataCloneError_checked_first', () => {
   const { port1 } = new MessageChannel();
   const getter = { get x() { throw new Error('serialization must not run'); } };
