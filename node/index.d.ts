@@ -41,6 +41,8 @@ interface NodeStyleTarget {
   removeAllListeners(type?: string): this;
   emit(type: string, arg?: any): boolean;
   listenerCount(type: string): number;
+  /** The listeners of `type` in the order they were added (what `events.getEventListeners` lists). */
+  listeners(type: string): Array<((...args: any[]) => any) | { handleEvent(event: Event): any }>;
   eventNames(): string[];
   setMaxListeners(n: number): void;
   getMaxListeners(): number;
@@ -90,6 +92,7 @@ export class MessagePort extends EventTarget implements NodeStyleTarget {
   removeAllListeners(type?: string): this;
   emit(type: string, arg?: any): boolean;
   listenerCount(type: string): number;
+  listeners(type: string): Array<((...args: any[]) => any) | { handleEvent(event: Event): any }>;
   eventNames(): string[];
   setMaxListeners(n: number): void;
   getMaxListeners(): number;
@@ -121,6 +124,7 @@ export class BroadcastChannel extends EventTarget implements NodeStyleTarget {
   removeAllListeners(type?: string): this;
   emit(type: string, arg?: any): boolean;
   listenerCount(type: string): number;
+  listeners(type: string): Array<((...args: any[]) => any) | { handleEvent(event: Event): any }>;
   eventNames(): string[];
   setMaxListeners(n: number): void;
   getMaxListeners(): number;

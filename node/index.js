@@ -12,7 +12,8 @@ const native = require('./channel-messaging.node');
 // registered once, without napi-rs' per-call class check (see node/src/fast.rs)
 const fast = native.fastApi();
 const { Encoder, Decoder, DecodeError, dataCloneError } = require('./lib/codec.js');
-const { types } = require('node:util');
+const { types, inspect } = require('node:util');
+const EventEmitter = require('node:events');
 
 const kCreate = Symbol('kCreate');
 const kState = Symbol('kState');
@@ -24,6 +25,16 @@ const kPorts = Symbol('kPorts');
 const kStop = Symbol('kStop');
 const kLive = Symbol('kLive'); // an event of ours that is being dispatched
 const kEtMessage = Symbol('kEtMessage'); // EventTarget-style 'message' listeners
+
+// Where Node's EventTarget keeps its listener limit and whether it has warned: own
+// properties of every EventTarget, ours included (super() sets them), under symbols Node
+// does not export; found by their descriptions. `events.setMaxListeners(n, port)` writes
+// them, as it does on Node's ports; without them (another runtime), slots of our own.
+const [kMaxListeners, kMaxWarned] = (() => {
+  const own = Object.getOwnPropertySymbols(new EventTarget());
+  const find = (d) => own.find((sym) => sym.description === d) ?? Symbol(d);
+  return [find('events.maxEventTargetListeners'), find('events.maxEventTargetListenersWarned')];
+})();
 
 /** Messages one wake-up delivers before yielding to the event loop (timers, I/O). */
 const BATCH = 1000;
@@ -267,6 +278,10 @@ class ListenerTarget extends EventTarget {
     this[kListeners] = new Map(); // type -> array of entries
     this[kHandlers] = new Map(); // type -> event handler attribute entry
     this[kEtMessage] = 0;
+    if (!Object.hasOwn(this, kMaxListeners)) {
+      this[kMaxListeners] = EventEmitter.defaultMaxListeners;
+      this[kMaxWarned] = false;
+    }
   }
 
   /** Called when the count of listeners of `type` goes 0 -> 1 or 1 -> 0. */
@@ -359,17 +374,47 @@ class ListenerTarget extends EventTarget {
     return this[kListeners].get(String(type))?.length ?? 0;
   }
 
+  /**
+   * The listeners of `type`, in the order they were added: functions, `handleEvent`
+   * objects, and the `on<type>` handler's function. Node's ports have no such method;
+   * `events.getEventListeners(port, type)` calls it, and so lists ours as it lists
+   * Node's.
+   */
+  listeners(type) {
+    return (this[kListeners].get(String(type)) ?? []).map((e) => e.listener);
+  }
+
   eventNames() {
     return [...this[kListeners].keys()].filter((t) => this.listenerCount(t) > 0);
   }
 
+  /** As Node's ports: `events.setMaxListeners(n, this)` (n validated, the warning re-armed). */
   setMaxListeners(n) {
-    this[Symbol.for('channel-messaging.maxListeners')] = n;
+    EventEmitter.setMaxListeners(n, this);
   }
 
   getMaxListeners() {
-    return this[Symbol.for('channel-messaging.maxListeners')] ?? 10;
+    return this[kMaxListeners];
   }
+}
+
+/**
+ * As Node's EventTarget, once per target: a MaxListenersExceededWarning when a type
+ * gets more listeners than the target's limit (0: no limit; see setMaxListeners).
+ */
+function checkMaxListeners(target, type, size) {
+  const max = target[kMaxListeners];
+  if (!(max > 0) || size <= max || target[kMaxWarned]) return;
+  target[kMaxWarned] = true;
+  const w = new Error(
+    `Possible EventTarget memory leak detected. ${size} ${type} listeners added to `
+      + `${inspect(target, { depth: -1 })}. MaxListeners is ${max}. Use events.setMaxListeners() to increase limit`,
+  );
+  w.name = 'MaxListenersExceededWarning';
+  w.target = target;
+  w.type = type;
+  w.count = size;
+  process.emitWarning(w);
 }
 
 function checkListener(listener) {
@@ -385,6 +430,7 @@ function addEntry(target, type, entry) {
   map.set(type, [...list, entry]);
   if (type === 'message' && !entry.nodeStyle) target[kEtMessage]++;
   if (list.length === 0) target[Symbol.for('channel-messaging.listenerCountChanged')](type, 1);
+  checkMaxListeners(target, type, list.length + 1);
   return entry;
 }
 
