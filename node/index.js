@@ -100,7 +100,12 @@ function invalidArgType(name, expected, value, kind = 'argument') {
     received = value.constructor?.name
       ? ` Received an instance of ${value.constructor.name}`
       : ` Received ${types.isProxy(value) ? 'a Proxy' : 'an object'}`;
-  } else received = ` Received type ${typeof value} (${String(value).slice(0, 25)})`;
+  } else {
+    // as Node prints it: inspected (strings quoted), cut to 25 characters past 28
+    let shown = inspect(value, { colors: false });
+    if (shown.length > 28) shown = `${shown.slice(0, 25)}...`;
+    received = ` Received type ${typeof value} (${shown})`;
+  }
   return nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "${name}" ${kind} must be ${expected}.${received}`);
 }
 
@@ -288,26 +293,29 @@ class ListenerTarget extends EventTarget {
   [Symbol.for('channel-messaging.listenerCountChanged')](_type, _count) {}
 
   addEventListener(type, listener, options = undefined) {
-    if (arguments.length < 2) {
-      throw nodeError(TypeError, 'ERR_MISSING_ARGS', 'The "type" and "listener" arguments must be specified');
+    if (arguments.length < 2) throw missingTypeAndListener();
+    // in Node's order: the options (their getters run even for a null listener), the
+    // listener, the type
+    const { capture, once, signal } = listenerOptions(options);
+    if (!isListener(listener)) {
+      noEffect(this, type, listener);
+      return;
     }
-    if (listener === null || listener === undefined) return;
-    if (typeof listener !== 'function' && typeof listener?.handleEvent !== 'function' && typeof listener !== 'object') {
-      throw invalidArgType('listener', 'an instance of EventListener', listener);
-    }
-    const capture = typeof options === 'boolean' ? options : Boolean(options?.capture);
-    const once = typeof options === 'object' && options !== null && Boolean(options.once);
-    const signal = typeof options === 'object' && options !== null ? options.signal : undefined;
+    const t = eventType(type);
     if (signal?.aborted) return;
-    const entry = addEntry(this, String(type), { listener, capture, once, nodeStyle: false, removed: false, handler: false });
+    const entry = addEntry(this, t, { listener, capture, once, nodeStyle: false, removed: false, handler: false });
     if (entry !== null && signal !== undefined) {
-      signal.addEventListener('abort', () => this.removeEventListener(type, listener, { capture }), { once: true });
+      signal.addEventListener('abort', () => this.removeEventListener(t, listener, { capture }), { once: true });
     }
   }
 
   removeEventListener(type, listener, options = undefined) {
+    if (arguments.length < 2) throw missingTypeAndListener();
+    if (!isListener(listener)) return;
+    const t = eventType(type);
+    // (a boolean is the capture flag, as the DOM has it; Node 20 ignores it here)
     const capture = typeof options === 'boolean' ? options : Boolean(options?.capture);
-    removeEntry(this, String(type), listener, capture, null);
+    removeEntry(this, t, listener, capture, null);
   }
 
   /**
@@ -328,8 +336,11 @@ class ListenerTarget extends EventTarget {
   // ---- Node's EventEmitter-style methods (NodeEventTarget) ----
 
   on(type, listener) {
-    checkListener(listener);
-    addEntry(this, String(type), { listener, capture: false, once: false, nodeStyle: true, removed: false, handler: false });
+    if (isListener(listener)) {
+      addEntry(this, eventType(type), { listener, capture: false, once: false, nodeStyle: true, removed: false, handler: false });
+    } else {
+      noEffect(this, type, listener);
+    }
     return this;
   }
 
@@ -338,13 +349,16 @@ class ListenerTarget extends EventTarget {
   }
 
   once(type, listener) {
-    checkListener(listener);
-    addEntry(this, String(type), { listener, capture: false, once: true, nodeStyle: true, removed: false, handler: false });
+    if (isListener(listener)) {
+      addEntry(this, eventType(type), { listener, capture: false, once: true, nodeStyle: true, removed: false, handler: false });
+    } else {
+      noEffect(this, type, listener);
+    }
     return this;
   }
 
   off(type, listener) {
-    removeEntry(this, String(type), listener, false, null);
+    if (isListener(listener)) removeEntry(this, eventType(type), listener, false, null);
     return this;
   }
 
@@ -361,7 +375,8 @@ class ListenerTarget extends EventTarget {
   }
 
   emit(type, arg) {
-    const t = String(type);
+    if (typeof type !== 'string') throw invalidArgType('type', 'of type string', type);
+    const t = type;
     const had = this.listenerCount(t) > 0;
     // EventTarget-style listeners get an event; for 'message' and 'messageerror' (as
     // in Node) a MessageEvent whose data is the argument
@@ -417,8 +432,69 @@ function checkMaxListeners(target, type, size) {
   process.emitWarning(w);
 }
 
-function checkListener(listener) {
-  if (typeof listener !== 'function') throw invalidArgType('listener', 'of type function', listener);
+/**
+ * Node's test of a listener, for every style: a function or any object (its handleEvent
+ * is looked up when called) is one; null and undefined are not, and adding them has no
+ * effect but a warning (noEffect); anything else is ERR_INVALID_ARG_TYPE.
+ */
+function isListener(listener) {
+  if (typeof listener === 'function' || (typeof listener === 'object' && listener !== null)) return true;
+  if (listener === null || listener === undefined) return false;
+  throw invalidArgType('listener', 'an instance of EventListener', listener);
+}
+
+/** Node's AddEventListenerArgumentTypeWarning, for a null or undefined listener added. */
+function noEffect(target, type, listener) {
+  const w = new Error(`addEventListener called with ${listener} which has no effect.`);
+  w.name = 'AddEventListenerArgumentTypeWarning';
+  w.target = target;
+  w.type = type;
+  process.emitWarning(w);
+}
+
+const NO_OPTIONS = Object.freeze({ capture: false, once: false, signal: undefined });
+
+/**
+ * addEventListener's options as Node reads them: a boolean is `capture`; null and
+ * undefined are none; any other primitive is ERR_INVALID_ARG_TYPE; an object's `once`,
+ * `capture`, `passive` and `signal` are read in that order, and a signal must look like
+ * an AbortSignal.
+ */
+function listenerOptions(options) {
+  if (options === undefined || options === null) return NO_OPTIONS;
+  if (typeof options === 'boolean') return { capture: options, once: false, signal: undefined };
+  if (typeof options !== 'object' && typeof options !== 'function') {
+    throw invalidArgType('options', 'of type object', options);
+  }
+  const once = Boolean(options.once);
+  const capture = Boolean(options.capture);
+  void Boolean(options.passive); // (read, as Node reads it; a passive listener is an ordinary one here)
+  const signal = options.signal;
+  if (signal !== undefined && (signal === null || typeof signal !== 'object' || !('aborted' in signal))) {
+    throw invalidArgType('options.signal', 'an instance of AbortSignal', signal, 'property');
+  }
+  return { capture, once, signal };
+}
+
+/** An event type as Node converts it (WebIDL's DOMString): a Symbol is refused. */
+function eventType(type) {
+  if (typeof type === 'symbol') {
+    throw nodeError(TypeError, 'ERR_INVALID_ARG_VALUE', `The argument 'value' is invalid. Received ${String(type)}`);
+  }
+  return `${type}`;
+}
+
+function missingTypeAndListener() {
+  return nodeError(TypeError, 'ERR_MISSING_ARGS', 'The "type" and "listener" arguments must be specified');
+}
+
+/**
+ * Calls a listener: a function with `this` the target; an object through its
+ * `handleEvent`, looked up at each call (none: nothing happens), as Node does.
+ */
+function callListener(listener, target, arg) {
+  if (typeof listener === 'function') return listener.call(target, arg);
+  return listener.handleEvent ? Reflect.apply(listener.handleEvent, listener, [arg]) : undefined;
 }
 
 function addEntry(target, type, entry) {
@@ -471,14 +547,13 @@ function dispatch(target, type, event, nodeValue, fromDispatchEvent, makeEvent =
     if (e.once) removeEntry(target, type, e.listener, e.capture, e);
     try {
       if (e.nodeStyle) {
-        catchRejection(e.listener.call(target, fromDispatchEvent ? event : nodeValue));
+        catchRejection(callListener(e.listener, target, fromDispatchEvent ? event : nodeValue));
       } else {
         if (event === null) {
           event = makeEvent !== null ? makeEvent() : new PortEvent(type, target);
           event[kLive] = made = true;
         }
-        const l = e.listener;
-        catchRejection(typeof l === 'function' ? l.call(target, event) : l.handleEvent(event));
+        catchRejection(callListener(e.listener, target, event));
       }
     } catch (err) {
       reportListenerError(err);
@@ -751,13 +826,17 @@ function wrapPort(handle) {
   return new MessagePort(kCreate, handle);
 }
 
-/** A new entangled pair: a drop-in for worker_threads' MessageChannel. */
-class MessageChannel {
-  constructor() {
-    const [a, b] = native.createChannel();
-    Object.defineProperty(this, 'port1', { value: wrapPort(a), enumerable: true });
-    Object.defineProperty(this, 'port2', { value: wrapPort(b), enumerable: true });
+/**
+ * A new entangled pair: a drop-in for worker_threads' MessageChannel. A function rather
+ * than a class so that, as Node's, a call without `new` is ERR_CONSTRUCT_CALL_REQUIRED.
+ */
+function MessageChannel() {
+  if (new.target === undefined) {
+    throw nodeError(TypeError, 'ERR_CONSTRUCT_CALL_REQUIRED', 'Cannot call constructor without `new`');
   }
+  const [a, b] = native.createChannel();
+  Object.defineProperty(this, 'port1', { value: wrapPort(a), enumerable: true });
+  Object.defineProperty(this, 'port2', { value: wrapPort(b), enumerable: true });
 }
 
 function importPort(handle) {
@@ -1182,7 +1261,7 @@ function deliverMessage(s, data, ports) {
       const e = list[0];
       if (e.once) removeEntry(port, 'message', e.listener, e.capture, e);
       try {
-        catchRejection(e.listener.call(port, data));
+        catchRejection(callListener(e.listener, port, data));
       } catch (err) {
         reportListenerError(err);
       }

@@ -168,6 +168,23 @@ test('c1_transfer_list_arrays_are_read_by_index_as_node_reads_them', () => {
   }
 });
 
+test('removeEventListener_with_a_boolean_third_argument_takes_it_as_capture', () => {
+  // the DOM's rule (node/README.md, "Differences from Node": Node 20 ignores a boolean
+  // there, so the listener stays)
+  const { port1, port2 } = new MessageChannel();
+  const f = () => {};
+  port2.addEventListener('message', f, true);
+  port2.addEventListener('message', f, false);
+  assert.strictEqual(port2.listenerCount('message'), 2);
+  port2.removeEventListener('message', f, true);
+  assert.strictEqual(port2.listenerCount('message'), 1);
+  port2.removeEventListener('message', f, true);
+  assert.strictEqual(port2.listenerCount('message'), 1);
+  port2.removeEventListener('message', f, false);
+  assert.strictEqual(port2.listenerCount('message'), 0);
+  port1.close();
+});
+
 test('c3_transfer_of_the_source_port_is_a_DataCloneError_checked_first', () => {
   const { port1 } = new MessageChannel();
   const getter = { get x() { throw new Error('serialization must not run'); } };
