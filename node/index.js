@@ -376,12 +376,13 @@ class ListenerTarget extends EventTarget {
 
   emit(type, arg) {
     if (typeof type !== 'string') throw invalidArgType('type', 'of type string', type);
-    const t = type;
-    const had = this.listenerCount(t) > 0;
+    const had = this.listenerCount(type) > 0;
     // EventTarget-style listeners get an event; for 'message' and 'messageerror' (as
     // in Node) a MessageEvent whose data is the argument
-    const makeEvent = t === 'message' || t === 'messageerror' ? () => makeMessageEvent(t, this, arg, EMPTY) : null;
-    dispatch(this, t, null, arg, false, makeEvent);
+    const makeEvent = type === 'message' || type === 'messageerror'
+      ? () => makeMessageEvent(type, this, arg, EMPTY)
+      : null;
+    dispatch(this, type, null, arg, false, makeEvent);
     return had;
   }
 
