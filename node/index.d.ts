@@ -24,12 +24,17 @@ export interface PortStats {
 
 /** The event of 'message' and 'messageerror'. */
 export class MessageEvent<T = any> extends Event {
-  constructor(type: string, init?: { data?: T; ports?: readonly MessagePort[] });
+  constructor(
+    type: string,
+    init?: { data?: T; origin?: string; lastEventId?: string; source?: MessagePort | null; ports?: readonly MessagePort[] },
+  );
   readonly data: T;
   readonly ports: readonly MessagePort[];
+  /** '' for a delivered message; what `init` gave otherwise. */
   readonly origin: string;
   readonly lastEventId: string;
-  readonly source: null;
+  /** null for a delivered message; what `init` gave otherwise. */
+  readonly source: MessagePort | null;
 }
 
 interface NodeStyleTarget {

@@ -25,6 +25,7 @@ const kPorts = Symbol('kPorts');
 const kStop = Symbol('kStop');
 const kLive = Symbol('kLive'); // an event of ours that is being dispatched
 const kEtMessage = Symbol('kEtMessage'); // EventTarget-style 'message' listeners
+const kInit = Symbol('kInit'); // a constructed MessageEvent's origin, lastEventId and source
 
 // Where Node's EventTarget keeps its listener limit and whether it has warned: own
 // properties of every EventTarget, ours included (super() sets them), under symbols Node
@@ -175,7 +176,24 @@ function checkEventPorts(ports) {
 class MessageEvent extends Event {
   constructor(type, init = undefined) {
     super(type);
+    // init's members read in Node's order: data, origin, lastEventId, source, ports
     this[kData] = init?.data ?? null;
+    if (init !== undefined && init !== null) {
+      const origin = init.origin;
+      const lastEventId = init.lastEventId;
+      const source = init.source;
+      if (source !== undefined && source !== null && !(source instanceof MessagePort)) {
+        throw invalidArgType('init.source', 'an instance of MessagePort', source, 'property');
+      }
+      if (origin !== undefined || lastEventId !== undefined || (source !== undefined && source !== null)) {
+        // (only events made with these: the events of delivered messages have none)
+        this[kInit] = {
+          origin: origin === undefined ? '' : `${origin}`,
+          lastEventId: lastEventId === undefined ? '' : `${lastEventId}`,
+          source: source ?? null,
+        };
+      }
+    }
     const ports = init?.ports;
     this[kPorts] = ports ? Object.freeze(checkEventPorts(ports)) : NO_PORTS;
     this[kTarget] = null;
@@ -192,15 +210,15 @@ class MessageEvent extends Event {
   }
 
   get origin() {
-    return '';
+    return this[kInit]?.origin ?? '';
   }
 
   get lastEventId() {
-    return '';
+    return this[kInit]?.lastEventId ?? '';
   }
 
   get source() {
-    return null;
+    return this[kInit]?.source ?? null;
   }
 
   get target() {
