@@ -168,6 +168,32 @@ test('c1_transfer_list_arrays_are_read_by_index_as_node_reads_them', () => {
   }
 });
 
+test('an_onmessage_that_is_not_a_function_is_null', async () => {
+  // node/README.md, "Differences from Node": a non-function handler is no handler (the
+  // getter gives null, no listener is kept, the port does not keep the process alive);
+  // setting it still starts a fresh port (B2), which then drops what arrives (B3)
+  for (const value of [{ handleEvent() { throw new Error('not called'); } }, 'code', 5, undefined]) {
+    const { port1, port2 } = new MessageChannel();
+    port2.onmessage = value;
+    assert.strictEqual(port2.onmessage, null);
+    assert.strictEqual(port2.listenerCount('message'), 0);
+    assert.strictEqual(port2.hasRef(), false);
+    port1.postMessage('dropped');
+    await tick();
+    await tick();
+    assert.strictEqual(receiveMessageOnPort(port2), undefined);
+    // a function handler set before is removed by it
+    const { port1: a, port2: b } = new MessageChannel();
+    b.onmessage = () => {};
+    assert.strictEqual(b.hasRef(), true);
+    b.onmessage = value;
+    assert.strictEqual(b.onmessage, null);
+    assert.strictEqual(b.hasRef(), false);
+    port1.close();
+    a.close();
+  }
+});
+
 test('removeEventListener_with_a_boolean_third_argument_takes_it_as_capture', () => {
   // the DOM's rule (node/README.md, "Differences from Node": Node 20 ignores a boolean
   // there, so the listener stays)
