@@ -354,12 +354,7 @@ class ListenerTarget extends EventTarget {
   // ---- Node's EventEmitter-style methods (NodeEventTarget) ----
 
   on(type, listener) {
-    if (isListener(listener)) {
-      addEntry(this, eventType(type), { listener, capture: false, once: false, nodeStyle: true, removed: false, handler: false });
-    } else {
-      noEffect(this, type, listener);
-    }
-    return this;
+    return addNodeStyle(this, type, listener, false);
   }
 
   addListener(type, listener) {
@@ -367,12 +362,7 @@ class ListenerTarget extends EventTarget {
   }
 
   once(type, listener) {
-    if (isListener(listener)) {
-      addEntry(this, eventType(type), { listener, capture: false, once: true, nodeStyle: true, removed: false, handler: false });
-    } else {
-      noEffect(this, type, listener);
-    }
-    return this;
+    return addNodeStyle(this, type, listener, true);
   }
 
   off(type, listener) {
@@ -460,6 +450,16 @@ function isListener(listener) {
   if (typeof listener === 'function' || (typeof listener === 'object' && listener !== null)) return true;
   if (listener === null || listener === undefined) return false;
   throw invalidArgType('listener', 'an instance of EventListener', listener);
+}
+
+/** on / once: adds a Node-style listener (null or undefined: only the warning); the target. */
+function addNodeStyle(target, type, listener, once) {
+  if (isListener(listener)) {
+    addEntry(target, eventType(type), { listener, capture: false, once, nodeStyle: true, removed: false, handler: false });
+  } else {
+    noEffect(target, type, listener);
+  }
+  return target;
 }
 
 /** Node's AddEventListenerArgumentTypeWarning, for a null or undefined listener added. */
