@@ -83,14 +83,27 @@ def _ms_to_datetime(ms: float) -> _dt.datetime:
         raise ValueError(f"the Date {ms} ms is outside datetime's range") from None
 
 
-def _freeze(value: Any) -> Any:
+def _freeze(value: Any, _open: Optional[set] = None) -> Any:
     """A hashable equivalent of a decoded dict/set key: lists become tuples, sets
     frozensets (recursively), buffers and views bytes. Dicts stay unhashable (the message
-    then fails)."""
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    if isinstance(value, set):
-        return frozenset(_freeze(v) for v in value)
+    then fails). A list that contains itself (a cycle) has no tuple equivalent: ValueError
+    (the message then fails with MessageError). ``_open``: the ids of the lists and sets
+    being frozen on the way down."""
+    if isinstance(value, (list, set)):
+        if _open is None:
+            _open = set()
+        key = id(value)
+        if key in _open:
+            raise ValueError(
+                "a reference cycle through a set element or a Map key cannot be rebuilt "
+                "(its lists become tuples, and a tuple cannot contain itself)"
+            )
+        _open.add(key)
+        try:
+            items = [_freeze(v, _open) for v in value]
+        finally:
+            _open.discard(key)
+        return tuple(items) if isinstance(value, list) else frozenset(items)
     if isinstance(value, (_Buffer, memoryview)):
         return bytes(value)  # a received ArrayBuffer or view: bytes, as a bytes key was
     return value

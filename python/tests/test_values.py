@@ -108,6 +108,34 @@ def test_shared_references_and_cycles_are_preserved():
     assert got["self"] is got
 
 
+def post_hex(port, hex_bytes):
+    _native._post_encoded(port, bytes.fromhex(hex_bytes))
+
+
+def test_set_elements_and_map_keys_become_tuples_but_not_through_a_cycle():
+    # JavaScript can post a Set holding an array that holds itself, or a Map keyed by
+    # one; Python needs a hashable key, a tuple, and no tuple contains itself. The message
+    # fails with a message error that says so (not with Python's recursion limit), and
+    # the port goes on.
+    ch = MessageChannel()
+    post_hex(ch.port1, "d9cb01d9010281d81c82d81d00647469636b")  # Set{ a = [a, "tick"] }
+    post_hex(ch.port1, "d9cb01d90103a1d81c81d81d0001")  # Map{ a = [a] => 1 }
+    for _ in range(2):
+        with pytest.raises(MessageError) as caught:
+            ch.port2.recv(timeout=1)
+        assert "a tuple cannot contain itself" in str(caught.value)
+    # no cycle: a list shared by two set elements, and a list nested 250 deep
+    post_hex(ch.port1, "d9cb01d9010282d81c820102" + "82d81d0003")  # Set{ a = [1, 2], [a, 3] }
+    assert ch.port2.recv(timeout=1) == {(1, 2), ((1, 2), 3)}
+    post_hex(ch.port1, "d9cb01d9010281" + "81" * 250 + "01")
+    (deep,) = ch.port2.recv(timeout=1)
+    for _ in range(250):
+        (deep,) = deep
+    assert deep == 1
+    ch.port1.post_message("next")
+    assert ch.port2.recv(timeout=1) == "next"
+
+
 def test_mutation_after_post_has_no_effect():
     ch = MessageChannel()
     v = {"a": [1]}
