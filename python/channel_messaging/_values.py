@@ -85,10 +85,13 @@ def _ms_to_datetime(ms: float) -> _dt.datetime:
 
 def _freeze(value: Any, _open: Optional[set] = None) -> Any:
     """A hashable equivalent of a decoded dict/set key: lists become tuples, sets
-    frozensets (recursively), buffers and views bytes. Dicts stay unhashable (the message
-    then fails). A list that contains itself (a cycle) has no tuple equivalent: ValueError
-    (the message then fails with MessageError). ``_open``: the ids of the lists and sets
-    being frozen on the way down."""
+    frozensets (recursively), buffers and views bytes. A dict, or a list that contains
+    itself (a cycle), has no hashable equivalent: ValueError (the message then fails with
+    MessageError). ``_open``: the ids of the lists and sets being frozen on the way down."""
+    if isinstance(value, dict):
+        raise ValueError(
+            "an object or Map cannot be a set element or a Map key in Python (a dict is unhashable)"
+        )
     if isinstance(value, (list, set)):
         if _open is None:
             _open = set()

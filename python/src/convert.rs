@@ -1256,6 +1256,47 @@ fn str_slot(b: &[u8]) -> usize {
     (h >> 56) as usize % STR_CACHE
 }
 
+/// Adds the entry `k => v` of a Map to `d`, the dict it becomes. A key that Python
+/// cannot hash as it came (a list, a set, a buffer) is made hashable first (`_freeze`:
+/// a tuple, a frozenset, bytes). A key equal in Python to an earlier one (1 and `true`,
+/// two arrays with the same items: distinct keys in JavaScript) fails the message,
+/// rather than one entry silently replacing the other.
+fn map_insert(
+    h: &Helpers,
+    d: &Bound<'_, PyDict>,
+    k: Bound<'_, PyAny>,
+    v: Bound<'_, PyAny>,
+) -> Result<(), Fail> {
+    let before = d.len();
+    if d.set_item(&k, &v).is_err() {
+        d.set_item(h.freeze.bind(d.py()).call1((k,))?, v)?;
+    }
+    if d.len() == before {
+        return Err(Fail::Py(errors::message_error(
+            d.py(),
+            "two keys of a Map are one key in Python (such as 1 and true, or two arrays \
+             with the same items), and a dict cannot hold both",
+        )));
+    }
+    Ok(())
+}
+
+/// Adds the element `v` of a Set to `s`, as [`map_insert`] adds a Map's key.
+fn set_insert(h: &Helpers, s: &Bound<'_, PySet>, v: Bound<'_, PyAny>) -> Result<(), Fail> {
+    let before = s.len();
+    if s.add(&v).is_err() {
+        s.add(h.freeze.bind(s.py()).call1((v,))?)?;
+    }
+    if s.len() == before {
+        return Err(Fail::Py(errors::message_error(
+            s.py(),
+            "two elements of a Set are one element in Python (such as 1 and true, or two \
+             arrays with the same items), and a set cannot hold both",
+        )));
+    }
+    Ok(())
+}
+
 /// `d[k] = v` for a new dict under construction.
 fn dict_set(d: &Bound<'_, PyDict>, k: &Bound<'_, PyAny>, v: &Bound<'_, PyAny>) -> PyResult<()> {
     // SAFETY: three valid objects, the GIL is held; PyDict_SetItem does not steal.
@@ -1336,10 +1377,7 @@ impl<'py> Decoder<'_, 'py> {
                 for _ in 0..n {
                     let k = self.read_next(r)?;
                     let v = self.read_next(r)?;
-                    if d.set_item(&k, &v).is_err() {
-                        let k = self.h.freeze.bind(py).call1((k,))?;
-                        d.set_item(k, v)?;
-                    }
+                    map_insert(self.h, &d, k, v)?;
                 }
                 return Ok(d.into_any());
             }
@@ -1347,9 +1385,7 @@ impl<'py> Decoder<'_, 'py> {
                 let s = PySet::empty(py)?;
                 for _ in 0..n {
                     let v = self.read_next(r)?;
-                    if s.add(&v).is_err() {
-                        s.add(self.h.freeze.bind(py).call1((v,))?)?;
-                    }
+                    set_insert(self.h, &s, v)?;
                 }
                 s.into_any()
             }
@@ -1560,9 +1596,7 @@ impl<'py> ValueConv<'_, 'py> {
                 for (k, v) in entries {
                     let k = self.conv(k, None)?;
                     let v = self.conv(v, None)?;
-                    if d.set_item(&k, &v).is_err() {
-                        d.set_item(self.h.freeze.bind(py).call1((k,))?, v)?;
-                    }
+                    map_insert(self.h, &d, k, v)?;
                 }
                 return Ok(d.into_any());
             }
@@ -1570,9 +1604,7 @@ impl<'py> ValueConv<'_, 'py> {
                 let s = PySet::empty(py)?;
                 for item in items {
                     let v = self.conv(item, None)?;
-                    if s.add(&v).is_err() {
-                        s.add(self.h.freeze.bind(py).call1((v,))?)?;
-                    }
+                    set_insert(self.h, &s, v)?;
                 }
                 s.into_any()
             }

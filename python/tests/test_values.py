@@ -136,6 +136,62 @@ def test_set_elements_and_map_keys_become_tuples_but_not_through_a_cycle():
     assert ch.port2.recv(timeout=1) == "next"
 
 
+@pytest.mark.parametrize(
+    "hex_bytes, text",
+    [
+        # Map{1 => "a", true => "b"}: 1 == True in Python
+        ("d9cb01d90103a2016161f56162", "two keys of a Map are one key in Python"),
+        # Set{1, true}
+        ("d9cb01d9010282" + "01f5", "two elements of a Set are one element in Python"),
+        # Set{[0, 0], [0, 0]}: two arrays, one tuple
+        ("d9cb01d9010282" + "820000" * 2, "two elements of a Set are one element in Python"),
+        # Map{{} => 1}: an object key
+        ("d9cb01d90103a1a001", "a dict is unhashable"),
+        # Set{new Map()}
+        ("d9cb01d9010281d90103a0", "a dict is unhashable"),
+    ],
+)
+def test_map_keys_and_set_elements_python_cannot_hold_apart_fail_the_message(hex_bytes, text):
+    # JavaScript tells these keys apart; a dict or set would silently keep one of them
+    ch = MessageChannel()
+    post_hex(ch.port1, hex_bytes)
+    with pytest.raises(MessageError) as caught:
+        ch.port2.recv(timeout=1)
+    assert text in str(caught.value)
+    ch.port1.post_message("next")
+    assert ch.port2.recv(timeout=1) == "next"
+
+
+# What a message from another language may hold that Python cannot rebuild; each is a
+# MessageError naming it (see python/README.md, "Values from other languages").
+REBUILD_LIMITS = (
+    "a dict is unhashable",
+    "outside datetime's range",
+    "an invalid Date (NaN) has no datetime",
+    "a reference cycle through a value Python builds only after its contents",
+    "a reference cycle through a set element or a Map key",
+    "two keys of a Map are one key in Python",
+    "two elements of a Set are one element in Python",
+)
+
+
+def test_random_messages_from_node_arrive_or_fail_for_a_stated_reason():
+    # tests/vectors/random.txt: messages the Node face made from random values (every
+    # value kind, shared references, cycles)
+    ch = MessageChannel()
+    lines = (VECTORS / "random.txt").read_text().split()
+    arrived = 0
+    for hex_bytes in lines:
+        post_hex(ch.port1, hex_bytes)
+        try:
+            ch.port2.recv(timeout=1)
+            arrived += 1
+        except MessageError as e:
+            assert "cannot be rebuilt as Python objects" in str(e), str(e)
+            assert any(limit in str(e) for limit in REBUILD_LIMITS), str(e)
+    assert len(lines) >= 500 and arrived >= len(lines) // 2
+
+
 def test_mutation_after_post_has_no_effect():
     ch = MessageChannel()
     v = {"a": [1]}
