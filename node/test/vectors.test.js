@@ -215,3 +215,67 @@ test('hostile input: truncations and bit flips of every vector never crash the d
     }
   }
 });
+
+// tests/vectors/mutated.txt (core/tests/wire_vectors.rs): damaged messages, a line each,
+// with what the core makes of them: `ok` (it encodes them back to the same bytes), `ok
+// <hex>` (to these bytes), or the kind of its decode error. This decoder accepts what the
+// core accepts and reads it as the same value, and refuses what the core refuses, except
+// where docs/wire-format.md says a JavaScript decoder differs. The kinds of two refusals
+// may differ: a damaged message often has several faults, and decoders meet them in
+// different orders (docs/wire-format.md, 7).
+const JS_ONLY_REFUSALS = [
+  // a RegExp whose pattern or flags JavaScript rejects (3.6)
+  { kind: 'Malformed', marker: 'd9cb13' },
+  // a typed array at a byte offset its element size does not divide, or a length-tracking
+  // view whose length its buffer does not give (3.4)
+  { kind: 'BadView', marker: 'd9cb16' },
+  // a Float16Array, where this Node has none
+  ...(typeof Float16Array === 'undefined' ? [{ kind: 'BadTag', marker: 'd854' }] : []),
+];
+const JS_ONLY_ACCEPTANCES = [
+  // a UTF-16 string (lone surrogates) as a key or an error's text (3.7)
+  { kind: 'Malformed', marker: 'd9cb14' },
+  // a sparse array (3.9)
+  { kind: 'BadTag', marker: 'd9cb1b' },
+];
+const documented = (list, kind, hex) => list.some((d) => d.kind === kind && hex.includes(d.marker));
+
+/** What this decoder makes of `hex`: ['ok', its re-encoding] or [the error kind]. */
+function readHere(hex) {
+  const bytes = hexBytes(hex);
+  let value;
+  try {
+    value = decoder.decode(bytes, 0, bytes.length, [], []);
+  } catch (e) {
+    assert.ok(e instanceof DecodeError, `${hex}: ${e.stack}`);
+    return [e.kind];
+  }
+  const n = encoder.encode(value, null, null);
+  return ['ok', Buffer.from(encoder.buf.subarray(0, n)).toString('hex')];
+}
+
+test('damaged messages are accepted, read and refused as the core does', () => {
+  const lines = fs.readFileSync(path.join(dir, 'mutated.txt'), 'utf8').trim().split('\n');
+  assert.ok(lines.length >= 1000);
+  let accepted = 0;
+  // twice: the second pass meets shapes and keys the decoder has learnt (its fast paths)
+  for (const pass of [1, 2]) {
+    for (const [i, line] of lines.entries()) {
+      const [hex, core, coreBytes = hex] = line.split(' ');
+      const where = `mutated.txt line ${i + 1}, pass ${pass}`;
+      const [kind, again] = readHere(hex);
+      if (core === 'ok') {
+        if (kind !== 'ok') {
+          assert.ok(documented(JS_ONLY_REFUSALS, kind, hex), `${where}: the core accepts it, this decoder says ${kind}`);
+          continue;
+        }
+        // the same value: what the core reads re-encodes here as what this decoder reads
+        assert.strictEqual(again, readHere(coreBytes)[1], `${where}: read as another value`);
+        accepted++;
+      } else if (kind === 'ok') {
+        assert.ok(documented(JS_ONLY_ACCEPTANCES, core, hex), `${where}: the core says ${core}, this decoder accepts it`);
+      }
+    }
+  }
+  assert.ok(accepted >= 100, `${accepted} accepted`);
+});

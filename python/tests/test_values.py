@@ -192,6 +192,34 @@ def test_random_messages_from_node_arrive_or_fail_for_a_stated_reason():
     assert len(lines) >= 500 and arrived >= len(lines) // 2
 
 
+def test_damaged_messages_are_refused_as_the_core_refuses_them():
+    # tests/vectors/mutated.txt (core/tests/wire_vectors.rs): damaged messages, a line
+    # each, with what the core makes of them: "ok ..." or the kind of its decode error.
+    # This face reads them with the core's reader, so it refuses the same ones with the
+    # same kind (unless a value it cannot build comes first); what the core accepts
+    # arrives, or fails for a stated reason.
+    texts = {v["error"]: v["text"] for v in invalid_vectors()}
+    ch = MessageChannel()
+    lines = (VECTORS / "mutated.txt").read_text().splitlines()
+    assert len(lines) >= 1000
+    for i, line in enumerate(lines, 1):
+        hex_bytes, core = line.split(" ")[:2]
+        post_hex(ch.port1, hex_bytes)
+        try:
+            ch.port2.recv(timeout=1)
+            got = "ok"
+        except MessageError as e:
+            got = str(e)
+        rebuild_limit = any(limit in got for limit in REBUILD_LIMITS)
+        if core == "ok":
+            assert got == "ok" or rebuild_limit, f"line {i}: {got}"
+        elif "cannot be decoded" in got:
+            assert texts[core] in got, f"line {i}: {core}, {got}"
+        else:
+            # Python builds values as it reads, and met one it cannot build first
+            assert rebuild_limit, f"line {i}: {core}, {got}"
+
+
 def test_mutation_after_post_has_no_effect():
     ch = MessageChannel()
     v = {"a": [1]}
