@@ -45,6 +45,7 @@ impl PyBuffer {
     }
 }
 
+pub const PYBUF_WRITABLE: c_int = 0x0001;
 pub const PYBUF_FORMAT: c_int = 0x0004;
 pub const PYBUF_ND: c_int = 0x0008;
 pub const PYBUF_STRIDES: c_int = 0x0010 | PYBUF_ND;

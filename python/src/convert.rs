@@ -18,6 +18,7 @@ use pyo3::types::{
 use crate::buffer;
 use crate::capi::{self, PyBuffer};
 use crate::errors;
+use crate::halffloats;
 use crate::port::MessagePort;
 
 /// Python objects of channel_messaging/_values.py that the converters use.
@@ -607,7 +608,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
             return with_bytes(py, obj, |b| w.bytes(b))?.map_err(ce);
         }
         if obj.is_instance(self.h.memoryview.bind(py))? {
-            return self.write_memoryview(w, obj);
+            return self.write_view(w, obj, "memoryview");
         }
         if obj.is_instance(self.h.datetime.bind(py))? {
             let ms: f64 = self.h.dt_to_ms.bind(py).call1((obj,))?.extract()?;
@@ -650,12 +651,35 @@ impl<'a, 'py> Encoder<'a, 'py> {
             }
             return Ok(());
         }
+        // An integer of another kind (a NumPy integer scalar): what operator.index() gives.
+        // SAFETY: a valid object, the GIL is held; a new reference or null with an error.
+        let index = unsafe { ffi::PyNumber_Index(obj.as_ptr()) };
+        if index.is_null() {
+            drop(PyErr::fetch(py)); // not an integer: no __index__
+        } else {
+            // SAFETY: the new reference just returned.
+            let index = unsafe { Bound::from_owned_ptr(py, index) };
+            return self.write_int(w, &index);
+        }
+        // Any other object that exports a buffer (PEP 3118: a NumPy array, an array.array,
+        // a ctypes array) travels as its memoryview would: a typed array, copied.
+        match self.h.memoryview.bind(py).call1((obj,)) {
+            Ok(view) => return self.write_view(w, &view, &type_name(obj)),
+            Err(e) if !e.is_instance_of::<PyTypeError>(py) => {
+                return Err(errors::data_clone(
+                    py,
+                    format!("this {} cannot be cloned: {e}", type_name(obj)),
+                ));
+            }
+            Err(_) => {}
+        }
         Err(errors::data_clone(
             py,
             format!(
                 "an object of type {} cannot be cloned (supported: None, bool, int, float, str, \
                  bytes, bytearray, memoryview, Buffer, list, tuple, dict, set, frozenset, \
-                 datetime, exceptions, RegExp, UNDEFINED, and transferred MessagePorts)",
+                 datetime, exceptions, RegExp, UNDEFINED, transferred MessagePorts, and \
+                 objects with the buffer protocol)",
                 type_name(obj)
             ),
         ))
@@ -769,7 +793,14 @@ impl<'a, 'py> Encoder<'a, 'py> {
         Ok(())
     }
 
-    fn write_memoryview(&mut self, w: &mut Writer<'_>, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+    /// Writes the 1-D buffer that `obj` (a memoryview, or an object of type `what` that
+    /// exports a buffer) exports, as a typed array of its element format.
+    fn write_view(
+        &mut self,
+        w: &mut Writer<'_>,
+        obj: &Bound<'py, PyAny>,
+        what: &str,
+    ) -> PyResult<()> {
         let py = self.py;
         let mut view = PyBuffer::zeroed();
         // SAFETY: released below; the GIL is held throughout.
@@ -783,7 +814,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
                 let e = PyErr::fetch(py);
                 return Err(errors::data_clone(
                     py,
-                    format!("this memoryview cannot be cloned: {e}"),
+                    format!("this {what} cannot be cloned: {e}"),
                 ));
             }
             let format = if view.format.is_null() {
@@ -804,13 +835,29 @@ impl<'a, 'py> Encoder<'a, 'py> {
                 if ndim > 1 {
                     return Err(errors::data_clone(
                         py,
-                        "a multi-dimensional memoryview cannot be cloned (cast it to 1-D first)",
+                        format!(
+                            "this {what} cannot be cloned: it has {ndim} dimensions (make it \
+                             1-D first)"
+                        ),
+                    ));
+                }
+                if ndim == 0 && what != "memoryview" {
+                    // a NumPy scalar, say: a one-element typed array would surprise
+                    return Err(errors::data_clone(
+                        py,
+                        format!(
+                            "this {what} cannot be cloned: it is a scalar (convert it with \
+                             int(), float() or bool() first)"
+                        ),
                     ));
                 }
                 let kind = view_kind_of(&format, itemsize).ok_or_else(|| {
                     errors::data_clone(
                         py,
-                        format!("a memoryview of format {format:?} cannot be cloned"),
+                        format!(
+                            "this {what} cannot be cloned: no typed array has its element \
+                             format {format:?}"
+                        ),
                     )
                 })?;
                 w.view(kind, 0, bytes.len() as u64 / itemsize)
@@ -839,6 +886,30 @@ fn view_kind_of(format: &str, itemsize: u64) -> Option<ViewKind> {
         ("d", 8) => ViewKind::Float64,
         _ => return None,
     })
+}
+
+/// The typed array or DataView `kind` over `length` elements at `byte_offset` in `buf` (a
+/// received buffer): a memoryview of the element format, sharing `buf`'s memory (format
+/// "e" for a Float16Array, which memoryview cannot cast to: see halffloats.rs).
+fn typed_view<'py>(
+    h: &Helpers,
+    buf: &Bound<'py, PyAny>,
+    kind: ViewKind,
+    byte_offset: u64,
+    length: u64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = buf.py();
+    let start = byte_offset as usize;
+    if kind == ViewKind::Float16 {
+        return halffloats::memoryview(buf, start, length as usize);
+    }
+    let end = start + length as usize * kind.element_size();
+    let slice = pyo3::types::PySlice::new(py, start as isize, end as isize, 1);
+    let v = h.memoryview.bind(py).call1((buf,))?.get_item(slice)?;
+    match view_format(kind) {
+        "B" => Ok(v),
+        fmt => v.call_method1("cast", (fmt,)),
+    }
 }
 
 fn view_format(kind: ViewKind) -> &'static str {
@@ -1441,16 +1512,7 @@ impl<'py> Decoder<'_, 'py> {
             } => {
                 let buf = self.read_next(r)?;
                 self.install_now(&buf)?;
-                let mv = self.h.memoryview.bind(py).call1((buf,))?;
-                let start = byte_offset as usize;
-                let end = start + length as usize * kind.element_size();
-                let slice = pyo3::types::PySlice::new(py, start as isize, end as isize, 1);
-                let mut v = mv.get_item(slice)?;
-                let fmt = view_format(kind);
-                if fmt != "B" {
-                    v = v.call_method1("cast", (fmt,))?;
-                }
-                v
+                typed_view(self.h, &buf, kind, byte_offset, length)?
             }
             Event::Boxed => self.read_next(r)?,
             Event::Shareable(id) => {
@@ -1562,16 +1624,7 @@ impl<'py> ValueConv<'_, 'py> {
             Value::Buffer(b) => buffer::new_buffer(py, b.into_vec())?,
             Value::View(view) => {
                 let buf = self.conv(*view.buffer, None)?;
-                let mv = self.h.memoryview.bind(py).call1((buf,))?;
-                let start = view.byte_offset as usize;
-                let end = start + view.length as usize * view.kind.element_size();
-                let slice = pyo3::types::PySlice::new(py, start as isize, end as isize, 1);
-                let mut v = mv.get_item(slice)?;
-                let fmt = view_format(view.kind);
-                if fmt != "B" {
-                    v = v.call_method1("cast", (fmt,))?;
-                }
-                v
+                typed_view(self.h, &buf, view.kind, view.byte_offset, view.length)?
             }
             Value::Array(items) => {
                 let l = PyList::empty(py);

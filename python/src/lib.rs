@@ -12,6 +12,7 @@ mod dispatch;
 mod errors;
 mod events;
 mod fast;
+mod halffloats;
 mod handoff;
 mod port;
 

@@ -69,6 +69,53 @@ def test_memoryview_arrives_as_typed_view():
     assert roundtrip(memoryview(b"xyz")).tobytes() == b"xyz"
 
 
+def test_objects_with_the_buffer_protocol_arrive_as_typed_views():
+    # an array.array, a ctypes array (and so a NumPy array): what memoryview(obj) gives
+    import array
+    import ctypes
+
+    got = roundtrip(array.array("h", [1, -2, 3]))
+    assert isinstance(got, memoryview) and got.format == "h" and got.tolist() == [1, -2, 3]
+    got = roundtrip({"xs": (ctypes.c_double * 2)(0.5, 4.0)})["xs"]
+    assert got.format == "d" and got.tolist() == [0.5, 4.0]
+    with pytest.raises(DataCloneError, match="c_int_Array_2_Array_3 cannot be cloned: it has 2"):
+        roundtrip(((ctypes.c_int * 2) * 3)())
+    # a scalar with the buffer protocol is not a one-element array
+    with pytest.raises(DataCloneError, match="c_float cannot be cloned: it is a scalar"):
+        roundtrip(ctypes.c_float(1.5))
+    with pytest.raises(DataCloneError, match="no typed array has its element format"):
+        roundtrip(memoryview(bytes(8)).cast("P"))
+
+
+def test_a_float16_array_arrives_as_a_memoryview_of_format_e():
+    # memoryview reads half-precision floats but cannot cast to them: the view arrives
+    # with format "e" all the same (numpy.asarray(view) is a float16 array), over the
+    # received buffer's memory, and goes back as a Float16Array
+    import struct
+
+    ch = MessageChannel()
+    # [Float16Array [1, -2] over a 6-byte buffer, a Uint8Array over the same buffer]
+    sent = "d9cb0182d9cb16830202d854d81c46ffff003c00c0d9cb16830006d840d81d00"
+    post_hex(ch.port1, sent)
+    half, whole = ch.port2.recv(timeout=1)
+    assert half.format == "e" and half.itemsize == 2 and len(half) == 2 and half.nbytes == 4
+    assert struct.unpack("<2e", half.cast("B")) == (1.0, -2.0)
+    whole[2:4] = struct.pack("<e", 0.5)
+    assert struct.unpack("<2e", half.cast("B")) == (0.5, -2.0)
+    data, _ = _native._encode(half)
+    assert data.hex() == "d9cb01d9cb16830002d854440038" + "00c0"
+
+
+def test_integers_of_other_types_arrive_as_int():
+    # an integer type that is not int (a NumPy integer scalar): operator.index()
+    class Count:
+        def __index__(self):
+            return 2**70
+
+    assert roundtrip([Count()]) == [2**70]
+    assert type(roundtrip(Count())) is int
+
+
 def test_datetime_is_utc():
     aware = datetime.datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=datetime.timezone.utc)
     assert roundtrip(aware) == aware
@@ -163,7 +210,7 @@ def test_map_keys_and_set_elements_python_cannot_hold_apart_fail_the_message(hex
 
 
 # What a message from another language may hold that Python cannot rebuild; each is a
-# MessageError naming it (see python/README.md, "Values from other languages").
+# MessageError naming it (see python/README.md, "Receiving from other languages").
 REBUILD_LIMITS = (
     "a dict is unhashable",
     "outside datetime's range",
