@@ -66,15 +66,32 @@ function dataCloneError(message) {
 
 /** How V8's DataCloneError messages name a value: `#<Promise>`, `[object Generator]`, `Symbol(x)`, a function's source. */
 function describe(v) {
+  if (types.isProxy(v)) return describeProxy(v);
   if (typeof v === 'object' && v !== null) {
-    if (types.isProxy(v)) return '#<Object>';
     if (types.isSymbolObject(v) || types.isGeneratorObject(v)) return Object.prototype.toString.call(v);
     return `#<${constructorName(v)}>`;
   }
+  // (a function's source, as V8 gives it, whatever its own toString says)
+  if (typeof v === 'function') return Function.prototype.toString.call(v);
   try {
     return typeof v === 'symbol' ? v.toString() : String(v);
   } catch {
     return Object.prototype.toString.call(v);
+  }
+}
+
+/**
+ * A Proxy as V8 names it, as far as that can be told without running the handler's
+ * traps. V8 names the innermost target (an array's "[object Array]", a function's source,
+ * "#<Map>"...), which JavaScript cannot reach without them: an array and a function are
+ * told apart, anything else is "#<Object>".
+ */
+function describeProxy(v) {
+  if (typeof v === 'function') return Function.prototype.toString.call(v); // (trap-free)
+  try {
+    return Array.isArray(v) ? '[object Array]' : '#<Object>';
+  } catch {
+    return '#<Object>'; // a revoked Proxy
   }
 }
 
@@ -468,14 +485,14 @@ class Encoder {
   }
 
   object(v) {
+    // first: anything else would run a Proxy's traps (V8 refuses a Proxy untouched)
+    if (types.isProxy(v)) throw dataCloneError(`${describeProxy(v)} could not be cloned.`);
     const proto = Object.getPrototypeOf(v);
     if (proto === Object.prototype || proto === null) {
-      if (types.isProxy(v)) throw dataCloneError('#<Object> could not be cloned.');
       this.plain(v);
       return;
     }
     if (Array.isArray(v)) {
-      if (types.isProxy(v)) throw dataCloneError('#<Array> could not be cloned.');
       this.array(v);
       return;
     }
@@ -641,7 +658,7 @@ class Encoder {
       throw dataCloneError('A MessagePort in the message is not in the transfer list (ports must be transferred)');
     }
     if (
-      types.isProxy(v) || types.isPromise(v) || types.isWeakMap(v) || types.isWeakSet(v) ||
+      types.isPromise(v) || types.isWeakMap(v) || types.isWeakSet(v) ||
       types.isExternal(v) || types.isModuleNamespaceObject(v) ||
       v instanceof WeakRef || types.isGeneratorObject(v) || isPlatformObject(v)
     ) {

@@ -174,6 +174,8 @@ test('g3_messages_name_the_value_as_v8_does', () => {
     [Promise.resolve(), '#<Promise> could not be cloned.'],
     [new WeakMap(), '#<WeakMap> could not be cloned.'],
     [new Proxy({}, {}), '#<Object> could not be cloned.'],
+    [new Proxy([], {}), '[object Array] could not be cloned.'],
+    [Object.assign(() => {}, { toString: () => 'not this' }), '() => {} could not be cloned.'],
     [Object(Symbol('s')), '[object Symbol] could not be cloned.'],
     [(function* gen() {})(), '[object Generator] could not be cloned.'],
     [Symbol('s'), 'Symbol(s) could not be cloned.'],
@@ -181,6 +183,25 @@ test('g3_messages_name_the_value_as_v8_does', () => {
   for (const [value, message] of cases) {
     assert.throws(() => roundTrip(value), { name: 'DataCloneError', message });
   }
+});
+
+test('g3_a_proxy_is_refused_without_running_its_traps', () => {
+  // as V8 does: whatever its handler would do, a Proxy is a DataCloneError
+  const calls = [];
+  const handler = {};
+  for (const trap of ['get', 'has', 'ownKeys', 'getPrototypeOf', 'getOwnPropertyDescriptor', 'apply']) {
+    handler[trap] = () => {
+      calls.push(trap);
+      throw new Error(`the ${trap} trap ran`);
+    };
+  }
+  const { proxy: revoked, revoke } = Proxy.revocable({}, {});
+  revoke();
+  for (const v of [new Proxy({}, handler), new Proxy([], handler), { nested: [new Proxy(new Map(), handler)] },
+    new Proxy(() => {}, handler), revoked]) {
+    assert.throws(() => roundTrip(v), { name: 'DataCloneError', code: 25 });
+  }
+  assert.deepStrictEqual(calls, []);
 });
 
 test('g2_only_native_errors_clone_as_errors', () => {
