@@ -58,6 +58,55 @@ const VIEW_TAGS = new Map([
 ]);
 if (typeof globalThis.Float16Array === 'function') VIEW_TAGS.set(globalThis.Float16Array, 84);
 const TAG_VIEWS = new Map([...VIEW_TAGS].map(([ctor, tag]) => [tag, ctor]));
+
+// Intrinsics, taken once. Reading a value's internal state through them is what V8's
+// serializer does, whatever the value's own properties or a patched prototype say (a
+// Map's own Symbol.iterator, a Date's own getTime, a typed array's own length).
+const uncurry = (f) => Function.prototype.call.bind(f);
+const getterOf = (proto, key) => uncurry(Object.getOwnPropertyDescriptor(proto, key).get);
+const TypedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype);
+const typedArrayName = getterOf(TypedArrayPrototype, Symbol.toStringTag);
+const typedArrayBuffer = getterOf(TypedArrayPrototype, 'buffer');
+const typedArrayByteOffset = getterOf(TypedArrayPrototype, 'byteOffset');
+const typedArrayLength = getterOf(TypedArrayPrototype, 'length');
+const dataViewBuffer = getterOf(DataView.prototype, 'buffer');
+const dataViewByteOffset = getterOf(DataView.prototype, 'byteOffset');
+const dataViewByteLength = getterOf(DataView.prototype, 'byteLength');
+const dateGetTime = uncurry(Date.prototype.getTime);
+const regExpSource = getterOf(RegExp.prototype, 'source');
+// each flag's own getter, in the order of RegExp.prototype.flags
+const REGEXP_FLAGS = [
+  ['hasIndices', 'd'], ['global', 'g'], ['ignoreCase', 'i'], ['multiline', 'm'], ['dotAll', 's'],
+  ['unicode', 'u'], ['unicodeSets', 'v'], ['sticky', 'y'],
+].filter(([key]) => Object.getOwnPropertyDescriptor(RegExp.prototype, key) !== undefined)
+  .map(([key, flag]) => [getterOf(RegExp.prototype, key), flag]);
+const mapEntries = uncurry(Map.prototype.entries);
+const mapIteratorNext = uncurry(Object.getPrototypeOf(new Map().entries()).next);
+const mapSet = uncurry(Map.prototype.set);
+const setValues = uncurry(Set.prototype.values);
+const setIteratorNext = uncurry(Object.getPrototypeOf(new Set().values()).next);
+const setAdd = uncurry(Set.prototype.add);
+const numberValueOf = uncurry(Number.prototype.valueOf);
+const stringValueOf = uncurry(String.prototype.valueOf);
+const booleanValueOf = uncurry(Boolean.prototype.valueOf);
+const bigIntValueOf = uncurry(BigInt.prototype.valueOf);
+// typed array name -> RFC 8746 tag
+const VIEW_TAGS_BY_NAME = new Map([...VIEW_TAGS].map(([ctor, tag]) => [ctor.name, tag]));
+
+/** A RegExp's flags, as RegExp.prototype.flags gives them from its internal state. */
+function regExpFlags(r) {
+  let flags = '';
+  for (const [get, flag] of REGEXP_FLAGS) if (get(r)) flags += flag;
+  return flags;
+}
+
+/** A boxed primitive's value (not a Symbol: those are refused before). */
+function boxedValue(v) {
+  if (types.isNumberObject(v)) return numberValueOf(v);
+  if (types.isStringObject(v)) return stringValueOf(v);
+  if (types.isBooleanObject(v)) return booleanValueOf(v);
+  return bigIntValueOf(v);
+}
 const VIEW_NAMES = new Map([...VIEW_TAGS].map(([ctor]) => [ctor.name, ctor]));
 
 function dataCloneError(message) {
@@ -605,22 +654,24 @@ class Encoder {
     }
     if (types.isDate(v)) {
       if (this.track(v)) return;
-      this.date(v.getTime());
+      this.date(dateGetTime(v));
       return;
     }
     if (types.isRegExp(v)) {
       if (this.track(v)) return;
       this.head(6, T_REGEXP);
       this.head(4, 2);
-      this.text(v.source);
-      this.text(v.flags);
+      this.text(regExpSource(v));
+      this.text(regExpFlags(v));
       return;
     }
     if (types.isMap(v)) {
       if (this.track(v)) return;
       this.enter();
       this.head(6, T_MAP);
-      const entries = [...v];
+      const entries = [];
+      const it = mapEntries(v);
+      for (let r = mapIteratorNext(it); !r.done; r = mapIteratorNext(it)) entries.push(r.value);
       this.head(5, entries.length);
       for (const [k, val] of entries) {
         this.value(k);
@@ -633,7 +684,9 @@ class Encoder {
       if (this.track(v)) return;
       this.enter();
       this.head(6, T_SET);
-      const items = [...v];
+      const items = [];
+      const it = setValues(v);
+      for (let r = setIteratorNext(it); !r.done; r = setIteratorNext(it)) items.push(r.value);
       this.head(4, items.length);
       for (const item of items) this.value(item);
       this.depth--;
@@ -650,7 +703,7 @@ class Encoder {
       if (this.track(v)) return;
       this.enter();
       this.head(6, T_BOXED);
-      this.value(v.valueOf());
+      this.value(boxedValue(v));
       this.depth--;
       return;
     }
@@ -732,25 +785,30 @@ class Encoder {
     this.enter();
     let tag = 0;
     let length;
-    const ab = v.buffer;
+    let ab;
+    let byteOffset;
     if (types.isDataView(v)) {
+      ab = dataViewBuffer(v);
       try {
-        length = v.byteLength; // (throws when out of bounds or detached)
+        length = dataViewByteLength(v); // (throws when out of bounds or detached)
       } catch {
         throw dataCloneError(outOfBounds(v));
       }
+      byteOffset = dataViewByteOffset(v);
     } else {
-      tag = VIEW_TAGS.get(v.constructor) ?? viewTagOf(v);
+      ab = typedArrayBuffer(v);
+      tag = VIEW_TAGS_BY_NAME.get(typedArrayName(v));
       if (tag === undefined) throw dataCloneError(`${describe(v)} could not be cloned.`);
       if (ab.resizable === true && isOutOfBounds(v)) throw dataCloneError(outOfBounds(v));
-      length = v.length;
+      length = typedArrayLength(v);
+      byteOffset = typedArrayByteOffset(v);
     }
-    if ((ab.resizable === true || ab.growable === true) && isLengthTracking(v)) {
+    if ((ab.resizable === true || ab.growable === true) && isLengthTracking(v, ab)) {
       this.head(6, T_LENGTH_TRACKING);
     }
     this.head(6, T_VIEW);
     this.head(4, 3);
-    this.head(0, v.byteOffset);
+    this.head(0, byteOffset);
     this.head(0, length);
     if (tag !== 0) this.head(6, tag);
     if (!this.track(ab)) this.buffer(ab);
@@ -877,12 +935,12 @@ class ViewProbe extends v8.Serializer {
  * writes after the view (`V`, its type, then offset, length and flags as varints, bit 0
  * of the flags: tracking). A layout other than that one (another V8) says: fixed.
  */
-function isLengthTracking(v) {
+function isLengthTracking(v, ab) {
   let b;
   try {
     const s = new ViewProbe();
     s.writeHeader();
-    if (!types.isSharedArrayBuffer(v.buffer)) s.transferArrayBuffer(0, v.buffer);
+    if (!types.isSharedArrayBuffer(ab)) s.transferArrayBuffer(0, ab);
     s.writeValue(v);
     b = s.releaseBuffer();
   } catch {
@@ -908,11 +966,6 @@ function isLengthTracking(v) {
     flags = value;
   }
   return pos === b.length && (flags & 1) === 1;
-}
-
-function viewTagOf(v) {
-  for (const [ctor, tag] of VIEW_TAGS) if (v instanceof ctor) return tag;
-  return undefined;
 }
 
 /**
@@ -1330,7 +1383,7 @@ class Decoder {
         const n = this.count(this.arg, 1);
         this.enter();
         const set = this.share(new Set());
-        for (let i = 0; i < n; i++) set.add(this.item());
+        for (let i = 0; i < n; i++) setAdd(set, this.item());
         this.depth--;
         return set;
       }
@@ -1342,7 +1395,7 @@ class Decoder {
         const map = this.share(new Map());
         for (let i = 0; i < n; i++) {
           const k = this.item();
-          map.set(k, this.item());
+          mapSet(map, k, this.item());
         }
         this.depth--;
         return map;
