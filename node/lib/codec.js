@@ -73,6 +73,9 @@ const dataViewBuffer = getterOf(DataView.prototype, 'buffer');
 const dataViewByteOffset = getterOf(DataView.prototype, 'byteOffset');
 const dataViewByteLength = getterOf(DataView.prototype, 'byteLength');
 const dateGetTime = uncurry(Date.prototype.getTime);
+const arrayBufferResizable = getterOf(ArrayBuffer.prototype, 'resizable');
+const arrayBufferMaxByteLength = getterOf(ArrayBuffer.prototype, 'maxByteLength');
+const sharedArrayBufferGrowable = getterOf(SharedArrayBuffer.prototype, 'growable');
 const regExpSource = getterOf(RegExp.prototype, 'source');
 // each flag's own getter, in the order of RegExp.prototype.flags
 const REGEXP_FLAGS = [
@@ -92,6 +95,11 @@ const booleanValueOf = uncurry(Boolean.prototype.valueOf);
 const bigIntValueOf = uncurry(BigInt.prototype.valueOf);
 // typed array name -> RFC 8746 tag
 const VIEW_TAGS_BY_NAME = new Map([...VIEW_TAGS].map(([ctor, tag]) => [ctor.name, tag]));
+
+/** Whether an ArrayBuffer is resizable, or a SharedArrayBuffer growable. */
+function resizable(ab) {
+  return types.isSharedArrayBuffer(ab) ? sharedArrayBufferGrowable(ab) : arrayBufferResizable(ab);
+}
 
 /** A RegExp's flags, as RegExp.prototype.flags gives them from its internal state. */
 function regExpFlags(r) {
@@ -722,11 +730,11 @@ class Encoder {
   }
 
   arrayBuffer(ab) {
-    if (ab.resizable) {
+    if (arrayBufferResizable(ab)) {
       // [max_byte_length, the bytes as any other buffer's]
       this.head(6, T_RESIZABLE);
       this.head(4, 2);
-      this.head(0, ab.maxByteLength);
+      this.head(0, arrayBufferMaxByteLength(ab));
     }
     if (this.transferBuffers !== null && this.transferBuffers.has(ab)) {
       let view;
@@ -799,11 +807,11 @@ class Encoder {
       ab = typedArrayBuffer(v);
       tag = VIEW_TAGS_BY_NAME.get(typedArrayName(v));
       if (tag === undefined) throw dataCloneError(`${describe(v)} could not be cloned.`);
-      if (ab.resizable === true && isOutOfBounds(v)) throw dataCloneError(outOfBounds(v));
+      if (resizable(ab) && isOutOfBounds(v)) throw dataCloneError(outOfBounds(v));
       length = typedArrayLength(v);
       byteOffset = typedArrayByteOffset(v);
     }
-    if ((ab.resizable === true || ab.growable === true) && isLengthTracking(v, ab)) {
+    if (resizable(ab) && isLengthTracking(v, ab)) {
       this.head(6, T_LENGTH_TRACKING);
     }
     this.head(6, T_VIEW);
@@ -840,7 +848,9 @@ class Encoder {
     const message = md !== undefined && 'value' in md ? String(md.value) : undefined;
     const st = e.stack;
     const stack = typeof st === 'string' ? st : undefined;
-    const hasCause = Object.prototype.hasOwnProperty.call(e, 'cause');
+    // (as V8: a cause is an own data property; an accessor is not read)
+    const cd = Object.getOwnPropertyDescriptor(e, 'cause');
+    const hasCause = cd !== undefined && 'value' in cd;
     if (hasCause) this.enter();
     this.head(6, T_ERROR);
     this.head(5, 1 + (message !== undefined) + (stack !== undefined) + hasCause);
@@ -856,7 +866,7 @@ class Encoder {
     }
     if (hasCause) {
       this.text('cause');
-      this.value(e.cause);
+      this.value(cd.value);
       this.depth--;
     }
   }
