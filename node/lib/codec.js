@@ -1722,11 +1722,9 @@ class Decoder {
 function makeError(name, message, stack) {
   const Ctor = ERROR_CTORS[name] ?? Error;
   const err = message === undefined ? new Ctor() : new Ctor(message);
-  if (stack !== undefined) {
-    Object.defineProperty(err, 'stack', { value: stack, writable: true, enumerable: false, configurable: true });
-  } else {
-    delete err.stack; // the message carried none: do not invent one at the receiver
-  }
+  // the message's stack, or (as V8 gives it) an own `stack` that is undefined: none is
+  // invented at the receiver
+  Object.defineProperty(err, 'stack', { value: stack, writable: true, enumerable: false, configurable: true });
   return err;
 }
 
