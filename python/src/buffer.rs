@@ -38,48 +38,28 @@ static PUBLIC_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 pub fn base_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
     BASE_TYPE
         .get_or_try_init(py, || {
-            let mut slots = [
-                ffi::PyType_Slot {
-                    slot: ffi::Py_tp_new,
-                    pfunc: buffer_new as *mut c_void,
-                },
-                ffi::PyType_Slot {
-                    slot: ffi::Py_tp_dealloc,
-                    pfunc: buffer_dealloc as *mut c_void,
-                },
-                ffi::PyType_Slot {
-                    slot: ffi::Py_sq_length,
-                    pfunc: buffer_len as *mut c_void,
-                },
-                ffi::PyType_Slot {
-                    slot: capi::PY_BF_GETBUFFER,
-                    pfunc: buffer_getbuffer as *mut c_void,
-                },
-                ffi::PyType_Slot {
-                    slot: capi::PY_BF_RELEASEBUFFER,
-                    pfunc: buffer_releasebuffer as *mut c_void,
-                },
-                ffi::PyType_Slot {
-                    slot: ffi::Py_tp_doc,
-                    pfunc: c"Native storage of channel_messaging.Buffer.".as_ptr() as *mut c_void,
-                },
-                ffi::PyType_Slot {
-                    slot: 0,
-                    pfunc: ptr::null_mut(),
-                },
-            ];
-            let mut spec = ffi::PyType_Spec {
-                name: c"channel_messaging._native._BufferBase".as_ptr(),
-                basicsize: std::mem::size_of::<RawBuffer>() as c_int,
-                itemsize: 0,
-                flags: (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_BASETYPE) as _,
-                slots: slots.as_mut_ptr(),
-            };
-            // SAFETY: the spec and slots are valid for the call; CPython copies them.
-            let ty = unsafe { ffi::PyType_FromSpec(&mut spec) };
-            // SAFETY: a new reference or NULL with an exception set.
-            let ty = unsafe { Bound::from_owned_ptr_or_err(py, ty)? };
-            Ok(ty.cast_into::<PyType>()?.unbind())
+            capi::new_type(
+                py,
+                c"channel_messaging._native._BufferBase",
+                std::mem::size_of::<RawBuffer>(),
+                ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_BASETYPE,
+                &[
+                    capi::slot(ffi::Py_tp_new, buffer_new as *const c_void),
+                    capi::slot(ffi::Py_tp_dealloc, buffer_dealloc as *const c_void),
+                    capi::slot(ffi::Py_sq_length, buffer_len as *const c_void),
+                    capi::slot(capi::PY_BF_GETBUFFER, buffer_getbuffer as *const c_void),
+                    capi::slot(
+                        capi::PY_BF_RELEASEBUFFER,
+                        buffer_releasebuffer as *const c_void,
+                    ),
+                    capi::slot(
+                        ffi::Py_tp_doc,
+                        c"Native storage of channel_messaging.Buffer."
+                            .as_ptr()
+                            .cast(),
+                    ),
+                ],
+            )
         })
         .map(|t| t.bind(py))
 }
@@ -326,13 +306,7 @@ unsafe extern "C" fn buffer_dealloc(obj: *mut ffi::PyObject) {
         // The block goes back to the pool (which frees it when it is small, huge, or
         // the pool is full).
         pool::give(ptr::addr_of_mut!((*r).data).read());
-        let ty = ffi::Py_TYPE(obj);
-        let free = ffi::PyType_GetSlot(ty, ffi::Py_tp_free);
-        if !free.is_null() {
-            let free: ffi::freefunc = std::mem::transmute(free);
-            free(obj as *mut c_void);
-        }
-        ffi::Py_DECREF(ty as *mut ffi::PyObject);
+        capi::free_instance(obj);
     }
 }
 

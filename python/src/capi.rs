@@ -7,9 +7,12 @@
 //! wheel for 3.9+ while giving `Buffer` a real buffer protocol and `str` a copy-free
 //! UTF-8 view.
 
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{CStr, c_char, c_int, c_ulong, c_void};
+use std::ptr;
 
-use pyo3::ffi::{Py_ssize_t, PyObject};
+use pyo3::ffi::{self, Py_ssize_t, PyObject};
+use pyo3::prelude::*;
+use pyo3::types::PyType;
 
 /// CPython's `Py_buffer` (Include/pybuffer.h, unchanged since 3.3).
 #[repr(C)]
@@ -74,4 +77,57 @@ unsafe extern "C" {
 pub fn gil_held() -> bool {
     // SAFETY: callable from any thread at any time.
     unsafe { PyGILState_Check() == 1 }
+}
+
+/// A type slot: `(slot number, function or pointer)`.
+pub fn slot(slot: c_int, pfunc: *const c_void) -> ffi::PyType_Slot {
+    ffi::PyType_Slot {
+        slot,
+        pfunc: pfunc as *mut c_void,
+    }
+}
+
+/// A heap type made with `PyType_FromSpec`, from its name, the size of its instances,
+/// its flags and its slots (the ending zero slot is added here).
+pub fn new_type(
+    py: Python<'_>,
+    name: &CStr,
+    basicsize: usize,
+    flags: c_ulong,
+    slots: &[ffi::PyType_Slot],
+) -> PyResult<Py<PyType>> {
+    let mut slots = slots.to_vec();
+    slots.push(slot(0, ptr::null()));
+    let mut spec = ffi::PyType_Spec {
+        name: name.as_ptr(),
+        basicsize: basicsize as c_int,
+        itemsize: 0,
+        flags: flags as _,
+        slots: slots.as_mut_ptr(),
+    };
+    // SAFETY: the spec and slots are valid for the call; CPython copies them.
+    let ty = unsafe { ffi::PyType_FromSpec(&mut spec) };
+    // SAFETY: a new reference or NULL with an exception set.
+    let ty = unsafe { Bound::from_owned_ptr_or_err(py, ty)? };
+    Ok(ty.cast_into::<PyType>()?.unbind())
+}
+
+/// The end of a `tp_dealloc` of a type from [`new_type`]: frees the instance with the
+/// type's `tp_free` and releases the type (which every instance holds).
+///
+/// # Safety
+///
+/// `obj` is an instance being destroyed whose own state was already dropped; it is not
+/// used afterwards.
+pub unsafe fn free_instance(obj: *mut PyObject) {
+    // SAFETY: per the contract, with the GIL held (tp_dealloc runs with it).
+    unsafe {
+        let ty = ffi::Py_TYPE(obj);
+        let free = ffi::PyType_GetSlot(ty, ffi::Py_tp_free);
+        if !free.is_null() {
+            let free: ffi::freefunc = std::mem::transmute(free);
+            free(obj as *mut c_void);
+        }
+        ffi::Py_DECREF(ty as *mut PyObject);
+    }
 }

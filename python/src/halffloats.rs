@@ -39,37 +39,22 @@ const ITEM: ffi::Py_ssize_t = 2;
 
 fn half_floats_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
     TYPE.get_or_try_init(py, || {
-        let mut slots = [
-            ffi::PyType_Slot {
-                slot: ffi::Py_tp_dealloc,
-                pfunc: dealloc as *mut c_void,
-            },
-            ffi::PyType_Slot {
-                slot: capi::PY_BF_GETBUFFER,
-                pfunc: getbuffer as *mut c_void,
-            },
-            ffi::PyType_Slot {
-                slot: ffi::Py_tp_doc,
-                pfunc: c"Half-precision floats over part of a buffer (format 'e').".as_ptr()
-                    as *mut c_void,
-            },
-            ffi::PyType_Slot {
-                slot: 0,
-                pfunc: ptr::null_mut(),
-            },
-        ];
-        let mut spec = ffi::PyType_Spec {
-            name: c"channel_messaging._native._HalfFloats".as_ptr(),
-            basicsize: std::mem::size_of::<RawHalfFloats>() as c_int,
-            itemsize: 0,
-            flags: ffi::Py_TPFLAGS_DEFAULT as _,
-            slots: slots.as_mut_ptr(),
-        };
-        // SAFETY: the spec and slots are valid for the call; CPython copies them.
-        let ty = unsafe { ffi::PyType_FromSpec(&mut spec) };
-        // SAFETY: a new reference or NULL with an exception set.
-        let ty = unsafe { Bound::from_owned_ptr_or_err(py, ty)? };
-        Ok(ty.cast_into::<PyType>()?.unbind())
+        capi::new_type(
+            py,
+            c"channel_messaging._native._HalfFloats",
+            std::mem::size_of::<RawHalfFloats>(),
+            ffi::Py_TPFLAGS_DEFAULT,
+            &[
+                capi::slot(ffi::Py_tp_dealloc, dealloc as *const c_void),
+                capi::slot(capi::PY_BF_GETBUFFER, getbuffer as *const c_void),
+                capi::slot(
+                    ffi::Py_tp_doc,
+                    c"Half-precision floats over part of a buffer (format 'e')."
+                        .as_ptr()
+                        .cast(),
+                ),
+            ],
+        )
     })
     .map(|t| t.bind(py))
 }
@@ -175,12 +160,6 @@ unsafe extern "C" fn dealloc(obj: *mut ffi::PyObject) {
     unsafe {
         let r = obj as *mut RawHalfFloats;
         capi::PyBuffer_Release(ptr::addr_of_mut!((*r).source));
-        let ty = ffi::Py_TYPE(obj);
-        let free = ffi::PyType_GetSlot(ty, ffi::Py_tp_free);
-        if !free.is_null() {
-            let free: ffi::freefunc = std::mem::transmute(free);
-            free(obj as *mut c_void);
-        }
-        ffi::Py_DECREF(ty as *mut ffi::PyObject);
+        capi::free_instance(obj);
     }
 }
