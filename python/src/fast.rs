@@ -182,7 +182,7 @@ pub fn install_all(py: Python<'_>) -> PyResult<()> {
     install(
         &ty,
         c"post_message",
-        c"post_message($self, /, message, transfer=None)\n--\n\nPosts `message` to the partner, transferring the ports and Buffers in `transfer`.\n\nGIL handoff: when another thread is blocked in recv() with at least the handoff threshold\n(4 MiB by default, see set_handoff_threshold) queued on its port, this call releases the GIL\nuntil that thread has it, so that it reads its messages while they are in the caches.",
+        c"post_message($self, /, message, transfer=None)\n--\n\nPosts `message` to the partner, transferring the ports and Buffers in `transfer`.\n\n`message` may hold None, bool, int (any size), float, str, bytes-like objects\n(bytes, bytearray, Buffer), memoryviews and other objects with the buffer protocol\n(NumPy arrays: as typed arrays), list, tuple, dict, set, frozenset, datetime,\nexceptions, RegExp, UNDEFINED and the ports listed in `transfer`; shared references\nand cycles are kept. Anything else raises DataCloneError, and nothing is sent.\n\nGIL handoff: when another thread is blocked in recv() with at least the handoff threshold\n(4 MiB by default, see set_handoff_threshold) queued on its port, this call releases the GIL\nuntil that thread has it, so that it reads its messages while they are in the caches.",
         fastcall::<PostDef>,
     )?;
     install(

@@ -261,11 +261,7 @@ fn unreachable_port() -> ! {
 #[pymethods]
 impl MessagePort {
     /// Posts `message` to the partner, transferring the ports and Buffers in `transfer`.
-    ///
-    /// GIL handoff: when another thread is blocked in recv() with at least the handoff
-    /// threshold (4 MiB by default, see set_handoff_threshold) queued on its port, this
-    /// call releases the GIL until that thread has it, so that it reads its messages
-    /// while they are in the caches.
+    /// (Python calls fast.rs's fastcall version, whose docstring is the one users see.)
     #[pyo3(signature = (message, transfer = None))]
     fn post_message(
         &self,
