@@ -168,11 +168,18 @@ pub fn restore_buffers(taken: Vec<(Bound<'_, PyAny>, CoreBuffer)>) {
     }
 }
 
+/// The name of `obj`'s type, with its module unless it is a builtin (`deque` is
+/// `collections.deque`, and NumPy's `bool` is `numpy.bool`, not Python's).
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type()
+    let ty = obj.get_type();
+    let name = ty
         .qualname()
         .map(|n| n.to_string())
-        .unwrap_or_else(|_| "?".into())
+        .unwrap_or_else(|_| "?".into());
+    match ty.module().and_then(|m| m.extract::<String>()) {
+        Ok(module) if module != "builtins" => format!("{module}.{name}"),
+        _ => name,
+    }
 }
 
 /// A CBOR head in its shortest form.

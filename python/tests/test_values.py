@@ -81,7 +81,7 @@ def test_objects_with_the_buffer_protocol_arrive_as_typed_views():
     with pytest.raises(DataCloneError, match="c_int_Array_2_Array_3 cannot be cloned: it has 2"):
         roundtrip(((ctypes.c_int * 2) * 3)())
     # a scalar with the buffer protocol is not a one-element array
-    with pytest.raises(DataCloneError, match="c_float cannot be cloned: it is a scalar"):
+    with pytest.raises(DataCloneError, match="ctypes.c_float cannot be cloned: it is a scalar"):
         roundtrip(ctypes.c_float(1.5))
     with pytest.raises(DataCloneError, match="no typed array has its element format"):
         roundtrip(memoryview(bytes(8)).cast("P"))
