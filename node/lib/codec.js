@@ -58,6 +58,7 @@ const VIEW_TAGS = new Map([
 ]);
 if (typeof globalThis.Float16Array === 'function') VIEW_TAGS.set(globalThis.Float16Array, 84);
 const TAG_VIEWS = new Map([...VIEW_TAGS].map(([ctor, tag]) => [tag, ctor]));
+const VIEW_NAMES = new Map([...VIEW_TAGS].map(([ctor]) => [ctor.name, ctor]));
 
 // Intrinsics, taken once. Reading a value's internal state through them is what V8's
 // serializer does, whatever the value's own properties or a patched prototype say (a
@@ -69,6 +70,7 @@ const typedArrayName = getterOf(TypedArrayPrototype, Symbol.toStringTag);
 const typedArrayBuffer = getterOf(TypedArrayPrototype, 'buffer');
 const typedArrayByteOffset = getterOf(TypedArrayPrototype, 'byteOffset');
 const typedArrayLength = getterOf(TypedArrayPrototype, 'length');
+const typedArrayAt = uncurry(TypedArrayPrototype.at);
 const dataViewBuffer = getterOf(DataView.prototype, 'buffer');
 const dataViewByteOffset = getterOf(DataView.prototype, 'byteOffset');
 const dataViewByteLength = getterOf(DataView.prototype, 'byteLength');
@@ -93,8 +95,6 @@ const numberValueOf = uncurry(Number.prototype.valueOf);
 const stringValueOf = uncurry(String.prototype.valueOf);
 const booleanValueOf = uncurry(Boolean.prototype.valueOf);
 const bigIntValueOf = uncurry(BigInt.prototype.valueOf);
-// typed array name -> RFC 8746 tag
-const VIEW_TAGS_BY_NAME = new Map([...VIEW_TAGS].map(([ctor, tag]) => [ctor.name, tag]));
 
 /** Whether an ArrayBuffer is resizable, or a SharedArrayBuffer growable. */
 function resizable(ab) {
@@ -115,7 +115,6 @@ function boxedValue(v) {
   if (types.isBooleanObject(v)) return booleanValueOf(v);
   return bigIntValueOf(v);
 }
-const VIEW_NAMES = new Map([...VIEW_TAGS].map(([ctor]) => [ctor.name, ctor]));
 
 function dataCloneError(message) {
   return new DOMException(message, 'DataCloneError');
@@ -805,7 +804,7 @@ class Encoder {
       byteOffset = dataViewByteOffset(v);
     } else {
       ab = typedArrayBuffer(v);
-      tag = VIEW_TAGS_BY_NAME.get(typedArrayName(v));
+      tag = VIEW_TAGS.get(VIEW_NAMES.get(typedArrayName(v)));
       if (tag === undefined) throw dataCloneError(`${describe(v)} could not be cloned.`);
       if (resizable(ab) && isOutOfBounds(v)) throw dataCloneError(outOfBounds(v));
       length = typedArrayLength(v);
@@ -877,9 +876,6 @@ Encoder.portClass = null;
 /** Whether SharedArrayBuffers can be posted (shared) in this process (set by index.js). */
 Encoder.sharedMemory = false;
 
-// (taken at load: what a program does to the prototypes later does not change them)
-const typedArrayAt = Object.getPrototypeOf(Uint8Array.prototype).at;
-
 /** Copies src[from..to) to dst at `at` (a loop for short runs: no view is made). */
 function copyBytes(dst, at, src, from, to) {
   if (to - from > 64) {
@@ -921,7 +917,7 @@ function outOfBounds(v) {
 /** Whether typed array `v` (over a resizable ArrayBuffer) is out of its buffer's bounds. */
 function isOutOfBounds(v) {
   try {
-    Reflect.apply(typedArrayAt, v, [0]); // (validates the typed array first)
+    typedArrayAt(v, 0); // (validates the typed array first)
     return false;
   } catch {
     return true;
