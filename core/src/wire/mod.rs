@@ -328,21 +328,38 @@ const MAX_RESERVE: usize = 1024;
 /// Reads one complete value from `r` as a [`Value`] (the reader's depth limit bounds
 /// this recursion).
 pub fn read_value(r: &mut Reader<'_>) -> Result<Value, DecodeError> {
-    match r.fast_value() {
-        Some(FastValue::Value(v)) => Ok(v),
-        Some(FastValue::Array(n)) => {
-            let mut items = Vec::with_capacity(n.min(MAX_RESERVE));
-            for _ in 0..n {
-                items.push(read_value(r)?);
-            }
-            Ok(Value::Array(items))
-        }
-        Some(FastValue::Object(n)) => read_object(r, n),
+    read_item(r)
+}
+
+/// [`read_value`], inlined where containers read their items: a scalar's [`Value`] is
+/// then built in place, in the container's own storage, rather than returned through
+/// a `Result` and moved (the moves showed in profiles as store-forwarding stalls).
+#[inline(always)]
+fn read_item(r: &mut Reader<'_>) -> Result<Value, DecodeError> {
+    Ok(match r.fast_value() {
+        Some(FastValue::Int(i)) => Value::Int(i),
+        Some(FastValue::Str(s)) => Value::String(s.to_owned()),
+        Some(FastValue::Float(f)) => Value::Float(f),
+        Some(FastValue::Bool(b)) => Value::Bool(b),
+        Some(FastValue::Null) => Value::Null,
+        Some(FastValue::Undefined) => Value::Undefined,
+        Some(FastValue::Bytes(b)) => Value::Buffer(Buffer::copy_from_slice(b)),
+        Some(FastValue::Array(n)) => read_array(r, n)?,
+        Some(FastValue::Object(n)) => read_object(r, n)?,
         None => {
             let ev = r.next()?;
-            read_value_from(r, ev)
+            read_value_from(r, ev)?
         }
+    })
+}
+
+/// The `n` items of an array whose head has been read.
+fn read_array(r: &mut Reader<'_>, n: usize) -> Result<Value, DecodeError> {
+    let mut items = Vec::with_capacity(n.min(MAX_RESERVE));
+    for _ in 0..n {
+        items.push(read_item(r)?);
     }
+    Ok(Value::Array(items))
 }
 
 /// The `n` entries of an object whose head has been read.
@@ -356,7 +373,7 @@ fn read_object(r: &mut Reader<'_>, n: usize) -> Result<Value, DecodeError> {
                 _ => unreachable_key(r)?,
             },
         };
-        entries.push((key, read_value(r)?));
+        entries.push((key, read_item(r)?));
     }
     Ok(Value::Object(entries))
 }
@@ -378,13 +395,7 @@ fn read_value_from(r: &mut Reader<'_>, ev: Event<'_>) -> Result<Value, DecodeErr
         Event::Str(s) => Value::String(s.to_owned()),
         Event::Utf16(u) => Value::Utf16(u.to_vec()),
         Event::Buffer(b) => Value::Buffer(b.to_buffer()),
-        Event::ArrayStart(n) => {
-            let mut items = Vec::with_capacity(n.min(MAX_RESERVE));
-            for _ in 0..n {
-                items.push(read_value(r)?);
-            }
-            Value::Array(items)
-        }
+        Event::ArrayStart(n) => read_array(r, n)?,
         Event::Hole => Value::Hole,
         Event::ObjectStart(n) => read_object(r, n)?,
         Event::Key(_) => return unreachable_key(r),

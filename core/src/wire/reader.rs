@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use super::MAX_DEPTH;
 use super::cbor::{self, Stack, tag};
 use super::error::{DecodeError, DecodeErrorKind as K};
-use crate::{Buffer, ErrorName, Value, ViewKind};
+use crate::{Buffer, ErrorName, ViewKind};
 
 /// The bytes of an `ArrayBuffer` as the reader found them.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -156,11 +156,24 @@ pub enum Event<'a> {
     Port(u32),
 }
 
-/// What [`Reader::fast_value`] read.
+/// What [`Reader::fast_value`] read: scalars as they stand in the input (the caller
+/// builds its [`Value`] once, where it keeps it), containers as their counts.
 #[derive(Debug)]
-pub(crate) enum FastValue {
-    /// A complete scalar value.
-    Value(Value),
+pub(crate) enum FastValue<'a> {
+    /// `undefined`.
+    Undefined,
+    /// `null`.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// An integer that fits `i64`.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A valid text string.
+    Str(&'a str),
+    /// An inline byte string (a buffer).
+    Bytes(&'a [u8]),
     /// An array of this many elements was opened.
     Array(usize),
     /// An object of this many entries was opened.
@@ -735,28 +748,26 @@ impl<'a> Reader<'a> {
     /// its [`Value`], an array or object as its count (opened; its items follow).
     /// `None`, with nothing consumed, for anything else (tags, errors, keys, ...).
     #[inline]
-    pub(crate) fn fast_value(&mut self) -> Option<FastValue> {
+    pub(crate) fn fast_value(&mut self) -> Option<FastValue<'a>> {
         if !self.plain_value_due() {
             return None;
         }
         let (major, arg, n) = self.peek_head()?;
         let v = match major {
-            cbor::MAJOR_UINT if arg <= i64::MAX as u64 => Value::Int(arg as i64),
-            cbor::MAJOR_NINT if arg <= i64::MAX as u64 => Value::Int(-1 - arg as i64),
+            cbor::MAJOR_UINT if arg <= i64::MAX as u64 => FastValue::Int(arg as i64),
+            cbor::MAJOR_NINT if arg <= i64::MAX as u64 => FastValue::Int(-1 - arg as i64),
             cbor::MAJOR_TEXT => {
                 let bytes = self.peek_text_bytes(n, arg)?;
                 let s = std::str::from_utf8(bytes).ok()?;
                 self.pos += n + bytes.len();
                 self.complete();
-                return Some(FastValue::Value(Value::String(s.to_owned())));
+                return Some(FastValue::Str(s));
             }
             cbor::MAJOR_BYTES => {
                 let bytes = self.peek_text_bytes(n, arg)?;
                 self.pos += n + bytes.len();
                 self.complete();
-                return Some(FastValue::Value(Value::Buffer(Buffer::copy_from_slice(
-                    bytes,
-                ))));
+                return Some(FastValue::Bytes(bytes));
             }
             cbor::MAJOR_ARRAY | cbor::MAJOR_MAP => {
                 let count = self.open_peeked_container(major, arg, n)?;
@@ -767,20 +778,20 @@ impl<'a> Reader<'a> {
                 });
             }
             7 => match self.input[self.pos] {
-                cbor::FALSE => Value::Bool(false),
-                cbor::TRUE => Value::Bool(true),
-                cbor::NULL => Value::Null,
-                cbor::UNDEFINED => Value::Undefined,
-                0xf9 => Value::Float(cbor::f16_to_f64(arg as u16)),
-                0xfa => Value::Float(cbor::f32_to_f64(arg as u32)),
-                0xfb => Value::Float(f64::from_bits(arg)),
+                cbor::FALSE => FastValue::Bool(false),
+                cbor::TRUE => FastValue::Bool(true),
+                cbor::NULL => FastValue::Null,
+                cbor::UNDEFINED => FastValue::Undefined,
+                0xf9 => FastValue::Float(cbor::f16_to_f64(arg as u16)),
+                0xfa => FastValue::Float(cbor::f32_to_f64(arg as u32)),
+                0xfb => FastValue::Float(f64::from_bits(arg)),
                 _ => return None,
             },
             _ => return None,
         };
         self.pos += n;
         self.complete();
-        Some(FastValue::Value(v))
+        Some(v)
     }
 
     /// Fast path: when `null` or `undefined` stands in a plain value position, reads
