@@ -24,6 +24,15 @@
 //!   whole; [`take_zeroed`] clears the `n` bytes it returns, [`take_filled`] fills them
 //!   and [`take_copy`] overwrites them.
 //! - Most recently freed blocks are reused first (warmest in the caches).
+//! - A thread with nothing better to do can clear freed blocks ahead of need with
+//!   [`scrub`]: a blocked receive does it while its queue is empty. A cleared block is
+//!   kept apart and serves [`take_zeroed`] without a clearing pass; the other takers,
+//!   which overwrite what they take, use uncleared blocks first.
+//!
+//! Why scrub: clearing a 64 KiB block that another thread last wrote costs a few
+//! microseconds on the taker's thread, often the busiest one (a producer allocating a
+//! zeroed buffer per message); a receiver waiting for that producer's next message has
+//! the time, on another core.
 //!
 //! Nothing here calls back into user code; the one lock is held for a push or a pop.
 //!
@@ -35,8 +44,14 @@
 //! let again = pool::take_filled(64 * 1024, 7);
 //! assert!(again.iter().all(|&b| b == 7));
 //! assert!(pool::stats().hits >= 1);
+//!
+//! pool::give(again);                          // 7s: not cleared yet
+//! pool::scrub(|| false);                      // cleared now, off the taker's path
+//! let zeros = pool::take_zeroed(64 * 1024);   // no clearing pass here
+//! assert!(zeros.iter().all(|&b| b == 0));
 //! ```
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// The smallest pooled capacity (16 KiB).
@@ -45,6 +60,9 @@ pub const MIN_BLOCK: usize = 16 << 10;
 pub const MAX_BLOCK: usize = 16 << 20;
 /// The default bound of the pool, in bytes.
 pub const DEFAULT_LIMIT: usize = 16 << 20;
+/// The largest capacity [`scrub`] clears (256 KiB, some microseconds of work): a
+/// scrubbing receiver notices a new message at most one such clearing late.
+pub const MAX_SCRUB_BLOCK: usize = 256 << 10;
 
 const MIN_SHIFT: u32 = MIN_BLOCK.trailing_zeros();
 const MAX_SHIFT: u32 = MAX_BLOCK.trailing_zeros();
@@ -78,22 +96,45 @@ pub fn pooled_size(n: usize) -> bool {
 }
 
 struct Pool {
+    /// Freed blocks, as they were given back.
     classes: [Vec<Vec<u8>>; CLASSES],
-    /// Sum of the capacities of the blocks held.
+    /// Cleared blocks: every byte of the capacity is 0, and the length is the capacity.
+    zeroed: [Vec<Vec<u8>>; CLASSES],
+    /// Sum of the capacities of the blocks held (both kinds).
     bytes: usize,
     blocks: usize,
+    /// How many of `blocks` are cleared.
+    zeroed_blocks: usize,
     limit: usize,
     hits: u64,
     misses: u64,
+    scrubbed: u64,
 }
+
+/// The classes `scrub` clears: `0..SCRUB_CLASSES`.
+const SCRUB_CLASSES: usize = {
+    let mut c = 0;
+    while c < CLASSES && class_size(c) <= MAX_SCRUB_BLOCK {
+        c += 1;
+    }
+    c
+};
+
+/// Uncleared blocks of a capacity `scrub` clears (`<= MAX_SCRUB_BLOCK`): changed only
+/// with the lock held, read without it so that a [`scrub`] with nothing to do costs one
+/// load (a blocked receive calls it on every wait).
+static SCRUBBABLE: AtomicUsize = AtomicUsize::new(0);
 
 static POOL: Mutex<Pool> = Mutex::new(Pool {
     classes: [const { Vec::new() }; CLASSES],
+    zeroed: [const { Vec::new() }; CLASSES],
     bytes: 0,
     blocks: 0,
+    zeroed_blocks: 0,
     limit: DEFAULT_LIMIT,
     hits: 0,
     misses: 0,
+    scrubbed: 0,
 });
 
 fn pool() -> MutexGuard<'static, Pool> {
@@ -102,15 +143,30 @@ fn pool() -> MutexGuard<'static, Pool> {
     POOL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Which kind of block a taker wants first.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Prefer {
+    /// A cleared block (the taker needs zeros).
+    Zeroed,
+    /// An uncleared one (the taker overwrites it), keeping cleared ones for those who
+    /// need them.
+    Uncleared,
+}
+
 impl Pool {
-    fn pop(&mut self, n: usize) -> Option<Vec<u8>> {
+    /// A block for `n` bytes, and whether it is a cleared one.
+    fn pop(&mut self, n: usize, prefer: Prefer) -> Option<(Vec<u8>, bool)> {
         let c = ceil_class(n);
-        match self.classes[c].pop() {
-            Some(v) => {
+        let taken = match prefer {
+            Prefer::Zeroed => self.pop_zeroed(c).or_else(|| self.pop_uncleared(c)),
+            Prefer::Uncleared => self.pop_uncleared(c).or_else(|| self.pop_zeroed(c)),
+        };
+        match taken {
+            Some((v, zeroed)) => {
                 self.bytes -= v.capacity();
                 self.blocks -= 1;
                 self.hits += 1;
-                Some(v)
+                Some((v, zeroed))
             }
             None => {
                 self.misses += 1;
@@ -119,10 +175,57 @@ impl Pool {
         }
     }
 
-    fn clear(&mut self) -> Vec<Vec<u8>> {
-        self.bytes = 0;
-        self.blocks = 0;
-        self.classes.iter_mut().flat_map(std::mem::take).collect()
+    fn pop_zeroed(&mut self, c: usize) -> Option<(Vec<u8>, bool)> {
+        let v = self.zeroed[c].pop()?;
+        self.zeroed_blocks -= 1;
+        Some((v, true))
+    }
+
+    fn pop_uncleared(&mut self, c: usize) -> Option<(Vec<u8>, bool)> {
+        let v = self.classes[c].pop()?;
+        if c < SCRUB_CLASSES {
+            SCRUBBABLE.fetch_sub(1, Ordering::Relaxed);
+        }
+        Some((v, false))
+    }
+
+    /// Keeps `v` in class `c` (uncleared or cleared) if the bound allows; gives it
+    /// back otherwise.
+    fn push(&mut self, c: usize, v: Vec<u8>, zeroed: bool) -> Option<Vec<u8>> {
+        let cap = v.capacity();
+        if self.bytes + cap > self.limit {
+            return Some(v);
+        }
+        self.bytes += cap;
+        self.blocks += 1;
+        if zeroed {
+            self.zeroed_blocks += 1;
+            self.zeroed[c].push(v);
+        } else {
+            if c < SCRUB_CLASSES {
+                SCRUBBABLE.fetch_add(1, Ordering::Relaxed);
+            }
+            self.classes[c].push(v);
+        }
+        None
+    }
+
+    /// Frees the largest blocks until the pool holds at most `limit` bytes; returns them.
+    fn shrink_to(&mut self, limit: usize) -> Vec<Vec<u8>> {
+        let mut freed = Vec::new();
+        let mut c = CLASSES;
+        while self.bytes > limit && c > 0 {
+            c -= 1;
+            while self.bytes > limit {
+                let Some((v, _)) = self.pop_uncleared(c).or_else(|| self.pop_zeroed(c)) else {
+                    break;
+                };
+                self.bytes -= v.capacity();
+                self.blocks -= 1;
+                freed.push(v);
+            }
+        }
+        freed
     }
 }
 
@@ -140,19 +243,31 @@ fn fresh_empty(n: usize) -> Vec<u8> {
     Vec::with_capacity(class_size(ceil_class(n)))
 }
 
-/// Pops a block for `n` bytes (`n` pooled) unless the pool is off or has none.
-fn reuse(n: usize) -> Option<Vec<u8>> {
+/// Pops a block for `n` bytes (`n` pooled) unless the pool is off or has none; with
+/// whether it is a cleared one.
+fn reuse_block(n: usize, prefer: Prefer) -> Option<(Vec<u8>, bool)> {
     let mut p = pool();
-    if p.limit == 0 { None } else { p.pop(n) }
+    if p.limit == 0 { None } else { p.pop(n, prefer) }
 }
 
-/// `n` zero bytes, in a pooled block when one is free.
+/// Pops a block for `n` bytes that its taker overwrites (uncleared ones first).
+fn reuse(n: usize) -> Option<Vec<u8>> {
+    reuse_block(n, Prefer::Uncleared).map(|(v, _)| v)
+}
+
+/// `n` zero bytes, in a pooled block when one is free (a block cleared by [`scrub`]
+/// needs no clearing here).
 pub fn take_zeroed(n: usize) -> Vec<u8> {
     if !pooled_size(n) {
         return vec![0u8; n];
     }
-    match reuse(n) {
-        Some(mut v) => {
+    match reuse_block(n, Prefer::Zeroed) {
+        Some((mut v, true)) => {
+            // all `capacity` bytes are zero and initialized
+            v.truncate(n);
+            v
+        }
+        Some((mut v, false)) => {
             v.clear();
             v.resize(n, 0);
             v
@@ -214,15 +329,48 @@ pub fn give(v: Vec<u8>) {
     if !pooled_size(cap) {
         return;
     }
-    let mut p = pool();
-    if p.bytes + cap > p.limit {
-        drop(p);
-        drop(v);
-        return;
+    let refused = pool().push(floor_class(cap), v, false);
+    // freed outside the lock
+    drop(refused);
+}
+
+/// Clears freed blocks ahead of need, one at a time, until `stop()` says so (it is asked
+/// before each block) or none is left to clear: a thread that is waiting anyway (a
+/// blocked receive, while its queue is empty) does the clearing that [`take_zeroed`]
+/// would otherwise do on its caller's thread. Only blocks of up to [`MAX_SCRUB_BLOCK`]
+/// bytes are cleared, so `stop` is asked at least every few microseconds. Returns how
+/// many blocks were cleared.
+///
+/// The lock is held only to take a block and to put it back; the clearing runs without
+/// it. A block that no longer fits the bound when it comes back is freed.
+pub fn scrub(mut stop: impl FnMut() -> bool) -> usize {
+    let mut cleared = 0;
+    loop {
+        if SCRUBBABLE.load(Ordering::Relaxed) == 0 || stop() {
+            return cleared;
+        }
+        let (c, mut v) = {
+            let mut p = pool();
+            let Some(c) = (0..SCRUB_CLASSES).find(|&c| !p.classes[c].is_empty()) else {
+                return cleared;
+            };
+            let Some((v, _)) = p.pop_uncleared(c) else {
+                return cleared;
+            };
+            p.bytes -= v.capacity();
+            p.blocks -= 1;
+            (c, v)
+        };
+        v.clear();
+        v.resize(v.capacity(), 0);
+        cleared += 1;
+        let refused = {
+            let mut p = pool();
+            p.scrubbed += 1;
+            p.push(c, v, true)
+        };
+        drop(refused);
     }
-    p.bytes += cap;
-    p.blocks += 1;
-    p.classes[floor_class(cap)].push(v);
 }
 
 /// Gives back the memory of `buffer` when this is its only handle (and it was made from
@@ -246,6 +394,10 @@ pub struct Stats {
     pub hits: u64,
     /// Requests of a pooled size that found no block (fresh memory), since the start.
     pub misses: u64,
+    /// How many of the blocks held are already cleared ([`scrub`]).
+    pub zeroed_blocks: usize,
+    /// Blocks cleared by [`scrub`], since the start.
+    pub scrubbed: u64,
 }
 
 /// The pool's bound, contents and counters.
@@ -257,6 +409,8 @@ pub fn stats() -> Stats {
         blocks: p.blocks,
         hits: p.hits,
         misses: p.misses,
+        zeroed_blocks: p.zeroed_blocks,
+        scrubbed: p.scrubbed,
     }
 }
 
@@ -266,18 +420,7 @@ pub fn set_limit(limit: usize) {
     let freed = {
         let mut p = pool();
         p.limit = limit;
-        let mut freed = Vec::new();
-        let mut c = CLASSES;
-        while p.bytes > limit && c > 0 {
-            c -= 1;
-            while p.bytes > limit {
-                let Some(v) = p.classes[c].pop() else { break };
-                p.bytes -= v.capacity();
-                p.blocks -= 1;
-                freed.push(v);
-            }
-        }
-        freed
+        p.shrink_to(limit)
     };
     // Freed outside the lock.
     drop(freed);
@@ -285,7 +428,7 @@ pub fn set_limit(limit: usize) {
 
 /// Frees every pooled block.
 pub fn clear() {
-    let freed = pool().clear();
+    let freed = pool().shrink_to(0);
     drop(freed);
 }
 

@@ -43,8 +43,10 @@ class _BufferPoolStats(TypedDict):
     limit: int
     bytes: int
     blocks: int
+    zeroed_blocks: int
     hits: int
     misses: int
+    scrubbed: int
     min_block: int
     max_block: int
 

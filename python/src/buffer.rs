@@ -191,9 +191,11 @@ pub fn _buffer_address(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
 }
 
 /// The state of the process-wide pool of freed Buffer blocks, as a dict: ``limit``
-/// (the bound, in bytes), ``bytes`` and ``blocks`` (what it holds now), ``hits`` and
-/// ``misses`` (``Buffer(n)`` and received copies served from the pool, or not, since
-/// the process started), and ``min_block`` / ``max_block`` (the capacities it keeps).
+/// (the bound, in bytes), ``bytes`` and ``blocks`` (what it holds now), ``zeroed_blocks``
+/// (how many of those are already cleared), ``hits`` and ``misses`` (``Buffer(n)`` and
+/// received copies served from the pool, or not, since the process started),
+/// ``scrubbed`` (blocks cleared ahead of need by waiting threads, since the start), and
+/// ``min_block`` / ``max_block`` (the capacities it keeps).
 #[pyfunction]
 pub fn buffer_pool_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let s = pool::stats();
@@ -201,8 +203,10 @@ pub fn buffer_pool_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("limit", s.limit)?;
     d.set_item("bytes", s.bytes)?;
     d.set_item("blocks", s.blocks)?;
+    d.set_item("zeroed_blocks", s.zeroed_blocks)?;
     d.set_item("hits", s.hits)?;
     d.set_item("misses", s.misses)?;
+    d.set_item("scrubbed", s.scrubbed)?;
     d.set_item("min_block", pool::MIN_BLOCK)?;
     d.set_item("max_block", pool::MAX_BLOCK)?;
     Ok(d)

@@ -20,7 +20,8 @@
 //!   the credit and looks for a registered receiver whose queue holds at least
 //!   `threshold` bytes. If there is one, the poster releases the GIL and waits, without
 //!   it, until that receiver has taken the GIL (it unregisters) or 50 ms have passed.
-//!   Then, for up to 300 µs, it polls (still without the GIL, yielding the CPU) for a
+//!   Then, for up to 300 µs, it polls (still without the GIL, clearing the blocks the
+//!   receiver frees meanwhile with `pool::scrub`, else yielding the CPU) for a
 //!   registered receiver to release the GIL again, which the receiver does when its
 //!   queue is drained and it blocks; only then does it ask for the GIL back (CPython's
 //!   `take_gil` sleeps on a condition variable, and waking from it costs tens of µs on
@@ -187,10 +188,15 @@ fn handoff(py: Python<'_>, threshold: usize) {
         }
         // The receiver drains its queue with the GIL and releases it when it blocks
         // again; poll for that briefly, so as to take the GIL at once.
+        // Meanwhile, clear the blocks the receiver frees (pool::scrub), so that the
+        // zeroed Buffers this thread allocates next need no clearing pass.
         let seen = RELEASES.load(Ordering::Acquire);
         let until = Instant::now() + SPIN;
-        while RELEASES.load(Ordering::Acquire) == seen && Instant::now() < until {
-            thread::yield_now();
+        let waiting = || RELEASES.load(Ordering::Acquire) == seen && Instant::now() < until;
+        while waiting() {
+            if channel_messaging::pool::scrub(|| !waiting()) == 0 {
+                thread::yield_now();
+            }
         }
     });
 }

@@ -31,6 +31,7 @@ def test_defaults_and_stats_shape():
     assert s["bytes"] == 0 and s["blocks"] == 0
     assert s["min_block"] == 16 << 10 and s["max_block"] == 16 << 20
     assert isinstance(s["hits"], int) and isinstance(s["misses"], int)
+    assert s["zeroed_blocks"] == 0 and isinstance(s["scrubbed"], int)
 
 
 def test_freed_block_is_reused_and_zeroed():
@@ -68,6 +69,26 @@ def test_copy_into_a_reused_block_overwrites_it():
     copy = Buffer(data)
     assert copy.address == address
     assert bytes(copy) == data
+
+
+def test_a_waiting_receiver_clears_freed_blocks_ahead_of_need():
+    buf = Buffer(SIZE)
+    fill(buf, 0xAB)
+    address = buf.address
+    del buf
+    before = cm.buffer_pool_stats()
+    assert before["blocks"] == 1 and before["zeroed_blocks"] == 0
+    ch = MessageChannel()
+    with pytest.raises(cm.Empty):
+        ch.port2.recv(timeout=0.05)  # waits on an empty queue: time to clear the block
+    after = cm.buffer_pool_stats()
+    assert after["blocks"] == 1 and after["zeroed_blocks"] == 1
+    assert after["scrubbed"] == before["scrubbed"] + 1
+    again = Buffer(SIZE)
+    assert again.address == address
+    assert bytes(again) == bytes(SIZE)
+    assert cm.buffer_pool_stats()["zeroed_blocks"] == 0
+    ch.port1.close()
 
 
 def test_small_and_huge_blocks_are_not_pooled():
@@ -170,3 +191,40 @@ def test_recycled_buffers_across_threads_never_leak_old_bytes():
     t.join()
     assert errors == []
     assert cm.buffer_pool_stats()["bytes"] <= cm.buffer_pool_stats()["limit"]
+
+
+def test_blocks_cleared_during_handoffs_are_all_zero():
+    # A low handoff threshold makes the producer hand the GIL over every few messages;
+    # while it waits it clears the blocks the receiver frees (and the receiver clears
+    # them while its queue is empty). Every Buffer(n) must still read as zeros.
+    threshold = cm.handoff_stats()["threshold"]
+    cm.set_handoff_threshold(4 * SIZE)
+    ch = MessageChannel()
+    n = 2000
+    errors = []
+    scrubbed = cm.buffer_pool_stats()["scrubbed"]
+
+    def receiver():
+        for i in range(n):
+            b = ch.port2.recv(timeout=10)
+            with memoryview(b) as m:
+                if int.from_bytes(m[:8], "little") != i:
+                    errors.append(i)
+                m[:] = b"\x5a" * len(m)
+
+    t = threading.Thread(target=receiver)
+    t.start()
+    try:
+        zero = bytes(SIZE)
+        for i in range(n):
+            buf = Buffer(SIZE)
+            with memoryview(buf) as m:
+                if m != zero:
+                    errors.append(-i)
+                m[:8] = i.to_bytes(8, "little")
+            ch.port1.post_message(buf, [buf])
+        t.join()
+    finally:
+        cm.set_handoff_threshold(threshold)
+    assert errors == []
+    assert cm.buffer_pool_stats()["scrubbed"] > scrubbed

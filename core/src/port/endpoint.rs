@@ -233,6 +233,9 @@ impl Endpoint {
             #[cfg(not(loom))]
             if !spun {
                 spun = true;
+                // While the queue is empty, clear freed buffer blocks for the next
+                // zeroed allocation (pool::scrub; one load when there are none).
+                crate::pool::scrub(|| !inbox.is_empty());
                 // First spin (a reply often comes within microseconds), then park.
                 if self.spin(inbox) {
                     continue;
