@@ -19,7 +19,8 @@
 //!   credit. Once the credit reaches `threshold / 8` and someone is registered, it resets
 //!   the credit and looks for a registered receiver whose queue holds at least
 //!   `threshold` bytes. If there is one, the poster releases the GIL and waits, without
-//!   it, until that receiver has taken the GIL (it unregisters) or 50 ms have passed.
+//!   it, until that receiver has taken the GIL (it unregisters) or 50 ms have passed
+//!   (clearing freed blocks with `pool::scrub` first, then parked).
 //!   Then, for up to 300 µs, it polls (still without the GIL, clearing the blocks the
 //!   receiver frees meanwhile with `pool::scrub`, else yielding the CPU) for a
 //!   registered receiver to release the GIL again, which the receiver does when its
@@ -176,6 +177,7 @@ fn handoff(py: Python<'_>, threshold: usize) {
     // this thread does not ask for it again until the receiver has it (or time is up).
     py.detach(|| {
         let deadline = Instant::now() + MAX_WAIT;
+        channel_messaging::pool::scrub(|| done.load(Ordering::Acquire));
         while !done.load(Ordering::Acquire) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
