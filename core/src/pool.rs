@@ -27,7 +27,10 @@
 //! - A thread with nothing better to do can clear freed blocks ahead of need with
 //!   [`scrub`]: a blocked receive does it while its queue is empty. A cleared block is
 //!   kept apart and serves [`take_zeroed`] without a clearing pass; the other takers,
-//!   which overwrite what they take, use uncleared blocks first.
+//!   which overwrite what they take, use uncleared blocks first. Scrubbing follows
+//!   demand: it clears about as many blocks as [`take_zeroed`] has been asked for lately
+//!   (at most [`MAX_ZERO_DEMAND`] ahead), so a program whose takers overwrite what they
+//!   take (a fill, a copy) never pays for clearing it does not use.
 //!
 //! Why scrub: clearing a 64 KiB block that another thread last wrote costs a few
 //! microseconds on the taker's thread, often the busiest one (a producer allocating a
@@ -60,6 +63,9 @@ pub const MIN_BLOCK: usize = 16 << 10;
 pub const MAX_BLOCK: usize = 16 << 20;
 /// The default bound of the pool, in bytes.
 pub const DEFAULT_LIMIT: usize = 16 << 20;
+/// The most blocks [`scrub`] clears ahead of [`take_zeroed`] calls it has not served
+/// yet: each such call lets one more block be cleared, each cleared block uses one up.
+pub const MAX_ZERO_DEMAND: usize = 256;
 /// The largest capacity [`scrub`] clears (256 KiB, some microseconds of work): a
 /// scrubbing receiver notices a new message at most one such clearing late.
 pub const MAX_SCRUB_BLOCK: usize = 256 << 10;
@@ -124,6 +130,26 @@ const SCRUB_CLASSES: usize = {
 /// with the lock held, read without it so that a [`scrub`] with nothing to do costs one
 /// load (a blocked receive calls it on every wait).
 static SCRUBBABLE: AtomicUsize = AtomicUsize::new(0);
+
+/// Pooled [`take_zeroed`] calls not yet matched by a block [`scrub`] cleared (at most
+/// [`MAX_ZERO_DEMAND`]).
+static ZERO_DEMAND: AtomicUsize = AtomicUsize::new(0);
+
+/// One more zeroed take for [`scrub`] to prepare for.
+#[inline]
+fn note_zero_demand() {
+    if ZERO_DEMAND.load(Ordering::Relaxed) < MAX_ZERO_DEMAND {
+        ZERO_DEMAND.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Uses up one unit of demand; false when there is none.
+#[inline]
+fn use_zero_demand() -> bool {
+    ZERO_DEMAND
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| d.checked_sub(1))
+        .is_ok()
+}
 
 static POOL: Mutex<Pool> = Mutex::new(Pool {
     classes: [const { Vec::new() }; CLASSES],
@@ -261,6 +287,7 @@ pub fn take_zeroed(n: usize) -> Vec<u8> {
     if !pooled_size(n) {
         return vec![0u8; n];
     }
+    note_zero_demand();
     match reuse_block(n, Prefer::Zeroed) {
         Some((mut v, true)) => {
             // all `capacity` bytes are zero and initialized
@@ -335,26 +362,34 @@ pub fn give(v: Vec<u8>) {
 }
 
 /// Clears freed blocks ahead of need, one at a time, until `stop()` says so (it is asked
-/// before each block) or none is left to clear: a thread that is waiting anyway (a
-/// blocked receive, while its queue is empty) does the clearing that [`take_zeroed`]
-/// would otherwise do on its caller's thread. Only blocks of up to [`MAX_SCRUB_BLOCK`]
-/// bytes are cleared, so `stop` is asked at least every few microseconds. Returns how
-/// many blocks were cleared.
+/// before each block), none is left to clear, or the demand is met: a thread that is
+/// waiting anyway (a blocked receive, while its queue is empty) does the clearing that
+/// [`take_zeroed`] would otherwise do on its caller's thread. It clears one block per
+/// recent pooled [`take_zeroed`] call not yet matched by an earlier clearing (so none
+/// when nobody asks for zeros), and only blocks of up to [`MAX_SCRUB_BLOCK`] bytes, so
+/// `stop` is asked at least every few microseconds. Returns how many blocks were
+/// cleared.
 ///
 /// The lock is held only to take a block and to put it back; the clearing runs without
 /// it. A block that no longer fits the bound when it comes back is freed.
 pub fn scrub(mut stop: impl FnMut() -> bool) -> usize {
     let mut cleared = 0;
     loop {
-        if SCRUBBABLE.load(Ordering::Relaxed) == 0 || stop() {
+        if SCRUBBABLE.load(Ordering::Relaxed) == 0
+            || ZERO_DEMAND.load(Ordering::Relaxed) == 0
+            || stop()
+            || !use_zero_demand()
+        {
             return cleared;
         }
         let (c, mut v) = {
             let mut p = pool();
-            let Some(c) = (0..SCRUB_CLASSES).find(|&c| !p.classes[c].is_empty()) else {
-                return cleared;
-            };
-            let Some((v, _)) = p.pop_uncleared(c) else {
+            let Some((c, v)) = (0..SCRUB_CLASSES)
+                .find(|&c| !p.classes[c].is_empty())
+                .and_then(|c| Some((c, p.pop_uncleared(c)?.0)))
+            else {
+                // raced with a taker: the demand stays for next time
+                note_zero_demand();
                 return cleared;
             };
             p.bytes -= v.capacity();

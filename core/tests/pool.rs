@@ -38,80 +38,90 @@ fn scrub_clears_freed_blocks_for_zeroed_takers() {
         0
     );
 
-    // A freed block keeps its bytes until someone clears it.
+    // A freed block keeps its bytes. Nobody has asked for zeros yet, so there is no
+    // demand for clearing it ahead of time.
     pool::give(dirty_block(64 * KIB, 0xab));
+    assert_eq!(pool::scrub(|| false), 0);
     let s = pool::stats();
     assert_eq!((s.blocks, s.zeroed_blocks), (1, 0));
+    // Nor do takers that overwrite what they take.
+    let blocks = [
+        pool::take(64 * KIB),
+        pool::take_copy(&[3u8; 64 * KIB]),
+        pool::take_filled(64 * KIB, 4),
+    ];
+    blocks.into_iter().for_each(pool::give);
+    assert_eq!(pool::scrub(|| false), 0);
+    let s = pool::stats();
+    assert_eq!((s.blocks, s.zeroed_blocks), (3, 0));
+    pool::clear();
+    pool::give(dirty_block(64 * KIB, 0xab));
+
+    // A zeroed taker clears that block itself, and leaves a demand of one block.
+    let z = pool::take_zeroed(64 * KIB);
+    assert!(z.iter().all(|&b| b == 0));
+    let d = dirty_block(64 * KIB, 0xcd);
+    pool::give(z);
+    pool::give(d);
+    let s = pool::stats();
+    assert_eq!((s.blocks, s.zeroed_blocks), (2, 0));
 
     // `stop` is asked before each block: true at once clears nothing.
     assert_eq!(pool::scrub(|| true), 0);
     assert_eq!(pool::stats().zeroed_blocks, 0);
 
-    // Cleared: the block stays in the pool, counted as cleared.
+    // One block cleared for the one zeroed take; then the demand is met.
     assert_eq!(pool::scrub(|| false), 1);
+    assert_eq!(pool::scrub(|| false), 0);
     let s = pool::stats();
-    assert_eq!((s.blocks, s.zeroed_blocks), (1, 1));
+    assert_eq!((s.blocks, s.zeroed_blocks), (2, 1));
     assert_eq!(s.scrubbed, start.scrubbed + 1);
 
-    // A zeroed taker gets it, every byte 0, at the length asked for (a smaller request
-    // of the same class included).
-    let hits = s.hits;
+    // Takers that overwrite what they take use uncleared blocks first, leaving the
+    // cleared one for a zeroed taker...
+    let raw = pool::take(64 * KIB);
+    assert_eq!(pool::stats().zeroed_blocks, 1);
+    // ...which gets it, every byte 0, at the length asked for (a smaller request of the
+    // same class included).
+    let hits = pool::stats().hits;
     let v = pool::take_zeroed(60 * KIB);
     assert_eq!(v.len(), 60 * KIB);
     assert!(v.iter().all(|&b| b == 0));
     let s = pool::stats();
     assert_eq!((s.blocks, s.zeroed_blocks, s.hits), (0, 0, hits + 1));
+    drop((raw, v));
 
-    // Takers that overwrite what they take use uncleared blocks first, leaving the
-    // cleared ones for zeroed takers.
-    let other = dirty_block(64 * KIB, 0xcd);
-    pool::give(v);
-    assert_eq!(pool::scrub(|| false), 1);
-    pool::give(other);
-    let s = pool::stats();
-    assert_eq!((s.blocks, s.zeroed_blocks), (2, 1));
-    let raw = pool::take(64 * KIB);
-    assert!(
-        raw.iter().all(|&b| b == 0xcd),
-        "take() should use the uncleared block"
-    );
-    assert_eq!(pool::stats().zeroed_blocks, 1);
-    let copy = pool::take_copy(&[7u8; 64 * KIB]);
-    assert!(copy.iter().all(|&b| b == 7));
-    assert_eq!(pool::stats().zeroed_blocks, 0);
-    let filled = pool::take_filled(64 * KIB, 9);
-    assert!(filled.iter().all(|&b| b == 9));
-    drop((raw, copy, filled));
-
-    // Blocks over MAX_SCRUB_BLOCK are left for their takers to clear.
+    // Blocks over MAX_SCRUB_BLOCK are left for their takers to clear (the demand from
+    // the take above stays).
     pool::clear();
     let big = pool::MAX_SCRUB_BLOCK * 2;
     pool::give(dirty_block(big, 0xee));
     assert_eq!(pool::scrub(|| false), 0);
     assert_eq!(pool::stats().zeroed_blocks, 0);
-    let v = pool::take_zeroed(big);
-    assert!(v.iter().all(|&b| b == 0));
-    drop(v);
 
     // The bound counts cleared blocks too: lowering it frees them.
+    pool::clear();
     pool::give(dirty_block(32 * KIB, 1));
-    pool::scrub(|| false);
+    assert_eq!(pool::scrub(|| false), 1);
     assert_eq!(pool::stats().zeroed_blocks, 1);
     pool::set_limit(0);
     let s = pool::stats();
     assert_eq!((s.blocks, s.bytes, s.zeroed_blocks), (0, 0, 0));
     pool::set_limit(pool::DEFAULT_LIMIT);
 
-    // A blocked receive clears freed blocks while its queue is empty, and still gets
-    // its message.
-    pool::clear();
-    let (a, b) = MessageChannel::new().into_ports();
-    let blocks: Vec<_> = [0x11, 0x22, 0x33]
-        .into_iter()
-        .map(|fill| dirty_block(64 * KIB, fill))
+    // A blocked receive clears freed blocks while its queue is empty (three zeroed takes
+    // ask for three), and still gets its message.
+    let blocks: Vec<Vec<u8>> = (0..3u8)
+        .map(|i| {
+            let mut v = pool::take_zeroed(64 * KIB);
+            v.fill(0x11 * (i + 1));
+            v
+        })
         .collect();
     blocks.into_iter().for_each(pool::give);
+    assert_eq!(pool::stats().zeroed_blocks, 0);
     let scrubbed = pool::stats().scrubbed;
+    let (a, b) = MessageChannel::new().into_ports();
     let receiver = thread::spawn(move || b.recv_message_timeout(Duration::from_secs(30)));
     eventually("the blocked receive to clear the freed blocks", || {
         pool::stats().zeroed_blocks == 3
