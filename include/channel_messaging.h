@@ -1351,6 +1351,8 @@ cm_buffer *cm_buffer_new(const uint8_t *bytes, size_t len);
  * to 16 MiB come from a process-wide pool of freed blocks (the memory of buffers
  * received with `cm_port_recv_with` or freed with `cm_buffer_free` returns to it), so a
  * stream of such buffers reuses warm memory instead of page-faulting in fresh memory.
+ * With `fill` 0, a block that a thread blocked in a receive cleared ahead of time (while
+ * its queue was empty) is taken when there is one, and needs no clearing here.
  * Owned by the caller (`cm_buffer_free`, or consumed by `cm_writer_buffer_move`); NULL
  * on failure.
  */
