@@ -77,7 +77,7 @@ fn concurrent_takers_givers_and_scrubbers_never_see_stale_bytes() {
                     let at = (rng.next() as usize) % n;
                     v[at] = 0xff;
                     held.push(v);
-                    if held.len() > 8 || rng.next() % 3 == 0 {
+                    if held.len() > 8 || rng.next().is_multiple_of(3) {
                         let i = (rng.next() as usize) % held.len();
                         pool::give(held.swap_remove(i));
                     }
