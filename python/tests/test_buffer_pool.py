@@ -25,6 +25,16 @@ def fill(buf, byte):
         m[:] = bytes([byte]) * len(m)
 
 
+def free_dirty_block(byte):
+    """Makes a SIZE-byte Buffer, fills it with `byte` and frees it (its block goes to the
+    pool, uncleared); returns the block's address."""
+    buf = Buffer(SIZE)
+    fill(buf, byte)
+    address = buf.address
+    del buf
+    return address
+
+
 def test_defaults_and_stats_shape():
     s = cm.buffer_pool_stats()
     assert s["limit"] == 16 << 20
@@ -35,10 +45,7 @@ def test_defaults_and_stats_shape():
 
 
 def test_freed_block_is_reused_and_zeroed():
-    buf = Buffer(SIZE)
-    fill(buf, 0xAB)
-    address = buf.address
-    del buf
+    address = free_dirty_block(0xAB)
     s = cm.buffer_pool_stats()
     assert s["blocks"] == 1 and s["bytes"] >= SIZE
     hits = s["hits"]
@@ -50,10 +57,7 @@ def test_freed_block_is_reused_and_zeroed():
 
 
 def test_smaller_request_reuses_a_larger_block_and_shows_only_zeros():
-    buf = Buffer(SIZE)
-    fill(buf, 0xFF)
-    address = buf.address
-    del buf
+    address = free_dirty_block(0xFF)
     smaller = Buffer(SIZE - 1000)  # same size class (48-64 KiB rounds up to 64 KiB)
     assert smaller.address == address
     assert len(smaller) == SIZE - 1000
@@ -61,10 +65,7 @@ def test_smaller_request_reuses_a_larger_block_and_shows_only_zeros():
 
 
 def test_copy_into_a_reused_block_overwrites_it():
-    buf = Buffer(SIZE)
-    fill(buf, 0x11)
-    address = buf.address
-    del buf
+    address = free_dirty_block(0x11)
     data = bytes(range(256)) * (SIZE // 256)
     copy = Buffer(data)
     assert copy.address == address
@@ -72,10 +73,7 @@ def test_copy_into_a_reused_block_overwrites_it():
 
 
 def test_a_waiting_receiver_clears_freed_blocks_ahead_of_need():
-    buf = Buffer(SIZE)
-    fill(buf, 0xAB)
-    address = buf.address
-    del buf
+    address = free_dirty_block(0xAB)
     before = cm.buffer_pool_stats()
     assert before["blocks"] == 1 and before["zeroed_blocks"] == 0
     ch = MessageChannel()
