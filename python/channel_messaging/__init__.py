@@ -24,6 +24,7 @@ from ._native import (
     handoff_stats,
     set_buffer_pool_limit,
     set_handoff_threshold,
+    structured_clone,
 )
 from ._buffer import Buffer
 from ._errors import (
@@ -58,4 +59,5 @@ __all__ = [
     "handoff_stats",
     "set_buffer_pool_limit",
     "set_handoff_threshold",
+    "structured_clone",
 ]

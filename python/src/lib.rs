@@ -46,6 +46,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(handoff::set_handoff_threshold, m)?)?;
     m.add_function(wrap_pyfunction!(handoff::handoff_stats, m)?)?;
     m.add_function(wrap_pyfunction!(events::_drain, m)?)?;
+    m.add_function(wrap_pyfunction!(port::structured_clone, m)?)?;
     m.add_function(wrap_pyfunction!(port::_post_encoded, m)?)?;
     m.add_function(wrap_pyfunction!(port::_encode, m)?)?;
     m.add_function(wrap_pyfunction!(dispatch::_dispatcher_main, m)?)?;

@@ -172,50 +172,9 @@ impl MessagePort {
         message: &Bound<'_, PyAny>,
         transfer: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let me = self.core();
-        if transfer.is_none_or(|t| t.is_none()) {
-            // Nothing to transfer: no checks to run, nothing to detach.
-            let size = encode_and(py, message, &[], &[], |bytes, buffers| {
-                let size = message_size(bytes, &buffers);
-                me.post_encoded(bytes, buffers, &[])
-                    .map_err(|e| errors::data_clone(py, e.message()))?;
-                Ok(size)
-            })?;
-            handoff::after_post(py, size);
-            return Ok(());
-        }
-        let (ports, bufs) = Transfer::parse(py, transfer)?;
-        {
-            let core_ports: Vec<&CorePort> = ports.iter().map(|p| p.get().core()).collect();
-            me.check_transfer(&core_ports)
-                .map_err(|e| errors::data_clone(py, e.message()))?;
-        }
-        let taken = convert::take_buffers(bufs)?;
-        let result = encode_and(py, message, &ports, &taken, |bytes, buffers| {
-            let core_ports: Vec<&CorePort> = ports.iter().map(|p| p.get().core()).collect();
-            let size = message_size(bytes, &buffers);
-            me.post_encoded(bytes, buffers, &core_ports)
-                .map_err(|e| errors::data_clone(py, e.message()))?;
-            Ok(size)
-        });
-        match result {
-            Ok(size) => {
-                for (obj, data) in taken {
-                    drop(data);
-                    buffer::mark_detached(&obj);
-                }
-                for p in &ports {
-                    let p = p.get();
-                    p.events.release(&p.source);
-                }
-                handoff::after_post(py, size);
-                Ok(())
-            }
-            Err(e) => {
-                convert::restore_buffers(taken);
-                Err(e)
-            }
-        }
+        let size = post_to(py, self.core(), message, transfer)?;
+        handoff::after_post(py, size);
+        Ok(())
     }
 
     /// `recv` (see fast.rs for its entry point).
@@ -243,6 +202,102 @@ impl MessagePort {
             )),
         }
     }
+}
+
+/// Posts `message` on `me` with the Python transfer list `transfer`, as `post_message`
+/// does (checks, encoding, detaching what moves); returns the message's size as the core
+/// counts queued bytes. On error nothing is posted and nothing detached.
+fn post_to(
+    py: Python<'_>,
+    me: &CorePort,
+    message: &Bound<'_, PyAny>,
+    transfer: Option<&Bound<'_, PyAny>>,
+) -> PyResult<usize> {
+    if transfer.is_none_or(|t| t.is_none()) {
+        // Nothing to transfer: no checks to run, nothing to detach.
+        return encode_and(py, message, &[], &[], |bytes, buffers| {
+            let size = message_size(bytes, &buffers);
+            me.post_encoded(bytes, buffers, &[])
+                .map_err(|e| errors::data_clone(py, e.message()))?;
+            Ok(size)
+        });
+    }
+    let (ports, bufs) = Transfer::parse(py, transfer)?;
+    {
+        let core_ports: Vec<&CorePort> = ports.iter().map(|p| p.get().core()).collect();
+        me.check_transfer(&core_ports)
+            .map_err(|e| errors::data_clone(py, e.message()))?;
+    }
+    let taken = convert::take_buffers(bufs)?;
+    let result = encode_and(py, message, &ports, &taken, |bytes, buffers| {
+        let core_ports: Vec<&CorePort> = ports.iter().map(|p| p.get().core()).collect();
+        let size = message_size(bytes, &buffers);
+        me.post_encoded(bytes, buffers, &core_ports)
+            .map_err(|e| errors::data_clone(py, e.message()))?;
+        Ok(size)
+    });
+    match result {
+        Ok(size) => {
+            for (obj, data) in taken {
+                drop(data);
+                buffer::mark_detached(&obj);
+            }
+            for p in &ports {
+                let p = p.get();
+                p.events.release(&p.source);
+            }
+            Ok(size)
+        }
+        Err(e) => {
+            convert::restore_buffers(taken);
+            Err(e)
+        }
+    }
+}
+
+/// A structured clone of ``value``, made at once in this interpreter (spec G7): what a
+/// port would deliver had ``value`` been posted to it with ``transfer``, with the same
+/// rules and errors as ``MessagePort.post_message``.
+///
+/// Ports and Buffers listed in ``transfer`` move into the clone: the originals are
+/// detached, a Buffer's clone has the very same memory, and a port's clone is a new
+/// ``MessagePort`` still entangled with the original's partner. Everything else is
+/// copied; shared references and cycles are kept (``x = []; x.append(x)`` gives a list
+/// that holds itself, and is not ``x``).
+///
+/// Raises what ``post_message`` raises, with nothing detached: ``DataCloneError`` for
+/// what cannot be cloned and for a bad transfer list (a duplicate, a detached entry, an
+/// object that cannot be transferred), ``TypeError`` for a ``transfer`` that is not a
+/// sequence of them.
+///
+///     >>> from channel_messaging import structured_clone, Buffer
+///     >>> b = Buffer(b"abc")
+///     >>> c = structured_clone({"data": b}, transfer=[b])
+///     >>> bytes(c["data"]), b.detached
+///     (b'abc', True)
+#[pyfunction]
+#[pyo3(signature = (value, transfer = None))]
+pub fn structured_clone<'py>(
+    py: Python<'py>,
+    value: &Bound<'py, PyAny>,
+    transfer: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    // Through a channel of its own: the very checks, moves and rebuilding of a post and
+    // a receive (and none of a post's side effects elsewhere, such as GIL handoffs).
+    let (a, b) = CoreChannel::new().into_ports();
+    post_to(py, &a, value, transfer)?;
+    let msg = match b.try_recv_message() {
+        Ok(msg) => msg,
+        Err(e) => {
+            return Err(errors::data_clone(
+                py,
+                format!("the clone could not be read back: {e}"),
+            ));
+        }
+    };
+    convert::decode_message(py, msg)
+        .map(|d| d.data)
+        .map_err(|f| errors::data_clone(py, f.describe(py)))
 }
 
 /// A message's size as the core counts queued bytes: encoded bytes plus buffers.
