@@ -26,4 +26,4 @@ node --test --test-timeout=120000 node/test/*.test.js
 # the zero-copy buffers again, made through N-API instead of V8's API (node/src/blocks.rs),
 # where a SharedArrayBuffer is a DataCloneError instead of shared (node/src/shared.rs)
 CHANNEL_MESSAGING_NAPI_BLOCKS=1 node --test --test-timeout=120000 node/test/buffers.test.js \
-  node/test/shared-memory.test.js node/test/differential.test.js
+  node/test/shared-memory.test.js node/test/differential.test.js node/test/structured-clone.test.js

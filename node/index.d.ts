@@ -152,6 +152,14 @@ export class PortCollection implements Iterable<MessagePort> {
 /** Receives one queued message synchronously, whether or not the port was started. */
 export function receiveMessageOnPort(port: MessagePort | BroadcastChannel): { message: any } | undefined;
 
+/**
+ * The clone a port would deliver had `value` been posted to it with `options.transfer`,
+ * made at once: Node's global `structuredClone`, with this package's MessagePorts and
+ * zero-copy buffers as transferables (a port's clone stays entangled with the original's
+ * partner). Node's argument checks and errors.
+ */
+export function structuredClone<T = any>(value: T, options?: StructuredSerializeOptions | null): T;
+
 /** Same as `MessagePort.importHandle`. */
 export function importPort(handle: bigint): MessagePort;
 

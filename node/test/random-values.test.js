@@ -1,6 +1,7 @@
 'use strict';
-// Random values, 3000 seeds, each cloned by Node (structuredClone, V8's serializer) and
-// sent through a channel-messaging port: what arrives must look the same to
+// Random values, 3000 seeds, each cloned by Node (structuredClone, V8's serializer),
+// sent through a channel-messaging port and cloned by channel-messaging's
+// structuredClone: what arrives and the clone must look the same to
 // util.inspect with hidden properties shown (own non-enumerable properties such as an
 // Error's `stack`, array lengths, typed array internals). The values keep to what both
 // clone alike (node/README.md lists the differences): every primitive, nested arrays
@@ -9,7 +10,9 @@
 const test = require('node:test');
 const assert = require('node:assert');
 const util = require('node:util');
-const { MessageChannel, receiveMessageOnPort } = require('..');
+const cm = require('..');
+
+const { MessageChannel, receiveMessageOnPort } = cm;
 
 function viaPort(value) {
   const { port1, port2 } = new MessageChannel();
@@ -118,7 +121,7 @@ function look(v) {
   return util.inspect(v, { depth: 10, showHidden: true }).replace(/\n\s+at [^\n]*/g, '');
 }
 
-test('random values arrive as Node clones them (3000 seeds)', () => {
+test('random values arrive, and structuredClone clones them, as Node clones them (3000 seeds)', () => {
   const differing = [];
   for (let seed = 1; seed <= 3000; seed++) {
     let x = seed;
@@ -134,6 +137,9 @@ test('random values arrive as Node clones them (3000 seeds)', () => {
     const node = look(structuredClone(value));
     const ours = look(viaPort(value));
     if (ours !== node) differing.push({ seed, node, ours });
+    // this package's structuredClone clones as Node's does, too
+    const cloned = look(cm.structuredClone(value));
+    if (cloned !== node) differing.push({ seed, node, ours: cloned });
   }
   if (differing.length > 0) {
     const { seed, node, ours } = differing[0];
