@@ -75,13 +75,14 @@ def test_copy_into_a_reused_block_overwrites_it():
 def test_a_waiting_receiver_clears_freed_blocks_ahead_of_need():
     address = free_dirty_block(0xAB)
     before = cm.buffer_pool_stats()
-    assert before["blocks"] == 1 and before["zeroed_blocks"] == 0
+    assert before["blocks"] == 1
     ch = MessageChannel()
     with pytest.raises(cm.Empty):
         ch.port2.recv(timeout=0.05)  # waits on an empty queue: time to clear the block
     after = cm.buffer_pool_stats()
+    # (cleared by this wait, or by any other thread waiting in a receive meanwhile)
     assert after["blocks"] == 1 and after["zeroed_blocks"] == 1
-    assert after["scrubbed"] == before["scrubbed"] + 1
+    assert after["scrubbed"] >= before["scrubbed"] + (1 - before["zeroed_blocks"])
     again = Buffer(SIZE)
     assert again.address == address
     assert bytes(again) == bytes(SIZE)
