@@ -183,36 +183,42 @@ impl Pool {
     /// A block for `n` bytes, and whether it is a cleared one.
     fn pop(&mut self, n: usize, prefer: Prefer) -> Option<(Vec<u8>, bool)> {
         let c = ceil_class(n);
+        let zeroed = |p: &mut Self| p.pop_zeroed(c).map(|v| (v, true));
+        let uncleared = |p: &mut Self| p.pop_uncleared(c).map(|v| (v, false));
         let taken = match prefer {
-            Prefer::Zeroed => self.pop_zeroed(c).or_else(|| self.pop_uncleared(c)),
-            Prefer::Uncleared => self.pop_uncleared(c).or_else(|| self.pop_zeroed(c)),
+            Prefer::Zeroed => zeroed(self).or_else(|| uncleared(self)),
+            Prefer::Uncleared => uncleared(self).or_else(|| zeroed(self)),
         };
-        match taken {
-            Some((v, zeroed)) => {
-                self.bytes -= v.capacity();
-                self.blocks -= 1;
-                self.hits += 1;
-                Some((v, zeroed))
-            }
-            None => {
-                self.misses += 1;
-                None
-            }
+        if taken.is_some() {
+            self.hits += 1;
+        } else {
+            self.misses += 1;
         }
+        taken
     }
 
-    fn pop_zeroed(&mut self, c: usize) -> Option<(Vec<u8>, bool)> {
+    /// Takes a cleared block of class `c`, accounting for it (as `push` does).
+    fn pop_zeroed(&mut self, c: usize) -> Option<Vec<u8>> {
         let v = self.zeroed[c].pop()?;
         self.zeroed_blocks -= 1;
-        Some((v, true))
+        self.forget(v.capacity());
+        Some(v)
     }
 
-    fn pop_uncleared(&mut self, c: usize) -> Option<(Vec<u8>, bool)> {
+    /// Takes an uncleared block of class `c`, accounting for it (as `push` does).
+    fn pop_uncleared(&mut self, c: usize) -> Option<Vec<u8>> {
         let v = self.classes[c].pop()?;
         if c < SCRUB_CLASSES {
             SCRUBBABLE.fetch_sub(1, Ordering::Relaxed);
         }
-        Some((v, false))
+        self.forget(v.capacity());
+        Some(v)
+    }
+
+    /// A block of capacity `cap` left the pool.
+    fn forget(&mut self, cap: usize) {
+        self.bytes -= cap;
+        self.blocks -= 1;
     }
 
     /// Keeps `v` in class `c` (uncleared or cleared) if the bound allows; gives it
@@ -243,11 +249,9 @@ impl Pool {
         while self.bytes > limit && c > 0 {
             c -= 1;
             while self.bytes > limit {
-                let Some((v, _)) = self.pop_uncleared(c).or_else(|| self.pop_zeroed(c)) else {
+                let Some(v) = self.pop_uncleared(c).or_else(|| self.pop_zeroed(c)) else {
                     break;
                 };
-                self.bytes -= v.capacity();
-                self.blocks -= 1;
                 freed.push(v);
             }
         }
@@ -382,19 +386,16 @@ pub fn scrub(mut stop: impl FnMut() -> bool) -> usize {
         {
             return cleared;
         }
-        let (c, mut v) = {
+        let found = {
             let mut p = pool();
-            let Some((c, v)) = (0..SCRUB_CLASSES)
+            (0..SCRUB_CLASSES)
                 .find(|&c| !p.classes[c].is_empty())
-                .and_then(|c| Some((c, p.pop_uncleared(c)?.0)))
-            else {
-                // raced with a taker: the demand stays for next time
-                note_zero_demand();
-                return cleared;
-            };
-            p.bytes -= v.capacity();
-            p.blocks -= 1;
-            (c, v)
+                .and_then(|c| Some((c, p.pop_uncleared(c)?)))
+        };
+        let Some((c, mut v)) = found else {
+            // raced with a taker: the demand stays for next time
+            note_zero_demand();
+            return cleared;
         };
         v.clear();
         v.resize(v.capacity(), 0);
