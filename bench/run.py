@@ -14,7 +14,8 @@ by pair (run k / run k of the peer) and summarized by their median and range.
 
 --quick runs only the rows marked `quick = true` (and the peers they compare with),
 once each, writes under bench-results/tmp/, and exits 1 when a ratio is more than 2x
-worse than in the committed bench-results/results.json.
+worse than in the committed bench-results/results.json: worse than twice the committed
+median and than every committed run (see `regressed`).
 
 Only the standard library is needed, except matplotlib for the chart.
 """
@@ -573,6 +574,18 @@ def short(text: str, width: int = 60) -> str:
 # ---------------------------------------------------------------- quick check
 
 
+def regressed(now: float, committed: dict, better: str) -> bool:
+    """Whether a quick ratio `now` is a regression against a committed comparison
+    (`median`, `min`, `max` of its run-by-run ratios): more than 2x worse than the
+    committed median, and worse than every committed run as well. A ratio inside the
+    committed range is what the committed runs themselves measured: the noise of a
+    row whose peer swings by tens of times between runs (W2 latencies), not a change."""
+    was = committed["median"]
+    if better == "higher":
+        return now < was / 2 and now < committed.get("min", was)
+    return now > was * 2 and now > committed.get("max", was)
+
+
 def quick_check(cases: list[dict], baseline_path: Path) -> int:
     if not baseline_path.exists():
         print(f"no committed results at {baseline_path}: nothing to compare with")
@@ -582,10 +595,13 @@ def quick_check(cases: list[dict], baseline_path: Path) -> int:
     for c in base.get("cases", []):
         for x in c.get("compare", []):
             if x.get("median") is not None:
-                base_ratios[(c["id"], x["peer"])] = x["median"]
+                base_ratios[(c["id"], x["peer"])] = x
     failed = 0
     checked = 0
-    print("\nquick check against the committed results (fails when more than 2x worse):")
+    print(
+        "\nquick check against the committed results (fails when more than 2x worse than"
+        " the committed median and outside the committed runs' range):"
+    )
     for c in cases:
         if c["state"] != "run":
             continue
@@ -602,9 +618,10 @@ def quick_check(cases: list[dict], baseline_path: Path) -> int:
                 print(f"{label}: {now:.3g}× (no committed ratio to compare with)")
                 continue
             checked += 1
-            worse = now < was / 2 if x["better"] == "higher" else now > was * 2
+            worse = regressed(now, was, x["better"])
             verdict = "REGRESSION" if worse else "ok"
-            print(f"{label}: {now:.3g}× now, {was:.3g}× committed: {verdict}")
+            span = f" [{was['min']:.3g}–{was['max']:.3g}]" if "min" in was and "max" in was else ""
+            print(f"{label}: {now:.3g}× now, {was['median']:.3g}×{span} committed: {verdict}")
             failed += worse
     for c in cases:
         if c["state"] == "failed":

@@ -5,7 +5,8 @@
 # process BENCH_RUNS times (default 5) and writes BENCHMARKS.md, bench-results/results.json
 # and bench-results/chart.png (matplotlib, installed into the repo-local .venv).
 # Quick: the rows marked `quick = true`, once each, output under bench-results/tmp/;
-# exits 1 when a ratio is more than 2x worse than in the committed results.json.
+# exits 1 when a ratio is more than 2x worse than in the committed results.json (than its
+# median, and than every committed run: bench/run.py, `regressed`).
 #
 # Environment: BENCH_CORE_ROWS=auto|1|0 (default auto: build the core rows when the core
 # compiles, skip them otherwise; 1: fail when they do not build; 0: skip them),

@@ -23,6 +23,9 @@ cargo test --locked --quiet
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p channel-messaging --quiet
 
+step "bench harness (the quick check's rule)"
+python3 -m unittest discover --start-directory bench/tests --quiet
+
 step "loom models"
 bash ci/loom.sh
 
