@@ -14,6 +14,7 @@ const fast = native.fastApi();
 const { Encoder, Decoder, DecodeError, dataCloneError } = require('./lib/codec.js');
 const { types, inspect } = require('node:util');
 const EventEmitter = require('node:events');
+const { AsyncResource } = require('node:async_hooks');
 
 const kCreate = Symbol('kCreate');
 const kState = Symbol('kState');
@@ -519,8 +520,10 @@ function callListener(listener, target, arg) {
 function addEntry(target, type, entry) {
   const map = target[kListeners];
   const list = map.get(type) ?? [];
+  // (an event handler, onmessage and the like, is a listener of its own: it neither
+  // dedupes against a listener of the same function nor is removed as one, as in Node)
   for (const e of list) {
-    if (e.listener === entry.listener && e.capture === entry.capture) return null;
+    if (!e.handler && !entry.handler && e.listener === entry.listener && e.capture === entry.capture) return null;
   }
   map.set(type, [...list, entry]);
   if (type === 'message' && !entry.nodeStyle) target[kEtMessage]++;
@@ -533,7 +536,7 @@ function removeEntry(target, type, listener, capture, exact) {
   const map = target[kListeners];
   const list = map.get(type);
   if (list === undefined) return;
-  const i = list.findIndex((e) => (exact !== null ? e === exact : e.listener === listener && e.capture === capture));
+  const i = list.findIndex((e) => (exact !== null ? e === exact : !e.handler && e.listener === listener && e.capture === capture));
   if (i < 0) return;
   list[i].removed = true;
   if (type === 'message' && !list[i].nodeStyle) target[kEtMessage]--;
@@ -637,8 +640,12 @@ class PortState {
     this.idleAt = 0; // performance.now() when the port last went idle after deliveries
     this.closeWatched = false;
     this.readyWaiters = null; // resolvers of pending ready() promises
+    // The port's async resource, made with the port, as Node's ports have one: its
+    // listeners run in it, so they see the AsyncLocalStorage store of the port's
+    // creation (and async_hooks see a 'MESSAGEPORT' resource).
+    this.resource = new AsyncResource('MESSAGEPORT');
     // called by the native delivery loop (see deliverStep)
-    this.deliver = (n, polled) => deliverStep(this, n, polled);
+    this.deliver = (n, polled) => this.resource.runInAsyncScope(deliverStep, null, this, n, polled);
     // (messages wake the native delivery loop directly: ensureWake's fast.watchReady)
     this.wake = (kind) => {
       if (kind === WAKE_CLOSE) {
@@ -814,28 +821,6 @@ class MessagePort extends ListenerTarget {
 defineHandler(MessagePort.prototype, 'message');
 defineHandler(MessagePort.prototype, 'messageerror');
 defineHandler(MessagePort.prototype, 'close');
-
-// Node: setting a non-function onmessage stops and unrefs the port
-for (const type of ['message']) {
-  const desc = Object.getOwnPropertyDescriptor(MessagePort.prototype, `on${type}`);
-  Object.defineProperty(MessagePort.prototype, `on${type}`, {
-    configurable: true,
-    enumerable: true,
-    get: desc.get,
-    set(value) {
-      const s = this[kState];
-      desc.set.call(this, value);
-      const has = this[kHandlers].has(type);
-      if (typeof value !== 'function' && !has && this.listenerCount('message') > 0) {
-        // Node: a non-function onmessage stops and unrefs the port
-        s.receiving = false;
-        syncGate(s);
-        s.refed = false;
-        applyRef(s);
-      }
-    },
-  });
-}
 
 Encoder.portClass = MessagePort;
 // SharedArrayBuffers are shared through V8's API, as zero-copy buffers are made
@@ -1350,9 +1335,19 @@ function closePort(s) {
 
 function finishClose(s) {
   if (s.receiving && !s.ended) {
-    // drain what is left (bounded per turn), then the end marker fires 'close'
-    for (let i = 0; i < BATCH; i++) {
+    // drain what is left (bounded per turn), then the end marker fires 'close'; between
+    // two messages, what the first one's listeners queued runs, as in delivery
+    // (deliverRun), so that an events.once() loop loses nothing, and a port whose
+    // listeners went away stops (what it still holds is discarded below)
+    for (let i = 0; i < BATCH && s.receiving && !s.ended; i++) {
       if (receiveOne(s, true) === undefined) break;
+      if (RUN_TICKS === null) continue;
+      try {
+        RUN_TICKS();
+      } catch (err) {
+        fast.uncaught(err);
+        break;
+      }
     }
     if (!s.ended) {
       setImmediate(finishClose, s);
@@ -1547,7 +1542,8 @@ class BroadcastChannel extends ListenerTarget {
       target: this,
       gate: true, // receiving: open until closed (deliverRun's test, as a port's)
     };
-    s.deliver = (n) => deliverRun(s, n, false, bcDeliverOne);
+    s.resource = new AsyncResource('MESSAGEPORT'); // (as a port's, see PortState)
+    s.deliver = (n) => s.resource.runInAsyncScope(deliverRun, null, s, n, false, bcDeliverOne);
     this[kState] = s;
     s.ep = s.native.endpoint();
     fast.setGate(s.ep, true);
