@@ -37,6 +37,21 @@ fn close_is_in_band_and_wakes_a_blocked_receiver() {
 }
 
 #[test]
+fn close_wakes_every_blocked_receiver_of_a_port() {
+    // two clones of one port block in recv(); whichever takes the close marker, the
+    // other must not sleep on the queue it leaves empty for good
+    loom::model(|| {
+        let (a, b) = MessageChannel::new().into_ports();
+        let b2 = b.clone();
+        let t1 = thread::spawn(move || matches!(b.recv(), Err(RecvError::Closed)));
+        let t2 = thread::spawn(move || matches!(b2.recv(), Err(RecvError::Closed)));
+        a.close();
+        assert!(t1.join().unwrap());
+        assert!(t2.join().unwrap());
+    });
+}
+
+#[test]
 fn ready_hook_never_misses_a_message() {
     loom::model(|| {
         let (a, b) = MessageChannel::new().into_ports();

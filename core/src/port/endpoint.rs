@@ -196,7 +196,12 @@ impl Endpoint {
         drop(garbage);
         match result {
             Popped::Empty => inbox.rearm_hook(),
-            Popped::Ended(_, true) => inbox.wake_space_waiters(),
+            Popped::Ended(_, true) => {
+                // Other receivers of this port (its clones, on other threads) may be
+                // blocked on the queue that just ended: they wake and see the end.
+                inbox.wake_receivers();
+                inbox.wake_space_waiters();
+            }
             _ => {}
         }
         result
@@ -280,11 +285,12 @@ impl Endpoint {
         self.wait(Instant::now().checked_add(timeout), pop)
     }
 
+    /// Whether this endpoint still receives from `inbox`: it owns it and has not seen
+    /// its end (another receiver of the same port may have taken the end marker, leaving
+    /// the queue empty for good: a wait must not park on it).
     fn owns(&self, inbox: &Arc<Inbox>) -> bool {
-        lock(&self.consumer)
-            .inbox
-            .as_ref()
-            .is_some_and(|i| Arc::ptr_eq(i, inbox))
+        let c = lock(&self.consumer);
+        c.ended.is_none() && c.inbox.as_ref().is_some_and(|i| Arc::ptr_eq(i, inbox))
     }
 
     /// One poll of an async receive: `pop`, and when it is empty, register the task's

@@ -238,6 +238,26 @@ impl Inbox {
         self.wake_slow();
     }
 
+    /// Wakes the blocked receivers and async waiters, not the ready hook: a receiver of
+    /// the same port has seen its end, which the others then see too.
+    pub(crate) fn wake_receivers(&self) {
+        let (sleepers, wakers) = {
+            let mut n = lock(&self.notify);
+            self.interest
+                .fetch_and(!(SLEEPERS | WAKERS), Ordering::SeqCst);
+            (
+                std::mem::take(&mut n.sleepers),
+                std::mem::take(&mut n.wakers),
+            )
+        };
+        for t in sleepers {
+            t.unpark();
+        }
+        for w in wakers {
+            w.wake();
+        }
+    }
+
     // ---- the consumer ------------------------------------------------------------------
 
     /// Pops the next envelope. Only the owning endpoint calls this, under its lock.

@@ -1,0 +1,70 @@
+//! Stress: a close must wake every receiver blocked on the queue it ends, whichever
+//! receiver takes the end marker. (A missed wake-up shows as a receiver still blocked
+//! seconds later; the loom models in loom.rs explore the same races exhaustively.)
+#![cfg(not(loom))]
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use channel_messaging::{BroadcastChannel, MessageChannel, RecvError};
+
+const ROUNDS: usize = 2_000;
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Three threads block in `recv()` on clones of one port; its partner closes. One of
+/// them takes the close marker; the other two must not sleep on the empty queue.
+#[test]
+fn b_close_wakes_every_blocked_receiver_of_a_port() {
+    for round in 0..ROUNDS {
+        let (a, b) = MessageChannel::new().into_ports();
+        let (done, results) = mpsc::channel();
+        for _ in 0..3 {
+            let b = b.clone();
+            let done = done.clone();
+            thread::spawn(move || {
+                let _ = done.send(matches!(b.recv(), Err(RecvError::Closed)));
+            });
+        }
+        drop(b);
+        if round % 2 == 0 {
+            thread::yield_now();
+        }
+        a.close();
+        for k in 0..3 {
+            match results.recv_timeout(PATIENCE) {
+                Ok(closed) => assert!(
+                    closed,
+                    "round {round}: a receiver got something else than Closed"
+                ),
+                Err(_) => panic!(
+                    "round {round}: receiver {k} of 3 still blocked after the partner closed"
+                ),
+            }
+        }
+    }
+}
+
+/// A `recv()` on one clone of a BroadcastChannel while another thread closes it.
+#[test]
+fn i4_broadcast_close_wakes_a_blocked_receive() {
+    for round in 0..ROUNDS {
+        let ch = BroadcastChannel::new(format!("wakeups-close-{round}"));
+        let (done, result) = mpsc::channel();
+        let clone = ch.clone();
+        thread::spawn(move || {
+            let _ = done.send(matches!(clone.recv(), Err(RecvError::Closed)));
+        });
+        for _ in 0..(round % 64) * 50 {
+            std::hint::spin_loop();
+        }
+        ch.close();
+        match result.recv_timeout(PATIENCE) {
+            Ok(closed) => assert!(
+                closed,
+                "round {round}: recv() returned something else than Closed"
+            ),
+            Err(_) => panic!("round {round}: recv() still blocked after close() returned"),
+        }
+    }
+}
