@@ -63,15 +63,19 @@ impl Group {
 }
 
 impl ChannelState {
+    /// Leaves the group; the last channel to leave takes the name out of the registry.
+    /// Under the registry's lock, as joining is: a channel of the same name made
+    /// meanwhile joins this group before it empties, or a new group after the name is
+    /// gone, never a group that is leaving the registry (which would split the name in
+    /// two, and posts on one half would miss the other).
     fn leave(&self) {
-        if self.group.leave(self as *const ChannelState as usize) {
-            let mut registry = lock(&REGISTRY);
-            if registry
+        let mut registry = lock(&REGISTRY);
+        if self.group.leave(self as *const ChannelState as usize)
+            && registry
                 .get(&self.name)
                 .is_some_and(|g| g.strong_count() == 0 || g.as_ptr() == Arc::as_ptr(&self.group))
-            {
-                registry.remove(&self.name);
-            }
+        {
+            registry.remove(&self.name);
         }
     }
 }
@@ -123,18 +127,18 @@ impl BroadcastChannel {
     /// Joins the channel called `name`.
     pub fn new(name: impl Into<String>) -> Self {
         let name = name.into();
-        let group = {
-            let mut registry = lock(&REGISTRY);
-            match registry.get(&name).and_then(Weak::upgrade) {
-                Some(group) => group,
-                None => {
-                    let group = Arc::new(Group::default());
-                    registry.insert(name.clone(), Arc::downgrade(&group));
-                    group
-                }
+        let inbox = Arc::new(Inbox::new());
+        // Finding the group and joining it are one step under the registry's lock (see
+        // `ChannelState::leave`).
+        let mut registry = lock(&REGISTRY);
+        let group = match registry.get(&name).and_then(Weak::upgrade) {
+            Some(group) => group,
+            None => {
+                let group = Arc::new(Group::default());
+                registry.insert(name.clone(), Arc::downgrade(&group));
+                group
             }
         };
-        let inbox = Arc::new(Inbox::new());
         let state = Arc::new(ChannelState {
             name,
             group: Arc::clone(&group),
@@ -146,6 +150,7 @@ impl BroadcastChannel {
             id: Arc::as_ptr(&state) as usize,
             inbox,
         });
+        drop(registry);
         BroadcastChannel(state)
     }
 

@@ -1,6 +1,8 @@
-//! Stress: a close must wake every receiver blocked on the queue it ends, whichever
-//! receiver takes the end marker. (A missed wake-up shows as a receiver still blocked
-//! seconds later; the loom models in loom.rs explore the same races exhaustively.)
+//! Stress: the races of closing against receiving and joining. A close must wake every
+//! receiver blocked on the queue it ends, whichever receiver takes the end marker (a
+//! missed wake-up shows as a receiver still blocked seconds later; loom.rs models the
+//! same race exhaustively), and a BroadcastChannel name stays one group while its last
+//! member leaves and a new one joins.
 #![cfg(not(loom))]
 
 use std::sync::mpsc;
@@ -66,5 +68,38 @@ fn i4_broadcast_close_wakes_a_blocked_receive() {
             ),
             Err(_) => panic!("round {round}: recv() still blocked after close() returned"),
         }
+    }
+}
+
+/// The last channel of a name leaving while a new one of the same name is made: the new
+/// one and any made after it must be one group (spec I3: a post reaches every other open
+/// channel of the name).
+#[test]
+fn i3_a_name_is_one_group_when_the_last_member_leaves_as_another_joins() {
+    use channel_messaging::Value;
+    use std::sync::{Arc, Barrier};
+    for round in 0..ROUNDS * 5 {
+        let name = format!("wakeups-registry-{round}");
+        let a = BroadcastChannel::new(name.clone());
+        let barrier = Arc::new(Barrier::new(2));
+        let other = Arc::clone(&barrier);
+        let leaving = thread::spawn(move || {
+            other.wait();
+            a.close();
+        });
+        barrier.wait();
+        let b = BroadcastChannel::new(name.clone());
+        leaving.join().unwrap();
+        let c = BroadcastChannel::new(name.clone());
+        let reached = b.post_message(&Value::Int(1)).unwrap();
+        assert_eq!(
+            reached, 1,
+            "round {round}: b's post reached {reached} channels, not c"
+        );
+        assert_eq!(
+            c.try_recv().map(|e| e.data).ok(),
+            Some(Value::Int(1)),
+            "round {round}"
+        );
     }
 }
