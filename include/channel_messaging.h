@@ -542,7 +542,8 @@ typedef cm_status (*cm_read_fn)(cm_reader *reader, void *user_data);
 /**
  * One step of a message (`cm_reader_next`). Which fields are set depends on `type`
  * (see `cm_event_type`); the others are zero. Pointers are borrowed from the message:
- * valid until `cm_message_free`.
+ * valid until `cm_message_free` (in `cm_port_recv_with`, which has no message object:
+ * until the read callback returns).
  */
 typedef struct {
   /**

@@ -18,6 +18,9 @@ pub struct cm_message {
     value: Option<Value>,
     value_taken: bool,
     ports: Vec<Option<MessagePort>>,
+    /// Bytes that `cm_message_read` computed (BigInt magnitudes) and lent to the caller
+    /// as event pointers: kept until the message is freed.
+    kept: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for cm_message {
@@ -54,6 +57,7 @@ impl cm_message {
             value,
             value_taken: false,
             ports,
+            kept: Vec::new(),
         })
     }
 
@@ -65,6 +69,7 @@ impl cm_message {
             value: Some(ev.data),
             value_taken: false,
             ports: ev.ports.into_iter().map(Some).collect(),
+            kept: Vec::new(),
         }
     }
 
@@ -92,6 +97,11 @@ impl cm_message {
     }
 
     /// The encoded bytes, side table and port count (for a streaming reader).
+    /// Keeps `bytes` alive as long as the message (see `kept`).
+    pub(crate) fn keep(&mut self, bytes: Vec<Vec<u8>>) {
+        self.kept.extend(bytes);
+    }
+
     pub(crate) fn parts(&self) -> Res<(&[u8], &[Buffer], u32)> {
         let (b, s) = self.encoded()?;
         Ok((b, s, self.port_count))

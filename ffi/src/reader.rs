@@ -81,7 +81,8 @@ pub enum cm_event_type {
 
 /// One step of a message (`cm_reader_next`). Which fields are set depends on `type`
 /// (see `cm_event_type`); the others are zero. Pointers are borrowed from the message:
-/// valid until `cm_message_free`.
+/// valid until `cm_message_free` (in `cm_port_recv_with`, which has no message object:
+/// until the read callback returns).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct cm_event {
@@ -132,8 +133,9 @@ struct Ctx<'a> {
     r: Reader<'a>,
     /// The message's ports, when it is read straight off the port (`cm_port_recv_with`).
     ports: Vec<Option<channel_messaging::MessagePort>>,
-    /// A BigInt magnitude the reader had to compute (kept until the next event).
-    owned: Vec<u8>,
+    /// The BigInt magnitudes the reader had to compute, each kept as long as the bytes
+    /// it stands beside (`cm_message_read` hands them to the message).
+    owned: Vec<Vec<u8>>,
     error: Option<DecodeError>,
 }
 
@@ -165,7 +167,16 @@ pub unsafe extern "C" fn cm_message_read(
         // SAFETY: the caller's callback with its user data; the reader pointer is valid
         // for the duration of the call (cm_reader's contract).
         let status = unsafe { read((&raw mut ctx).cast::<cm_reader>(), user_data) };
-        match ctx.error {
+        let Ctx {
+            r, owned, error, ..
+        } = ctx;
+        drop(r);
+        if !owned.is_empty() {
+            // event pointers stay valid until cm_message_free (cm_event's contract)
+            // SAFETY: the live message; nothing borrows it any more.
+            unsafe { (*message).keep(owned) };
+        }
+        match error {
             Some(e) => Err(e.into()),
             None => Ok(status),
         }
@@ -311,8 +322,9 @@ pub unsafe extern "C" fn cm_reader_next(reader: *mut cm_reader, event: *mut cm_e
                 let m: &[u8] = match magnitude {
                     Cow::Borrowed(m) => m,
                     Cow::Owned(m) => {
-                        ctx.owned = m;
-                        &ctx.owned
+                        // (a Vec's heap buffer does not move when the Vec itself does)
+                        ctx.owned.push(m);
+                        ctx.owned.last().map_or(&[], Vec::as_slice)
                     }
                 };
                 (out.ptr, out.len) = (m.as_ptr(), m.len());
@@ -327,9 +339,8 @@ pub unsafe extern "C" fn cm_reader_next(reader: *mut cm_reader, event: *mut cm_e
                 CM_EVENT_KEY
             }
             Event::Utf16(u) => {
-                // The units are stored as little-endian pairs; expose them as such.
-                ctx.owned = u.iter().flat_map(u16::to_le_bytes).collect();
-                (out.ptr, out.len) = (ctx.owned.as_ptr(), u.len());
+                // The units are stored as little-endian pairs: exposed in place.
+                (out.ptr, out.len) = (u.as_le_bytes().as_ptr(), u.len());
                 CM_EVENT_UTF16
             }
             Event::Buffer(b) => {

@@ -1158,6 +1158,69 @@ static cm_status read_skip(cm_reader *r, void *ud) {
   return s;
 }
 
+/* cm_event's pointers: UTF-16 units and BigInt magnitudes (a negative BigInt's is
+ * computed, not borrowed) stay valid past later events; in cm_message_read until
+ * cm_message_free, in cm_port_recv_with until the callback returns. */
+static const uint16_t KEPT_U1[] = {0xD800, 'x', 'y'};
+static const uint16_t KEPT_U2[] = {0xDC00, 'z', 'w', 'q'};
+static const uint8_t KEPT_B1[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a};
+static const uint8_t KEPT_B2[] = {0x05};
+
+struct kept_events {
+  const uint8_t *ptr[4];
+  size_t bytes[4];
+  int count;
+  int intact_at_end; /* checked inside the callback, after the last event */
+};
+
+static int kept_intact(const struct kept_events *k) {
+  if (k->count != 4) return 0;
+  uint8_t u1[sizeof KEPT_U1], u2[sizeof KEPT_U2];
+  for (size_t i = 0; i < 3; i++) u1[2 * i] = (uint8_t)(KEPT_U1[i] & 0xff), u1[2 * i + 1] = (uint8_t)(KEPT_U1[i] >> 8);
+  for (size_t i = 0; i < 4; i++) u2[2 * i] = (uint8_t)(KEPT_U2[i] & 0xff), u2[2 * i + 1] = (uint8_t)(KEPT_U2[i] >> 8);
+  return k->bytes[0] == sizeof u1 && memcmp(k->ptr[0], u1, sizeof u1) == 0 &&
+         k->bytes[1] == sizeof KEPT_B1 && memcmp(k->ptr[1], KEPT_B1, sizeof KEPT_B1) == 0 &&
+         k->bytes[2] == sizeof u2 && memcmp(k->ptr[2], u2, sizeof u2) == 0 &&
+         k->bytes[3] == sizeof KEPT_B2 && memcmp(k->ptr[3], KEPT_B2, sizeof KEPT_B2) == 0;
+}
+
+static cm_status keep_event_pointers(cm_reader *r, void *ud) {
+  struct kept_events *k = ud;
+  cm_event e;
+  cm_status s;
+  while ((s = cm_reader_next(r, &e)) == CM_OK) {
+    if ((e.type == CM_EVENT_UTF16 || e.type == CM_EVENT_BIGINT) && k->count < 4) {
+      k->ptr[k->count] = e.ptr;
+      k->bytes[k->count] = e.type == CM_EVENT_UTF16 ? 2 * e.len : e.len;
+      k->count++;
+    }
+  }
+  k->intact_at_end = kept_intact(k);
+  return s == CM_ERR_INVALID_STATE ? CM_OK : s;
+}
+
+static void reader_event_pointers_outlive_later_events(void) {
+  cm_port a, b;
+  OK(cm_channel_new(&a, &b));
+  cm_value *v = build_array(4, cm_value_new_utf16(KEPT_U1, 3), cm_value_new_bigint(true, KEPT_B1, sizeof KEPT_B1),
+                            cm_value_new_utf16(KEPT_U2, 4), cm_value_new_bigint(true, KEPT_B2, sizeof KEPT_B2));
+  OK(cm_port_post(a, v, NULL, 0));
+  OK(cm_port_post(a, v, NULL, 0));
+  cm_value_free(v);
+  struct kept_events k1 = {{0}, {0}, 0, 0};
+  OK(cm_port_recv_with(b, 1000, keep_event_pointers, &k1));
+  CHECK(k1.intact_at_end);
+  cm_message *m;
+  OK(cm_port_recv_raw(b, 1000, &m));
+  struct kept_events k2 = {{0}, {0}, 0, 0};
+  OK(cm_message_read(m, keep_event_pointers, &k2));
+  CHECK(k2.intact_at_end);
+  CHECK(kept_intact(&k2)); /* after the read, while the message lives */
+  cm_message_free(m);
+  OK(cm_port_close(a));
+  OK(cm_port_close(b));
+}
+
 static void streaming_reader_reads_without_a_value_tree(void) {
   cm_port a, b, c, d;
   OK(cm_channel_new(&a, &b));
@@ -1357,6 +1420,7 @@ static const struct test TESTS[] = {
     T(w3b_allocated_buffers_move_into_the_message),
     T(writer_posts_without_a_value_tree),
     T(streaming_reader_reads_without_a_value_tree),
+    T(reader_event_pointers_outlive_later_events),
     T(c9_export_moves_a_port_to_another_thread),
 };
 

@@ -68,6 +68,11 @@ impl<'a> Utf16Units<'a> {
     pub fn to_vec(&self) -> Vec<u16> {
         self.iter().collect()
     }
+
+    /// The code units as stored: little-endian byte pairs, borrowed from the input.
+    pub fn as_le_bytes(&self) -> &'a [u8] {
+        self.0
+    }
 }
 
 /// One step of a message, as [`Reader::next`] yields them.
