@@ -15,6 +15,11 @@ const { Encoder, Decoder, DecodeError, dataCloneError } = require('./lib/codec.j
 const { types, inspect } = require('node:util');
 const EventEmitter = require('node:events');
 const { AsyncResource } = require('node:async_hooks');
+// Node's own structured clone (this module's `structuredClone` is the package's) and,
+// from Node 21, its untransferable check: a transferred ArrayBuffer that is not a
+// zero-copy block is detached through Node's transfer (detachTransferred)
+const nodeStructuredClone = globalThis.structuredClone;
+const { isMarkedAsUntransferable } = require('node:worker_threads');
 
 const kCreate = Symbol('kCreate');
 const kState = Symbol('kState');
@@ -927,6 +932,16 @@ function postWithTransfer(s, value, items) {
     if (err !== null && err !== undefined) throw dataCloneError(err);
   }
   if (new Set(buffers).size !== buffers.length) throw dataCloneError('Transfer list contains duplicate ArrayBuffer');
+  if (isMarkedAsUntransferable !== undefined) {
+    // Node 21 and later refuse an ArrayBuffer marked untransferable (a Buffer pool's,
+    // markAsUntransferable): the same error, before anything is taken
+    for (const ab of buffers) {
+      if (isMarkedAsUntransferable(ab)) {
+        nodeStructuredClone(undefined, { transfer: [ab] });
+        throw dataCloneError('An ArrayBuffer is marked as untransferable.');
+      }
+    }
+  }
   const portIndex = ports.length > 0 ? new Map(ports.map((p, i) => [p, i])) : null;
   const bufferSet = buffers.length > 0 ? new Set(buffers) : null;
   const enc = acquireEncoder();
@@ -934,11 +949,7 @@ function postWithTransfer(s, value, items) {
     const len = enc.encode(value, portIndex, bufferSet);
     // second pass: detached buffers (ports are checked by the core, all-or-nothing)
     for (const ab of buffers) {
-      try {
-        new Uint8Array(ab); // eslint-disable-line no-new
-      } catch {
-        throw dataCloneError('An ArrayBuffer is detached and could not be cloned.');
-      }
+      if (isDetached(ab)) throw dataCloneError('An ArrayBuffer is detached and could not be cloned.');
     }
     // transferred buffers not referenced by the message still move (and detach)
     const err = s.native.postFull(enc.buf.subarray(0, len), enc.side, buffers, natives);
@@ -947,6 +958,34 @@ function postWithTransfer(s, value, items) {
     enc.release();
   }
   for (const p of ports) markTransferred(p[kState]);
+  detachTransferred(buffers);
+}
+
+function isDetached(ab) {
+  try {
+    new Uint8Array(ab); // eslint-disable-line no-new
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Detaches the transferred ArrayBuffers a post did not take (zero-copy blocks are taken,
+ * and detached, natively), through Node's own transfer: one that Node marks
+ * untransferable (the pool behind small Buffers, markAsUntransferable) or cannot detach
+ * (a WebAssembly.Memory's) stays attached, as with Node 20's postMessage; its bytes were
+ * copied into the message. Never throws: the message is posted already.
+ */
+function detachTransferred(buffers) {
+  for (const ab of buffers) {
+    if (isDetached(ab)) continue;
+    try {
+      nodeStructuredClone(undefined, { transfer: [ab] });
+    } catch {
+      // (left attached, as Node leaves it)
+    }
+  }
 }
 
 let blockMessage = false;

@@ -464,13 +464,15 @@ impl NativePort {
     }
 
     /// Posts an encoded message with its side table (`side`, every buffer in index
-    /// order), transferring `ports`; `detach` are the transferred `ArrayBuffer`s,
-    /// detached once the post succeeded (all-or-nothing).
+    /// order), transferring `ports`; `detach` are the transferred `ArrayBuffer`s.
     ///
     /// A transferred `ArrayBuffer` over a block (`allocBuffer`, or one this package
     /// delivered) moves into the message without a copy: its memory is taken back and the
     /// `ArrayBuffer` detached before the post, which the checks made first guarantee to
-    /// succeed. Every other side-table buffer is copied.
+    /// succeed. Every other side-table buffer is copied; the other transferred
+    /// `ArrayBuffer`s are detached by index.js once the post succeeded
+    /// (`detachTransferred`: through Node's own transfer, which keeps the ones Node marks
+    /// untransferable or cannot detach).
     #[napi]
     pub fn post_full(
         &self,
@@ -485,7 +487,6 @@ impl NativePort {
         let will_post = self.port.check_transfer(&list).is_ok()
             && list.iter().all(|p| !p.is_detached() && !p.is_closed());
         let mut taken: Vec<(usize, usize, Option<Vec<u8>>)> = Vec::new();
-        let mut rest = Vec::with_capacity(detach.len());
         for ab in detach {
             let (data, len) = (ab.as_ptr(), ab.len());
             match will_post.then(|| blocks::take(data, len)).flatten() {
@@ -509,7 +510,9 @@ impl NativePort {
                     }
                     taken.push((data as usize, len, Some(v)));
                 }
-                None => rest.push(ab),
+                // not a block: index.js detaches it after the post, the way Node does
+                // (detachTransferred), its bytes having been copied into the message
+                None => {}
             }
         }
         let buffers: Vec<Buffer> = side
@@ -541,7 +544,7 @@ impl NativePort {
             p.waker.borrow_mut().release();
             lock(&p.core.pending).take();
         }
-        detach_all(rest)
+        None
     }
 
     /// Receives the next message into `scratch`: its length, or -1 (nothing queued),
@@ -682,15 +685,6 @@ impl NativePort {
             opt(s.limits.max_bytes),
         ]
     }
-}
-
-fn detach_all(detach: Vec<ArrayBuffer<'_>>) -> Option<String> {
-    for ab in detach {
-        if let Err(e) = ab.detach() {
-            return Some(format!("an ArrayBuffer could not be detached: {e}"));
-        }
-    }
-    None
 }
 
 // ------------------------------------------------------------------- broadcast
