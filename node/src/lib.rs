@@ -487,32 +487,28 @@ impl NativePort {
         let will_post = self.port.check_transfer(&list).is_ok()
             && list.iter().all(|p| !p.is_detached() && !p.is_closed());
         let mut taken: Vec<(usize, usize, Option<Vec<u8>>)> = Vec::new();
+        // (an ArrayBuffer that is not a block is left to index.js, which detaches it
+        // after the post, the way Node does: detachTransferred; its bytes are copied)
         for ab in detach {
             let (data, len) = (ab.as_ptr(), ab.len());
-            match will_post.then(|| blocks::take(data, len)).flatten() {
-                Some((v, id)) => {
-                    // The memory is ours now: JS loses sight of it before anything else
-                    // runs on this thread.
-                    let value = ab.value();
-                    // SAFETY: a live ArrayBuffer of this call's environment.
-                    let status =
-                        unsafe { napi::sys::napi_detach_arraybuffer(value.env, value.value) };
-                    if status != napi::sys::Status::napi_ok {
-                        // (never for a block, which is external) JS still holds it: give
-                        // it back; buffers detached so far are lost with the message.
-                        blocks::untake(v, id);
-                        for (_, _, v) in taken {
-                            if let Some(v) = v {
-                                blocks::recycle(v);
-                            }
+            if let Some((v, id)) = will_post.then(|| blocks::take(data, len)).flatten() {
+                // The memory is ours now: JS loses sight of it before anything else
+                // runs on this thread.
+                let value = ab.value();
+                // SAFETY: a live ArrayBuffer of this call's environment.
+                let status = unsafe { napi::sys::napi_detach_arraybuffer(value.env, value.value) };
+                if status != napi::sys::Status::napi_ok {
+                    // (never for a block, which is external) JS still holds it: give
+                    // it back; buffers detached so far are lost with the message.
+                    blocks::untake(v, id);
+                    for (_, _, v) in taken {
+                        if let Some(v) = v {
+                            blocks::recycle(v);
                         }
-                        return Some("an ArrayBuffer could not be detached".to_owned());
                     }
-                    taken.push((data as usize, len, Some(v)));
+                    return Some("an ArrayBuffer could not be detached".to_owned());
                 }
-                // not a block: index.js detaches it after the post, the way Node does
-                // (detachTransferred), its bytes having been copied into the message
-                None => {}
+                taken.push((data as usize, len, Some(v)));
             }
         }
         let buffers: Vec<Buffer> = side
