@@ -2,7 +2,11 @@
 //! carries wake-ups that arrive on threads not holding the GIL.
 //!
 //! It is a daemon `threading.Thread` named `channel_messaging-dispatcher`, started the
-//! first time it is needed, that blocks (GIL released) on a queue of jobs.
+//! first time it is needed, that blocks (GIL released) on a queue of jobs. At exit (an
+//! `atexit` handler, which runs before the interpreter finalizes) it is stopped and
+//! joined: jobs still queued are dropped, as messages pending at exit are (spec F7). A
+//! daemon thread still running handlers when the interpreter finalizes would be ended
+//! by it mid-call, which crashes the process.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +35,12 @@ static QUEUE: LazyLock<Queue> = LazyLock::new(|| {
     }
 });
 static STARTED: AtomicBool = AtomicBool::new(false);
+/// Set at exit: the dispatcher runs no more jobs and returns.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+/// The dispatcher's `threading.Thread`, for the exit handler to join.
+static THREAD: Mutex<Option<Py<PyAny>>> = Mutex::new(None);
+/// How long the exit handler waits for a handler that is still running.
+const EXIT_JOIN_SECONDS: f64 = 10.0;
 
 /// Queues `job` for the dispatcher thread (callable without the GIL).
 pub fn push(job: Job) {
@@ -69,6 +79,26 @@ pub fn ensure(py: Python<'_>) -> PyResult<()> {
         STARTED.store(false, Ordering::Release);
         return Err(e);
     }
+    if let Ok(mut t) = THREAD.lock() {
+        *t = Some(thread.unbind());
+    }
+    let stop = py
+        .import("channel_messaging._native")?
+        .getattr("_dispatcher_stop")?;
+    py.import("atexit")?.call_method1("register", (stop,))?;
+    Ok(())
+}
+
+/// Stops the dispatcher thread and waits for the job it is running (internal: the exit
+/// handler `ensure` registers).
+#[pyfunction]
+pub fn _dispatcher_stop(py: Python<'_>) -> PyResult<()> {
+    STOPPING.store(true, Ordering::Release);
+    push(Box::new(|_| {})); // (wakes it when idle)
+    let thread = THREAD.lock().ok().and_then(|mut t| t.take());
+    if let Some(thread) = thread {
+        thread.call_method1(py, "join", (EXIT_JOIN_SECONDS,))?;
+    }
     Ok(())
 }
 
@@ -83,6 +113,10 @@ pub fn _dispatcher_main(py: Python<'_>) -> PyResult<()> {
         let Some(job) = job else {
             return Err(PyRuntimeError::new_err("the dispatcher queue is gone"));
         };
+        if STOPPING.load(Ordering::Acquire) {
+            drop(job);
+            return Ok(());
+        }
         if catch_unwind(AssertUnwindSafe(|| job(py))).is_err() {
             PyRuntimeError::new_err("a channel_messaging dispatcher job panicked")
                 .write_unraisable(py, None);

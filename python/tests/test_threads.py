@@ -193,3 +193,32 @@ def test_handlers_without_loop_run_on_the_dispatcher_thread(channel):
     channel.port1.post_message(1)
     assert wait_for(lambda: where)
     assert where == ["channel_messaging-dispatcher"]
+
+
+def test_f7_exit_while_the_dispatcher_runs_handlers_is_clean():
+    # The interpreter exits with handlers running on the dispatcher thread and messages
+    # still queued: the dispatcher is stopped and joined at exit (queued jobs dropped),
+    # not ended mid-call by finalization (which crashed the process).
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import time
+        from channel_messaging import MessageChannel
+        channels = []
+        for i in range(20):
+            ch = MessageChannel()
+            channels.append(ch)
+            ch.port2.onmessage = lambda e: time.sleep(0.001)
+            for j in range(50):
+                ch.port1.post_message(j)
+        time.sleep(0.01)
+        print("exiting", flush=True)
+        """
+    )
+    for _ in range(4):
+        run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, (run.returncode, run.stderr[-2000:])
+        assert run.stdout.strip() == "exiting"
