@@ -98,6 +98,10 @@ enum cm_status
    */
   CM_ERR_IO = 19,
   /**
+   * Memory could not be allocated (a buffer of the size asked for).
+   */
+  CM_ERR_OUT_OF_MEMORY = 20,
+  /**
    * The library hit an internal bug (a Rust panic, caught at the boundary).
    */
   CM_ERR_PANIC = 99,
@@ -1355,7 +1359,8 @@ cm_buffer *cm_buffer_new(const uint8_t *bytes, size_t len);
  * With `fill` 0, a block that a thread blocked in a receive cleared ahead of time (while
  * its queue was empty) is taken when there is one, and needs no clearing here.
  * Owned by the caller (`cm_buffer_free`, or consumed by `cm_writer_buffer_move`); NULL
- * on failure.
+ * on failure, with `cm_last_error_message()` saying why: a `len` beyond `PTRDIFF_MAX`,
+ * or memory that cannot be had (`CM_ERR_OUT_OF_MEMORY`; the process goes on).
  */
 cm_buffer *cm_buffer_alloc(size_t len, uint8_t fill, uint8_t **data);
 

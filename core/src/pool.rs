@@ -307,6 +307,34 @@ pub fn take_zeroed(n: usize) -> Vec<u8> {
     }
 }
 
+/// As [`take_zeroed`], but `None` when the memory cannot be had, where `take_zeroed`
+/// (as any Rust allocation) aborts the process: for sizes a caller asked for.
+///
+/// A size beyond the pooled ones is first reserved and given back (an allocation the
+/// system refuses is reported), then allocated zeroed, so that fresh pages need no
+/// clearing pass; memory that vanishes between the two still aborts.
+pub fn try_take_zeroed(n: usize) -> Option<Vec<u8>> {
+    if !pooled_size(n) {
+        Vec::<u8>::new().try_reserve_exact(n).ok()?;
+    }
+    Some(take_zeroed(n))
+}
+
+/// As [`take_filled`], but `None` when the memory cannot be had (see
+/// [`try_take_zeroed`]).
+pub fn try_take_filled(n: usize, fill: u8) -> Option<Vec<u8>> {
+    if fill == 0 {
+        return try_take_zeroed(n);
+    }
+    if pooled_size(n) {
+        return Some(take_filled(n, fill));
+    }
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).ok()?;
+    v.resize(n, fill);
+    Some(v)
+}
+
 /// `n` bytes of unspecified content (a recycled block's old bytes, or zeros), in a pooled
 /// block when one is free: for a buffer its taker overwrites whole.
 pub fn take(n: usize) -> Vec<u8> {

@@ -44,6 +44,8 @@ pub enum cm_status {
     CM_ERR_NOT_FOUND = 18,
     /// An operating-system call failed (creating the pollable file descriptor).
     CM_ERR_IO = 19,
+    /// Memory could not be allocated (a buffer of the size asked for).
+    CM_ERR_OUT_OF_MEMORY = 20,
     /// The library hit an internal bug (a Rust panic, caught at the boundary).
     CM_ERR_PANIC = 99,
 }

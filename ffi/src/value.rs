@@ -1332,7 +1332,8 @@ pub unsafe extern "C" fn cm_buffer_new(bytes: *const u8, len: usize) -> *mut cm_
 /// With `fill` 0, a block that a thread blocked in a receive cleared ahead of time (while
 /// its queue was empty) is taken when there is one, and needs no clearing here.
 /// Owned by the caller (`cm_buffer_free`, or consumed by `cm_writer_buffer_move`); NULL
-/// on failure.
+/// on failure, with `cm_last_error_message()` saying why: a `len` beyond `PTRDIFF_MAX`,
+/// or memory that cannot be had (`CM_ERR_OUT_OF_MEMORY`; the process goes on).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cm_buffer_alloc(
     len: usize,
@@ -1343,7 +1344,12 @@ pub unsafe extern "C" fn cm_buffer_alloc(
         if isize::try_from(len).is_err() {
             return fail(CM_ERR_INVALID_ARGUMENT, "len is too large");
         }
-        let mut bytes = channel_messaging::pool::take_filled(len, fill);
+        let Some(mut bytes) = channel_messaging::pool::try_take_filled(len, fill) else {
+            return fail(
+                CM_ERR_OUT_OF_MEMORY,
+                format!("cannot allocate a buffer of {len} bytes"),
+            );
+        };
         let ptr = bytes.as_mut_ptr();
         let buffer = Buffer::from(bytes);
         debug_assert_eq!(buffer.as_ptr(), ptr.cast_const());

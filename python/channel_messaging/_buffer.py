@@ -12,7 +12,9 @@ class Buffer(_native._BufferBase):
     """A mutable, bytes-like block of memory (the web's ArrayBuffer) that a post can
     transfer without copying.
 
-    ``Buffer(n)`` is ``n`` zero bytes; ``Buffer(data)`` copies any bytes-like object.
+    ``Buffer(n)`` is ``n`` zero bytes (``MemoryError`` when that much memory cannot be
+    had, ``OverflowError`` for a size beyond any address); ``Buffer(data)`` copies any
+    bytes-like object.
     It supports the buffer protocol (``memoryview(buf)``, ``bytes(buf)``, writing through
     a memoryview) and ``len()``.
 

@@ -13,11 +13,11 @@ use std::ffi::{c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 
-use pyo3::exceptions::{PySystemError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyOverflowError, PySystemError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::types::{PyDict, PyInt, PyTuple, PyType};
 
 use crate::capi::{self, PyBuffer};
 use crate::errors;
@@ -245,7 +245,11 @@ fn initial_data(
             } else if let Ok(n) = source.extract::<i64>() {
                 let n = usize::try_from(n)
                     .map_err(|_| PyValueError::new_err("Buffer size must not be negative"))?;
-                Ok(pool::take_zeroed(n))
+                pool::try_take_zeroed(n).ok_or_else(|| {
+                    PyMemoryError::new_err(format!("cannot allocate a Buffer of {n} bytes"))
+                })
+            } else if source.is_instance_of::<PyInt>() {
+                Err(PyOverflowError::new_err("Buffer size is too large"))
             } else if is_buffer(&source) {
                 Ok(pool::take_copy(bytes_of(&source)?))
             } else {

@@ -168,3 +168,12 @@ def test_flat_dict_fast_path_falls_back_for_nested_and_non_str_keys():
     assert isinstance(ch.port2.recv(timeout=1), Exception)
     with pytest.raises(Empty):
         ch.port2.recv(timeout=0.01)
+
+
+def test_a_buffer_that_cannot_be_had_is_a_memory_error_and_a_huge_size_an_overflow_error():
+    # not the end of the process (the allocation is fallible), and not a TypeError
+    with pytest.raises(MemoryError, match="cannot allocate a Buffer of"):
+        Buffer(1 << 46)
+    with pytest.raises(OverflowError, match="too large"):
+        Buffer(2**64)
+    assert bytes(Buffer(3)) == b"\x00\x00\x00"

@@ -1199,6 +1199,17 @@ static cm_status keep_event_pointers(cm_reader *r, void *ud) {
   return s == CM_ERR_INVALID_STATE ? CM_OK : s;
 }
 
+/* memory that cannot be had is a NULL buffer and an error, not the end of the process */
+static void buffer_alloc_that_cannot_be_had_is_null(void) {
+  uint8_t *data = (uint8_t *)1;
+  CHECK(cm_buffer_alloc((size_t)1 << 46, 0, &data) == NULL);
+  CHECK(strstr(cm_last_error_message(), "cannot allocate") != NULL);
+  CHECK(cm_buffer_alloc((size_t)1 << 46, 7, &data) == NULL);
+  cm_buffer *b = cm_buffer_alloc(16, 7, &data); /* and the next one works */
+  CHECK(b != NULL && data[15] == 7);
+  cm_buffer_free(b);
+}
+
 static void reader_event_pointers_outlive_later_events(void) {
   cm_port a, b;
   OK(cm_channel_new(&a, &b));
@@ -1421,6 +1432,7 @@ static const struct test TESTS[] = {
     T(writer_posts_without_a_value_tree),
     T(streaming_reader_reads_without_a_value_tree),
     T(reader_event_pointers_outlive_later_events),
+    T(buffer_alloc_that_cannot_be_had_is_null),
     T(c9_export_moves_a_port_to_another_thread),
 };
 
