@@ -24,6 +24,8 @@ use crate::port::{AsyncOp, MessagePort, encode_and, start_async};
 pub struct BroadcastChannel {
     pub source: Source,
     pub events: Events,
+    /// The awaitables waiting on this channel (see `port::Waiters`).
+    pub waiters: std::sync::Arc<crate::port::Waiters>,
 }
 
 impl BroadcastChannel {
@@ -104,6 +106,7 @@ impl BroadcastChannel {
         Ok(BroadcastChannel {
             source: Source::Broadcast(CoreBroadcast::new(name)),
             events: Events::default(),
+            waiters: Default::default(),
         })
     }
 

@@ -135,6 +135,8 @@ pub fn encode_and<'py, R>(
 pub struct MessagePort {
     pub source: Source,
     pub events: Events,
+    /// The awaitables (`recv_async`, `ready`, `async for`) waiting on this port.
+    pub waiters: Arc<Waiters>,
 }
 
 impl MessagePort {
@@ -142,6 +144,7 @@ impl MessagePort {
         MessagePort {
             source: Source::Port(port),
             events: Events::default(),
+            waiters: Arc::default(),
         }
     }
 
@@ -583,49 +586,76 @@ struct AsyncTask {
     op: AsyncOp,
 }
 
-struct AsyncWaker(Mutex<Option<Arc<AsyncTask>>>);
+/// The awaitables waiting on one port or channel, behind one waker: the core keeps one
+/// entry per distinct waker, so a port has one entry however many awaitables were
+/// polled, and an awaitable that is cancelled or times out (a `wait_for(recv_async(),
+/// t)` loop on an idle port) leaves nothing behind: it is dropped when the next one
+/// registers. (A waker per poll piled up in the core, each new one scanning them all,
+/// until a message came.)
+#[derive(Debug, Default)]
+pub struct Waiters(Mutex<Vec<Arc<AsyncTask>>>);
 
-impl Wake for AsyncWaker {
+impl Waiters {
+    /// Registers `task` (once), dropping the tasks whose future is done; the waker to
+    /// poll with.
+    fn waker_for(self: &Arc<Self>, py: Python<'_>, task: &Arc<AsyncTask>) -> Waker {
+        if let Ok(mut tasks) = self.0.lock() {
+            tasks.retain(|t| !future_done(py, t));
+            if !tasks.iter().any(|t| Arc::ptr_eq(t, task)) {
+                tasks.push(Arc::clone(task));
+            }
+        }
+        Waker::from(Arc::clone(self))
+    }
+}
+
+impl Wake for Waiters {
     fn wake(self: Arc<Self>) {
-        let task = self.0.lock().ok().and_then(|mut t| t.take());
-        if let Some(task) = task {
-            // Through the dispatcher thread, never inline: the core wakes from whatever
-            // thread made the port ready (a poster, a receiver freeing room), which may
-            // not be a Python thread, and should not wait there for the GIL.
-            dispatch::push(Box::new(move |py| {
-                let runner = Bound::new(py, RecvTask { task: Some(task) });
-                if let Ok(runner) = runner {
-                    let lp = runner
-                        .get()
-                        .task
-                        .as_ref()
-                        .map(|t| t.event_loop.clone_ref(py));
-                    // A stale wake-up (the awaitable settled already, or its loop is
-                    // closed: the core keeps wakers until the next event) is dropped.
-                    let stale = |t: &AsyncTask| {
-                        t.fut
-                            .bind(py)
-                            .call_method0("done")
-                            .and_then(|d| d.is_truthy())
-                            .unwrap_or(true)
-                            || t.event_loop
-                                .bind(py)
-                                .call_method0("is_closed")
-                                .and_then(|d| d.is_truthy())
-                                .unwrap_or(true)
-                    };
-                    if runner.get().task.as_deref().is_none_or(stale) {
-                        return;
-                    }
-                    if let Some(lp) = lp
-                        && let Err(e) = lp.bind(py).call_method1("call_soon_threadsafe", (runner,))
-                    {
-                        e.write_unraisable(py, None);
-                    }
-                }
-            }));
+        let tasks = self
+            .0
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        for task in tasks {
+            schedule(task);
         }
     }
+}
+
+fn future_done(py: Python<'_>, t: &AsyncTask) -> bool {
+    t.fut
+        .bind(py)
+        .call_method0("done")
+        .and_then(|d| d.is_truthy())
+        .unwrap_or(true)
+}
+
+/// Polls `task` again on its loop.
+fn schedule(task: Arc<AsyncTask>) {
+    // Through the dispatcher thread, never inline: the core wakes from whatever thread
+    // made the port ready (a poster, a receiver freeing room), which may not be a
+    // Python thread, and should not wait there for the GIL.
+    dispatch::push(Box::new(move |py| {
+        // A stale wake-up (the awaitable settled already, or its loop is closed) is
+        // dropped.
+        let closed = |t: &AsyncTask| {
+            t.event_loop
+                .bind(py)
+                .call_method0("is_closed")
+                .and_then(|d| d.is_truthy())
+                .unwrap_or(true)
+        };
+        if future_done(py, &task) || closed(&task) {
+            return;
+        }
+        let lp = task.event_loop.clone_ref(py);
+        let Ok(runner) = Bound::new(py, RecvTask { task: Some(task) }) else {
+            return;
+        };
+        if let Err(e) = lp.bind(py).call_method1("call_soon_threadsafe", (runner,)) {
+            e.write_unraisable(py, None);
+        }
+    }));
 }
 
 /// The callback that polls an `AsyncTask` on its loop (internal).
@@ -662,11 +692,7 @@ fn decoded(py: Python<'_>, msg: channel_messaging::Message) -> PyResult<Bound<'_
 
 fn poll_async(py: Python<'_>, task: &Arc<AsyncTask>) {
     let fut = task.fut.bind(py);
-    if fut
-        .call_method0("done")
-        .and_then(|d| d.is_truthy())
-        .unwrap_or(true)
-    {
+    if future_done(py, task) {
         return; // cancelled
     }
     let target = task.target.bind(py).call0().ok().filter(|p| !p.is_none());
@@ -678,10 +704,10 @@ fn poll_async(py: Python<'_>, task: &Arc<AsyncTask>) {
         );
         return;
     };
-    let waker = Waker::from(Arc::new(AsyncWaker(Mutex::new(Some(Arc::clone(task))))));
-    let mut cx = Context::from_waker(&waker);
     if let Ok(port) = target.cast::<MessagePort>() {
         let this = port.get();
+        let waker = this.waiters.waker_for(py, task);
+        let mut cx = Context::from_waker(&waker);
         let core = this.core();
         match task.op {
             AsyncOp::Ready => {
@@ -718,6 +744,8 @@ fn poll_async(py: Python<'_>, task: &Arc<AsyncTask>) {
             }
         };
         let core = bc.get().core();
+        let waker = bc.get().waiters.waker_for(py, task);
+        let mut cx = Context::from_waker(&waker);
         match core.try_recv_message() {
             Ok(msg) => return settle(py, fut, decoded(py, msg)),
             Err(TryRecvError::Closed) => return settle(py, fut, Err(closed())),

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from channel_messaging import MessageChannel, PortClosedError
+from channel_messaging import BroadcastChannel, MessageChannel, PortClosedError
 
 
 @pytest.mark.asyncio
@@ -213,3 +213,40 @@ async def test_broadcast_recv_async_raises_when_closed_while_waiting():
     b.close()
     with pytest.raises(PortClosedError):
         await asyncio.wait_for(waiter, 1)
+
+
+@pytest.mark.parametrize("kind", ["port", "broadcast"])
+def test_cancelled_and_timed_out_recv_async_leave_nothing_behind(kind):
+    # an idle port polled by awaitables that are cancelled or time out (a heartbeat
+    # loop: wait_for(recv_async(), t)) holds none of them once the next one registers
+    import gc
+    import weakref
+
+    async def main():
+        if kind == "port":
+            ch = MessageChannel()
+            source, target = ch.port1, ch.port2
+        else:
+            target = BroadcastChannel("test-recv-async-leak")
+            source = BroadcastChannel("test-recv-async-leak")
+        refs = []
+        for i in range(300):
+            f = target.recv_async()
+            refs.append(weakref.ref(f))
+            if i % 2:
+                f.cancel()
+            else:
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(f, 0)
+            del f
+        await asyncio.sleep(0)
+        last = target.recv_async()
+        await asyncio.sleep(0)
+        gc.collect()
+        assert sum(r() is not None for r in refs) <= 1
+        source.post_message("after")  # and the awaitable still waiting gets the message
+        assert await asyncio.wait_for(last, 5) == "after"
+        source.close()
+        target.close()
+
+    asyncio.run(main())
