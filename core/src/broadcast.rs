@@ -235,7 +235,7 @@ impl BroadcastChannel {
             c.ended = Some(End::SelfClosed);
             match &c.inbox {
                 Some(inbox) => {
-                    inbox.stop_accepting();
+                    inbox.mark_dead();
                     (Some(Arc::clone(inbox)), inbox.drain())
                 }
                 None => (None, Vec::new()),

@@ -52,6 +52,25 @@ fn close_wakes_every_blocked_receiver_of_a_port() {
 }
 
 #[test]
+fn a_port_carried_to_a_port_being_dropped_closes() {
+    // the post races the receiver's last drop: the carried port is delivered (and
+    // closed with the queue the drop drains), refused, or dropped by the poster; in
+    // every case its partner sees the close while the sender lives on (spec F6)
+    loom::model(|| {
+        let (a, b) = MessageChannel::new().into_ports();
+        let (x, carried) = MessageChannel::new().into_ports();
+        let t = thread::spawn(move || {
+            a.post_message(&Value::Port(0), &[&carried]).unwrap();
+            a
+        });
+        drop(b);
+        let a = t.join().unwrap();
+        assert!(matches!(x.try_recv(), Err(TryRecvError::Closed)));
+        drop(a);
+    });
+}
+
+#[test]
 fn ready_hook_never_misses_a_message() {
     loom::model(|| {
         let (a, b) = MessageChannel::new().into_ports();

@@ -2,7 +2,8 @@
 //! receiver blocked on the queue it ends, whichever receiver takes the end marker (a
 //! missed wake-up shows as a receiver still blocked seconds later; loom.rs models the
 //! same race exhaustively), and a BroadcastChannel name stays one group while its last
-//! member leaves and a new one joins.
+//! member leaves and a new one joins. A message posted as its receiver is dropped never
+//! outlives the drop with the ports it carries.
 #![cfg(not(loom))]
 
 use std::sync::mpsc;
@@ -101,5 +102,33 @@ fn i3_a_name_is_one_group_when_the_last_member_leaves_as_another_joins() {
             Some(Value::Int(1)),
             "round {round}"
         );
+    }
+}
+
+/// A post carrying a port races the receiving port's last drop: whichever wins, the
+/// carried port's partner sees the close while the sender lives (spec F6), and is not
+/// left in a queue nobody reads.
+#[test]
+fn f6_a_port_posted_to_a_port_being_dropped_closes() {
+    use channel_messaging::{TryRecvError, Value};
+    use std::sync::{Arc, Barrier};
+    let barrier = Arc::new(Barrier::new(2));
+    for round in 0..ROUNDS * 5 {
+        let (a, b) = MessageChannel::new().into_ports();
+        let (x, carried) = MessageChannel::new().into_ports();
+        let other = Arc::clone(&barrier);
+        let dropping = thread::spawn(move || {
+            other.wait();
+            drop(b);
+        });
+        barrier.wait();
+        a.post_message(&Value::Port(0), &[&carried]).unwrap();
+        dropping.join().unwrap();
+        let got = x.try_recv();
+        assert!(
+            matches!(got, Err(TryRecvError::Closed)),
+            "round {round}: the carried port's partner got {got:?} while the sender lives"
+        );
+        drop(a);
     }
 }

@@ -70,6 +70,10 @@ pub(crate) struct Inbox {
     interest: AtomicU8,
     /// Cleared when the owning port closes or goes away: later posts are dropped.
     accepting: AtomicBool,
+    /// Set when no consumer will ever take from the queue again (the port was dropped,
+    /// the channel closed): a post that got past `accepting` before it was cleared
+    /// drops what it queued (see `push_message`).
+    dead: AtomicBool,
     /// The port message queue is enabled (spec B2): the ready hook may fire.
     enabled: AtomicBool,
     /// The hook fired and has not been re-armed yet (read by the consumer's fast path).
@@ -102,6 +106,7 @@ impl Inbox {
             queue: Queue::new(),
             interest: AtomicU8::new(0),
             accepting: AtomicBool::new(true),
+            dead: AtomicBool::new(false),
             enabled: AtomicBool::new(false),
             hook_fired: AtomicBool::new(false),
             notify: Mutex::new(Notify::default()),
@@ -128,7 +133,27 @@ impl Inbox {
             .fetch_add(packed(msg.byte_size()), Ordering::Relaxed);
         self.queue.push(Envelope::Message(msg));
         self.wake_consumer();
+        // (after wake_consumer's SeqCst fence) The consumer went for good between the
+        // check above and the push, and drained the queue as it went: this message may
+        // have missed that drain, and would sit here, with the ports it carries, for as
+        // long as a sender holds the inbox. The pusher drops it (no lock is held here).
+        if self.dead.load(Ordering::SeqCst) {
+            self.discard();
+        }
         Ok(())
+    }
+
+    /// Empties a dead queue, from any thread (its counters no longer matter).
+    fn discard(&self) {
+        while let Some(envelope) = self.queue.pop() {
+            drop(envelope);
+        }
+    }
+
+    /// Marks the queue as never to be read again (before the final drain; see `dead`).
+    pub(crate) fn mark_dead(&self) {
+        self.stop_accepting();
+        self.dead.store(true, Ordering::SeqCst);
     }
 
     /// Queues the partner's close marker (in-band: behind everything it sent before).

@@ -129,7 +129,7 @@ impl Drop for PortState {
 /// Closes a port that no handle can reach any more: its queue is dropped (closing the
 /// ports inside it) and its partner is told.
 pub(crate) fn disentangle(inbox: &Arc<Inbox>, link: Option<Arc<Inbox>>) {
-    inbox.stop_accepting();
+    inbox.mark_dead();
     inbox.wake_space_waiters();
     drop(inbox.drain());
     if let Some(partner) = link {
