@@ -3,7 +3,8 @@
 //! missed wake-up shows as a receiver still blocked seconds later; loom.rs models the
 //! same race exhaustively), and a BroadcastChannel name stays one group while its last
 //! member leaves and a new one joins. A message posted as its receiver is dropped never
-//! outlives the drop with the ports it carries.
+//! outlives the drop with the ports it carries, and a transfer wakes the port's waiters
+//! outside its locks.
 #![cfg(not(loom))]
 
 use std::sync::mpsc;
@@ -131,4 +132,39 @@ fn f6_a_port_posted_to_a_port_being_dropped_closes() {
         );
         drop(a);
     }
+}
+
+/// Transferring a port wakes its async waiters once no lock of the port is held: a waker
+/// that looks at the port at once (an inline executor polls it) must not deadlock.
+#[test]
+fn c9_a_transfer_wakes_the_ports_waiters_outside_its_locks() {
+    use channel_messaging::{MessagePort, Value};
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct LookingWaker(MessagePort);
+    impl Wake for LookingWaker {
+        fn wake(self: Arc<Self>) {
+            let _ = self.0.stats();
+        }
+    }
+    let (done, result) = mpsc::channel();
+    thread::spawn(move || {
+        let (a, _b) = MessageChannel::new().into_ports();
+        let (x, _y) = MessageChannel::new().into_ports();
+        let waker = Waker::from(Arc::new(LookingWaker(x.clone())));
+        let mut receive = Box::pin(x.recv_async());
+        assert!(matches!(
+            receive.as_mut().poll(&mut Context::from_waker(&waker)),
+            Poll::Pending
+        ));
+        drop(receive);
+        a.post_message(&Value::Port(0), &[&x]).unwrap();
+        let _ = done.send(());
+    });
+    assert!(
+        result.recv_timeout(PATIENCE).is_ok(),
+        "the transfer deadlocked: the waker ran under the port's lock"
+    );
 }

@@ -368,6 +368,8 @@ impl Inbox {
     }
 
     /// Disables the queue and forgets the hook (a transferred port starts anew, spec B9).
+    /// Its blocked receivers and async waiters are then the caller's to wake (`wake_all`),
+    /// outside any lock: a waker may run user code.
     pub(crate) fn reset_for_transfer(&self) {
         self.enabled.store(false, Ordering::Release);
         {
@@ -378,7 +380,7 @@ impl Inbox {
             self.interest.fetch_and(!HOOK, Ordering::SeqCst);
         }
         self.hook_fired.store(false, Ordering::Relaxed);
-        self.wake_all();
+        // (the caller wakes the waiters, once it holds no lock: wake_all)
     }
 
     pub(crate) fn set_hook(&self, hook: Option<ReadyHook>) {

@@ -849,6 +849,7 @@ fn detach_all(transfer: &[&MessagePort]) -> Result<Vec<PortTransfer>, DataCloneE
     }
     let mut out = Vec::with_capacity(transfer.len());
     let mut garbage = Vec::new();
+    let mut partner_gone = Vec::new();
     for (p, g) in transfer.iter().zip(guards.iter_mut()) {
         let Some(c) = g.as_mut() else { continue };
         p.0.flags.fetch_or(DETACHED, Ordering::AcqRel);
@@ -860,13 +861,22 @@ fn detach_all(transfer: &[&MessagePort]) -> Result<Vec<PortTransfer>, DataCloneE
                 // Already disentangled: the new owner must see the close too.
                 garbage.extend(inbox.drain());
                 link = None;
-                inbox.push_partner_closed_always();
+                partner_gone.push(Arc::clone(inbox));
             }
         }
         out.push(PortTransfer { inbox, link });
     }
+    // Nothing that can run user code (wakers, hooks, dropping messages) runs under the
+    // consumer locks.
     drop(guards);
     drop(garbage);
+    for inbox in partner_gone {
+        inbox.push_partner_closed_always();
+    }
+    // Receivers blocked on the old handles wake, and find the port detached.
+    for inbox in out.iter().filter_map(|t| t.inbox.as_ref()) {
+        inbox.wake_all();
+    }
     // Waiters in the old handles' `ready()` resolve: a detached port is ready.
     for link in out.iter().filter_map(|t| t.link.as_ref()) {
         link.wake_space_waiters();
