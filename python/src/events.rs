@@ -208,11 +208,15 @@ impl Events {
                 "the listener must be callable",
             ));
         }
+        if self.find_listener(obj.py(), kind, listener)?.is_some() {
+            return Ok(());
+        }
         {
             let mut h = self.handlers.lock().map_err(poisoned)?;
+            // (another thread may have added this very object meanwhile)
             if h.listeners
                 .iter()
-                .any(|(k, l)| *k == kind && l.bind(obj.py()).eq(listener).unwrap_or(false))
+                .any(|(k, l)| *k == kind && l.is(listener))
             {
                 return Ok(());
             }
@@ -221,21 +225,46 @@ impl Events {
         self.installed(obj, src)
     }
 
+    /// The registered listener of `kind` equal to `listener` (`==`, so that a bound
+    /// method found again is the same listener). Compared outside the handlers' lock: an
+    /// `__eq__` is user code, which may look at the port or let another thread run.
+    fn find_listener(
+        &self,
+        py: Python<'_>,
+        kind: Kind,
+        listener: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<Py<PyAny>>> {
+        let candidates: Vec<Py<PyAny>> = {
+            let h = self.handlers.lock().map_err(poisoned)?;
+            h.listeners
+                .iter()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, l)| l.clone_ref(py))
+                .collect()
+        };
+        Ok(candidates
+            .into_iter()
+            .find(|l| l.is(listener) || l.bind(py).eq(listener).unwrap_or(false)))
+    }
+
     pub fn remove_listener(
         &self,
         obj: &Bound<'_, PyAny>,
         kind: Kind,
         listener: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
+        let Some(found) = self.find_listener(obj.py(), kind, listener)? else {
+            return Ok(());
+        };
         let removed = {
             let mut h = self.handlers.lock().map_err(poisoned)?;
             let pos = h
                 .listeners
                 .iter()
-                .position(|(k, l)| *k == kind && l.bind(obj.py()).eq(listener).unwrap_or(false));
+                .position(|(k, l)| *k == kind && l.is(&found));
             pos.map(|i| h.listeners.remove(i))
         };
-        drop(removed);
+        drop((removed, found));
         self.update_keepalive(obj)
     }
 

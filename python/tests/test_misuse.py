@@ -177,3 +177,49 @@ def test_a_buffer_that_cannot_be_had_is_a_memory_error_and_a_huge_size_an_overfl
     with pytest.raises(OverflowError, match="too large"):
         Buffer(2**64)
     assert bytes(Buffer(3)) == b"\x00\x00\x00"
+
+
+def test_a_listener_eq_that_looks_at_the_port_or_lets_other_threads_run_does_not_deadlock():
+    # add_event_listener / remove_event_listener compare listeners with ==, which is user
+    # code: it runs outside the port's handler lock (it reads the port; it sleeps while
+    # the dispatcher delivers to the same port)
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import threading, time
+        from channel_messaging import MessageChannel
+        ch = MessageChannel()
+        port = ch.port2
+        class Looking:
+            def __call__(self, ev): pass
+            def __eq__(self, other):
+                port.onmessage
+                return self is other
+            __hash__ = object.__hash__
+        class Sleeping(Looking):
+            def __eq__(self, other):
+                time.sleep(0.05)
+                return self is other
+            __hash__ = object.__hash__
+        first = Looking()
+        port.add_event_listener("message", first)
+        port.add_event_listener("message", Looking())
+        port.remove_event_listener("message", first)
+        port.onmessage = lambda e: None
+        port.add_event_listener("message", Sleeping())
+        def feed():
+            for i in range(50):
+                ch.port1.post_message(i)
+                time.sleep(0.005)
+        threading.Thread(target=feed, daemon=True).start()
+        time.sleep(0.02)
+        port.add_event_listener("message", Sleeping())
+        print("no deadlock", flush=True)
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "no deadlock"
