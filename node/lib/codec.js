@@ -91,6 +91,18 @@ const mapSet = uncurry(Map.prototype.set);
 const setValues = uncurry(Set.prototype.values);
 const setIteratorNext = uncurry(Object.getPrototypeOf(new Set().values()).next);
 const setAdd = uncurry(Set.prototype.add);
+const defineProperty = Object.defineProperty;
+/** An array with no elements of its own: `i in PROTO_PROBE` says whether a prototype has `i`. */
+const PROTO_PROBE = Object.freeze([]);
+
+/**
+ * Makes `v` the own data property `k` of `obj` (what structured deserialization does,
+ * CreateDataProperty): an accessor that Object.prototype or Array.prototype may have
+ * for `k` is not run, and does not hide the property.
+ */
+function defineData(obj, k, v) {
+  defineProperty(obj, k, { value: v, writable: true, enumerable: true, configurable: true });
+}
 const numberValueOf = uncurry(Number.prototype.valueOf);
 const stringValueOf = uncurry(String.prototype.valueOf);
 const booleanValueOf = uncurry(Boolean.prototype.valueOf);
@@ -607,9 +619,11 @@ class Encoder {
     }
     this.head(4, n);
     for (let i = 0; i < n; i++) {
-      // read first: only an undefined element can be a hole (a getter still runs once)
+      // read first: only an undefined element can be a hole (a getter still runs once),
+      // or one that Array.prototype (or Object.prototype) gives a value: serialization
+      // takes own elements only (PROTO_PROBE has none of its own)
       const x = v[i];
-      if (x === undefined && !(i in v)) {
+      if ((x === undefined || i in PROTO_PROBE) && !hasOwn(v, i)) {
         this.byte(0xd8);
         this.byte(T_ABSENT);
         this.byte(0xf7);
@@ -1241,7 +1255,10 @@ class Decoder {
     const arr = this.share(new Array(n));
     for (let i = 0; i < n; i++) {
       const v = this.value();
-      if (v !== HOLE) arr[i] = v;
+      if (v === HOLE) continue;
+      // (an index found through the prototype chain: an own property all the same)
+      if (i in arr) defineData(arr, i, v);
+      else arr[i] = v;
     }
     this.depth--;
     return arr;
@@ -1260,11 +1277,9 @@ class Decoder {
       const k = this.key();
       const v = this.value();
       if (v === HOLE) this.fail('BadTag');
-      if (k === '__proto__') {
-        Object.defineProperty(obj, k, { value: v, writable: true, enumerable: true, configurable: true });
-      } else {
-        obj[k] = v;
-      }
+      // (`__proto__`, or a key Object.prototype has: an own property all the same)
+      if (k in obj) defineData(obj, k, v);
+      else obj[k] = v;
     }
     this.depth--;
     return obj;
@@ -1279,6 +1294,8 @@ class Decoder {
     const shared = this.shared.length;
     const base = this.sp;
     const stack = this.stack;
+    // (its slots are own elements: a write never reaches an Array.prototype accessor)
+    for (let i = stack.length; i < base + n; i++) defineData(stack, i, undefined);
     let shape = shapeRoot;
     const b = this.b;
     this.enter();
@@ -1339,7 +1356,7 @@ class Decoder {
       case T_SHAREABLE: {
         if (this.pendingShare !== NO_SHARE) this.fail('BadTag');
         const id = this.shared.length;
-        this.shared.push(undefined);
+        defineData(this.shared, id, undefined);
         this.pendingShare = id;
         const at = this.pos;
         const next = this.b[at];
@@ -1668,7 +1685,7 @@ class Decoder {
       // then keeps the elements in a dictionary. `new Array(length)` (or setting
       // `length`) would reserve `length` slots below 2^25, 8 bytes each, for a message
       // of a few bytes.
-      arr[length - 1] = undefined;
+      defineData(arr, length - 1, undefined);
       delete arr[length - 1];
     }
     let next = 0; // indices ascend: the next one is at least this
@@ -1692,11 +1709,8 @@ class Decoder {
         }
       }
       const v = this.item();
-      if (key === '__proto__') {
-        Object.defineProperty(arr, key, { value: v, writable: true, enumerable: true, configurable: true });
-      } else {
-        arr[key] = v;
-      }
+      if (key in arr) defineData(arr, key, v);
+      else arr[key] = v;
     }
     this.depth--;
     return arr;
