@@ -988,6 +988,7 @@ cm_status cm_reader_next(cm_reader *reader, cm_event *event);
 
 /**
  * Skips the next complete value (a container with everything in it).
+ * `CM_ERR_INVALID_STATE` once the whole value has been read, as `cm_reader_next`.
  */
 cm_status cm_reader_skip(cm_reader *reader);
 

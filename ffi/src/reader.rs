@@ -425,6 +425,7 @@ pub unsafe extern "C" fn cm_reader_next(reader: *mut cm_reader, event: *mut cm_e
 }
 
 /// Skips the next complete value (a container with everything in it).
+/// `CM_ERR_INVALID_STATE` once the whole value has been read, as `cm_reader_next`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cm_reader_skip(reader: *mut cm_reader) -> cm_status {
     guard(|| {
@@ -433,6 +434,13 @@ pub unsafe extern "C" fn cm_reader_skip(reader: *mut cm_reader) -> cm_status {
         let ctx = unsafe { &mut *reader.cast::<Ctx<'_>>() };
         if let Some(e) = &ctx.error {
             return Err(e.clone().into());
+        }
+        if ctx.r.is_done() {
+            // (as cm_reader_next: not an error of the message)
+            return fail(
+                CM_ERR_INVALID_STATE,
+                "the message's value was read completely",
+            );
         }
         if let Err(e) = ctx.r.skip_value() {
             ctx.error = Some(e.clone());

@@ -1232,6 +1232,29 @@ static void reader_event_pointers_outlive_later_events(void) {
   OK(cm_port_close(b));
 }
 
+/* skipping past the end is CM_ERR_INVALID_STATE, as a next is, and spoils nothing */
+static cm_status read_then_skip(cm_reader *r, void *ud) {
+  cm_status *skipped = ud;
+  cm_event e;
+  cm_status s = cm_reader_next(r, &e); /* the whole value: an integer */
+  if (s != CM_OK) return s;
+  *skipped = cm_reader_skip(r);
+  return CM_OK;
+}
+
+static void reader_skip_past_the_end_is_invalid_state(void) {
+  cm_port a, b;
+  OK(cm_channel_new(&a, &b));
+  cm_value *v = cm_value_new_int(5);
+  OK(cm_port_post(a, v, NULL, 0));
+  cm_value_free(v);
+  cm_status skipped = CM_OK;
+  OK(cm_port_recv_with(b, 1000, read_then_skip, &skipped));
+  CHECK(skipped == CM_ERR_INVALID_STATE);
+  OK(cm_port_close(a));
+  OK(cm_port_close(b));
+}
+
 static void streaming_reader_reads_without_a_value_tree(void) {
   cm_port a, b, c, d;
   OK(cm_channel_new(&a, &b));
@@ -1433,6 +1456,7 @@ static const struct test TESTS[] = {
     T(streaming_reader_reads_without_a_value_tree),
     T(reader_event_pointers_outlive_later_events),
     T(buffer_alloc_that_cannot_be_had_is_null),
+    T(reader_skip_past_the_end_is_invalid_state),
     T(c9_export_moves_a_port_to_another_thread),
 };
 
