@@ -301,10 +301,11 @@ class MessagePort {
   }
 
   /// Blocks for the next value; throws cm::Error (status CM_CLOSED) once the port ended.
+  /// Ports the message carried are closed with it: to adopt them, use recv_message().
   Value recv() { return recv_message(-1)->take_value(); }
-  /// The next value if one is queued.
+  /// The next value if one is queued (ports it carried are closed: see recv()).
   std::optional<Value> try_recv() { return value_of(recv_message(0)); }
-  /// The next value, waiting at most `timeout`.
+  /// The next value, waiting at most `timeout` (ports it carried are closed: see recv()).
   std::optional<Value> recv_for(std::chrono::milliseconds timeout) {
     return value_of(recv_message(timeout.count() <= 0 ? 0 : timeout.count()));
   }
@@ -319,8 +320,11 @@ class MessagePort {
   }
 
   void start() { check(cm_port_start(h_)); }
-  /// Closes the port now (the destructor does it too).
-  void close() { check(cm_port_close(std::exchange(h_, 0))); }
+  /// Closes the port now (the destructor does it too). Idempotent, as the web's close():
+  /// closing a closed, moved-from or transferred port does nothing.
+  void close() {
+    if (h_ != 0) check(cm_port_close(std::exchange(h_, 0)));
+  }
   /// A file descriptor readable while messages wait (owned by the port).
   int fd() {
     int f;

@@ -98,6 +98,17 @@ void d1_close_wakes_a_blocked_receiver() {
   ch.port1.close();
   blocked.join();
   CHECK(status == CM_CLOSED);
+  // close() is idempotent (spec D1): again, and on a moved-from port, it does nothing
+  bool threw = false;
+  try {
+    ch.port1.close();
+    cm::MessagePort moved = std::move(ch.port2);
+    ch.port2.close();
+    moved.close();
+  } catch (const cm::Error &) {
+    threw = true;
+  }
+  CHECK(!threw);
 }
 
 void g_values_build_copy_and_read() {
