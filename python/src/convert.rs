@@ -568,7 +568,14 @@ impl<'a, 'py> Encoder<'a, 'py> {
             if let Some((_, data)) = self.tbufs.iter().find(|(b, _)| b.is(obj)) {
                 return w.transferred_buffer(data.clone()).map_err(ce);
             }
-            return w.bytes(buffer::bytes_of(obj)?).map_err(ce);
+            // (a detached Buffer cannot be cloned: DataCloneError, spec G2)
+            let bytes = buffer::bytes_of(obj).map_err(|_| {
+                errors::data_clone(
+                    py,
+                    "a detached Buffer cannot be cloned (it was transferred away)",
+                )
+            })?;
+            return w.bytes(bytes).map_err(ce);
         }
         // Subclasses and the less common types (RegExp first: it is a tuple).
         if obj.is_instance(self.h.regexp.bind(py))? {

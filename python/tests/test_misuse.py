@@ -73,6 +73,18 @@ def test_detached_buffer_cannot_be_transferred_again(channel):
         channel.port1.post_message(None, [b])
 
 
+def test_g2_a_detached_buffer_in_the_message_is_a_data_clone_error(channel):
+    # cloned (not in the transfer list): a DataCloneError, as the docstring and spec G2
+    # say, not the DetachedError of reading its bytes
+    b = Buffer(b"x")
+    channel.port1.post_message(None, [b])
+    with pytest.raises(DataCloneError, match="detached"):
+        channel.port1.post_message({"buffer": b})
+    assert channel.port2.recv(timeout=1) is None
+    with pytest.raises(Empty):
+        channel.port2.recv_nowait()
+
+
 def test_buffer_arguments():
     with pytest.raises(ValueError):
         Buffer(-1)
