@@ -293,12 +293,33 @@ impl Events {
     /// A handler was installed: pick where handlers run, hook the source once.
     fn installed(&self, obj: &Bound<'_, PyAny>, src: &Source) -> PyResult<()> {
         let py = obj.py();
-        let lp = running_loop(py)?;
-        if lp.is_none() {
-            dispatch::ensure(py)?;
-        }
-        let old = self.shared.event_loop.lock().map_err(poisoned)?.take();
-        *self.shared.event_loop.lock().map_err(poisoned)? = lp.map(Bound::unbind);
+        // A port's handlers run in one place, in one order: on the asyncio loop of the
+        // latest installer that had a running loop. One installed from a thread without
+        // a loop does not move them off that loop (unless it is closed); with no loop at
+        // all they run on the dispatcher thread.
+        let old = match running_loop(py)? {
+            Some(lp) => self
+                .shared
+                .event_loop
+                .lock()
+                .map_err(poisoned)?
+                .replace(lp.unbind()),
+            None => {
+                let mut l = self.shared.event_loop.lock().map_err(poisoned)?;
+                let closed = l.as_ref().is_some_and(|lp| {
+                    lp.bind(py)
+                        .call_method0("is_closed")
+                        .and_then(|c| c.is_truthy())
+                        .unwrap_or(true)
+                });
+                let old = if closed { l.take() } else { None };
+                if l.is_none() {
+                    drop(l);
+                    dispatch::ensure(py)?;
+                }
+                old
+            }
+        };
         drop(old);
         {
             let mut me = self.shared.me.lock().map_err(poisoned)?;

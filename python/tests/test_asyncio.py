@@ -2,6 +2,7 @@
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -250,3 +251,35 @@ def test_cancelled_and_timed_out_recv_async_leave_nothing_behind(kind):
         target.close()
 
     asyncio.run(main())
+
+
+def test_a_handler_installed_without_a_loop_does_not_move_the_ports_handlers_off_theirs():
+    ch = MessageChannel()
+    where = []
+    ready = threading.Event()
+    done = threading.Event()
+
+    def loop_thread():
+        async def main():
+            ch.port2.onmessage = lambda e: where.append((e.data, threading.current_thread().name))
+            ready.set()
+            while not done.is_set():
+                await asyncio.sleep(0.005)
+
+        asyncio.run(main())
+
+    t = threading.Thread(target=loop_thread, name="the-loop-thread")
+    t.start()
+    assert ready.wait(5)
+    ch.port1.post_message("before")
+    deadline = time.monotonic() + 5
+    while not where and time.monotonic() < deadline:
+        time.sleep(0.005)
+    ch.port2.onclose = lambda e: None  # installed here, a thread without a running loop
+    ch.port1.post_message("after")
+    while len(where) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    done.set()
+    t.join(5)
+    assert where == [("before", "the-loop-thread"), ("after", "the-loop-thread")]
+    ch.port1.close()
