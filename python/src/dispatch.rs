@@ -42,6 +42,11 @@ static THREAD: Mutex<Option<Py<PyAny>>> = Mutex::new(None);
 /// How long the exit handler waits for a handler that is still running.
 const EXIT_JOIN_SECONDS: f64 = 10.0;
 
+/// Whether the dispatcher was stopped (the interpreter is exiting).
+pub fn stopping() -> bool {
+    STOPPING.load(Ordering::Acquire)
+}
+
 /// Queues `job` for the dispatcher thread (callable without the GIL).
 pub fn push(job: Job) {
     if let Ok(tx) = QUEUE.tx.lock() {

@@ -123,7 +123,6 @@ fn slot(kind: Kind) -> usize {
 }
 
 static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static DRAIN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// The running asyncio loop of this thread, if any.
 pub fn running_loop(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
@@ -442,13 +441,15 @@ impl Shared {
             .ok()
             .and_then(|l| l.as_ref().map(|l| l.clone_ref(py)));
         if let Some(lp) = lp {
-            let sent = DRAIN
-                .import(py, "channel_messaging._native", "_drain")
-                .and_then(|f| {
-                    lp.bind(py)
-                        .call_method1("call_soon_threadsafe", (f, &obj))
-                        .map(|_| ())
-                });
+            let task = DrainTask {
+                obj: Some(obj.clone().unbind()),
+                ran: AtomicBool::new(false),
+            };
+            let sent = Bound::new(py, task).and_then(|task| {
+                lp.bind(py)
+                    .call_method1("call_soon_threadsafe", (task,))
+                    .map(|_| ())
+            });
             match sent {
                 Ok(()) => return,
                 // The loop is closed: fall back to the dispatcher.
@@ -464,6 +465,50 @@ impl Shared {
         }
         let obj = obj.unbind();
         dispatch::push(Box::new(move |py| drain(obj.bind(py))));
+    }
+}
+
+/// A drain scheduled on an asyncio loop. A loop that closes before running it drops it
+/// (`close()` clears the callbacks it had not run): the drain then happens on the
+/// dispatcher thread instead, as every later one will (`Shared::schedule`), rather than
+/// never, which left the port's hook unarmed and its handlers silent for good.
+#[pyclass(module = "channel_messaging._native", frozen)]
+#[derive(Debug)]
+pub struct DrainTask {
+    obj: Option<Py<PyAny>>,
+    ran: AtomicBool,
+}
+
+#[pymethods]
+impl DrainTask {
+    fn __call__(&self, py: Python<'_>) {
+        self.ran.store(true, Ordering::Release);
+        if let Some(obj) = &self.obj {
+            drain(obj.bind(py));
+        }
+    }
+}
+
+impl Drop for DrainTask {
+    fn drop(&mut self) {
+        if !*self.ran.get_mut()
+            && let Some(obj) = self.obj.take()
+        {
+            // (dropped by the loop, which holds the GIL; the dispatcher may not run yet,
+            // and is not started while the interpreter exits)
+            let started = Python::attach(|py| {
+                let exiting = dispatch::stopping()
+                    || py
+                        .import("sys")
+                        .and_then(|sys| sys.call_method0("is_finalizing"))
+                        .and_then(|f| f.is_truthy())
+                        .unwrap_or(true);
+                !exiting && dispatch::ensure(py).is_ok()
+            });
+            if started {
+                dispatch::push(Box::new(move |py| drain(obj.bind(py))));
+            }
+        }
     }
 }
 

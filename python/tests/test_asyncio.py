@@ -283,3 +283,25 @@ def test_a_handler_installed_without_a_loop_does_not_move_the_ports_handlers_off
     t.join(5)
     assert where == [("before", "the-loop-thread"), ("after", "the-loop-thread")]
     ch.port1.close()
+
+
+def test_handlers_of_a_loop_that_closed_with_a_delivery_pending_go_on_on_the_dispatcher():
+    # the loop closes with the port's delivery still queued on it: the messages are
+    # delivered on the dispatcher thread (the documented fallback), then and later
+    ch = MessageChannel()
+    got = []
+    loop = asyncio.new_event_loop()
+
+    async def install():
+        ch.port2.onmessage = lambda e: got.append((e.data, threading.current_thread().name))
+
+    loop.run_until_complete(install())
+    ch.port1.post_message("pending when the loop closed")
+    loop.close()
+    ch.port1.post_message("after")
+    deadline = time.monotonic() + 5
+    while len(got) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert [d for d, _ in got] == ["pending when the loop closed", "after"]
+    assert {t for _, t in got} == {"channel_messaging-dispatcher"}
+    ch.port1.close()
