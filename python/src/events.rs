@@ -516,11 +516,6 @@ impl Drop for DrainTask {
 const BATCH: usize = 64;
 
 /// Dispatches what is queued on `obj` (a MessagePort or BroadcastChannel).
-#[pyfunction]
-pub fn _drain(obj: &Bound<'_, PyAny>) {
-    drain(obj)
-}
-
 fn drain(obj: &Bound<'_, PyAny>) {
     if let Ok(p) = obj.cast::<crate::port::MessagePort>() {
         let p = p.get();

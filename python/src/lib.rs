@@ -45,7 +45,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(buffer::clear_buffer_pool, m)?)?;
     m.add_function(wrap_pyfunction!(handoff::set_handoff_threshold, m)?)?;
     m.add_function(wrap_pyfunction!(handoff::handoff_stats, m)?)?;
-    m.add_function(wrap_pyfunction!(events::_drain, m)?)?;
     m.add_function(wrap_pyfunction!(port::structured_clone, m)?)?;
     m.add_function(wrap_pyfunction!(port::_post_encoded, m)?)?;
     m.add_function(wrap_pyfunction!(port::_encode, m)?)?;
