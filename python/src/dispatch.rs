@@ -6,12 +6,13 @@
 //! `atexit` handler, which runs before the interpreter finalizes) it is stopped and
 //! joined: jobs still queued are dropped, as messages pending at exit are (spec F7). A
 //! daemon thread still running handlers when the interpreter finalizes would be ended
-//! by it mid-call, which crashes the process.
+//! by it mid-call, which crashes the process. In a child process after `fork()` (which
+//! copies no thread), a new queue and a new dispatcher take over.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -27,13 +28,23 @@ struct Queue {
     rx: Mutex<Receiver<Job>>,
 }
 
-static QUEUE: LazyLock<Queue> = LazyLock::new(|| {
-    let (tx, rx) = channel();
-    Queue {
-        tx: Mutex::new(tx),
-        rx: Mutex::new(rx),
+impl Queue {
+    fn new() -> Arc<Queue> {
+        let (tx, rx) = channel();
+        Arc::new(Queue {
+            tx: Mutex::new(tx),
+            rx: Mutex::new(rx),
+        })
     }
-});
+}
+
+/// The jobs' queue; replaced in a child process after `fork()`, where the dispatcher
+/// thread does not exist but the lock it was waiting under is still taken.
+static QUEUE: LazyLock<Mutex<Arc<Queue>>> = LazyLock::new(|| Mutex::new(Queue::new()));
+
+fn queue() -> Option<Arc<Queue>> {
+    QUEUE.lock().ok().map(|q| Arc::clone(&q))
+}
 static STARTED: AtomicBool = AtomicBool::new(false);
 /// Set at exit: the dispatcher runs no more jobs and returns.
 static STOPPING: AtomicBool = AtomicBool::new(false);
@@ -49,8 +60,10 @@ pub fn stopping() -> bool {
 
 /// Queues `job` for the dispatcher thread (callable without the GIL).
 pub fn push(job: Job) {
-    if let Ok(tx) = QUEUE.tx.lock() {
-        // The receiver lives in a static: sending cannot fail.
+    if let Some(q) = queue()
+        && let Ok(tx) = q.tx.lock()
+    {
+        // The receiver lives as long as the queue: sending cannot fail.
         let _ = tx.send(job);
     }
 }
@@ -87,10 +100,37 @@ pub fn ensure(py: Python<'_>) -> PyResult<()> {
     if let Ok(mut t) = THREAD.lock() {
         *t = Some(thread.unbind());
     }
-    let stop = py
-        .import("channel_messaging._native")?
-        .getattr("_dispatcher_stop")?;
-    py.import("atexit")?.call_method1("register", (stop,))?;
+    if !HOOKS_REGISTERED.swap(true, Ordering::AcqRel) {
+        let native = py.import("channel_messaging._native")?;
+        py.import("atexit")?
+            .call_method1("register", (native.getattr("_dispatcher_stop")?,))?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("after_in_child", native.getattr("_dispatcher_after_fork")?)?;
+        py.import("os")?
+            .call_method("register_at_fork", (), Some(&kwargs))?;
+    }
+    Ok(())
+}
+
+/// The exit and fork handlers are registered (once per process).
+static HOOKS_REGISTERED: AtomicBool = AtomicBool::new(false);
+
+/// In a child process after `fork()` (internal: `os.register_at_fork`): the parent's
+/// dispatcher thread does not exist here; a new queue and a new dispatcher take over, so
+/// that handlers and awaitables go on working in the child.
+#[pyfunction]
+pub fn _dispatcher_after_fork(py: Python<'_>) -> PyResult<()> {
+    if let Ok(mut q) = QUEUE.lock() {
+        *q = Queue::new();
+    }
+    if let Ok(mut t) = THREAD.lock() {
+        // (the parent's thread object: nothing to join here)
+        t.take();
+    }
+    STOPPING.store(false, Ordering::Release);
+    if STARTED.swap(false, Ordering::AcqRel) {
+        ensure(py)?;
+    }
     Ok(())
 }
 
@@ -110,8 +150,11 @@ pub fn _dispatcher_stop(py: Python<'_>) -> PyResult<()> {
 /// The dispatcher thread's body (internal).
 #[pyfunction]
 pub fn _dispatcher_main(py: Python<'_>) -> PyResult<()> {
+    let Some(queue) = queue() else {
+        return Err(PyRuntimeError::new_err("the dispatcher queue is gone"));
+    };
     loop {
-        let job = py.detach(|| match QUEUE.rx.lock() {
+        let job = py.detach(|| match queue.rx.lock() {
             Ok(rx) => rx.recv().ok(),
             Err(_) => None,
         });

@@ -50,5 +50,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(port::_encode, m)?)?;
     m.add_function(wrap_pyfunction!(dispatch::_dispatcher_main, m)?)?;
     m.add_function(wrap_pyfunction!(dispatch::_dispatcher_stop, m)?)?;
+    m.add_function(wrap_pyfunction!(dispatch::_dispatcher_after_fork, m)?)?;
     Ok(())
 }

@@ -222,3 +222,48 @@ def test_f7_exit_while_the_dispatcher_runs_handlers_is_clean():
         run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
         assert run.returncode == 0, (run.returncode, run.stderr[-2000:])
         assert run.stdout.strip() == "exiting"
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_handlers_and_awaitables_work_in_a_child_after_fork():
+    # the parent's dispatcher thread does not exist in a forked child: a new one takes
+    # over there (os.register_at_fork)
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import asyncio, os, time, warnings
+        from channel_messaging import MessageChannel
+        warnings.simplefilter("ignore", DeprecationWarning)  # (fork with threads, 3.12+)
+        ch = MessageChannel()
+        got = []
+        ch.port2.onmessage = lambda e: got.append(e.data)
+        ch.port1.post_message("parent")
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.005)
+        pid = os.fork()
+        if pid == 0:
+            c = MessageChannel()
+            child = []
+            c.port2.onmessage = lambda e: child.append(e.data)
+            c.port1.post_message("child")
+            deadline = time.monotonic() + 5
+            while not child and time.monotonic() < deadline:
+                time.sleep(0.005)
+            async def main():
+                c2 = MessageChannel()
+                fut = c2.port2.recv_async()
+                c2.port1.post_message("async")
+                return await asyncio.wait_for(fut, 5)
+            ok = child == ["child"] and asyncio.run(main()) == "async"
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        print("child", os.waitstatus_to_exitcode(status), "parent", got)
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "child 0 parent ['parent']"
