@@ -632,10 +632,13 @@ fn future_done(py: Python<'_>, t: &AsyncTask) -> bool {
 
 /// Polls `task` again on its loop.
 fn schedule(task: Arc<AsyncTask>) {
-    // Through the dispatcher thread, never inline: the core wakes from whatever thread
-    // made the port ready (a poster, a receiver freeing room), which may not be a
-    // Python thread, and should not wait there for the GIL.
-    dispatch::push(Box::new(move |py| {
+    // At once when the waking thread holds the GIL (a Python thread that posted: no
+    // user code runs here, only the future's and the loop's own methods), else through
+    // the dispatcher thread: the core wakes from whatever thread made the port ready,
+    // which may not be a Python thread and should not wait there for the GIL. (So an
+    // awaitable does not wait for the dispatcher, busy with another port's handler,
+    // when a Python thread posted.)
+    dispatch::run_or_push(Box::new(move |py| {
         // A stale wake-up (the awaitable settled already, or its loop is closed) is
         // dropped.
         let closed = |t: &AsyncTask| {

@@ -305,3 +305,25 @@ def test_handlers_of_a_loop_that_closed_with_a_delivery_pending_go_on_on_the_dis
     assert [d for d, _ in got] == ["pending when the loop closed", "after"]
     assert {t for _, t in got} == {"channel_messaging-dispatcher"}
     ch.port1.close()
+
+
+def test_an_awaitable_does_not_wait_for_a_busy_dispatcher_when_a_python_thread_posts():
+    # the dispatcher thread is busy in another port's slow handler; a Python thread posts
+    # to the awaited port: the wake-up goes straight to the loop
+    slow = MessageChannel()
+    release = threading.Event()
+    slow.port2.onmessage = lambda e: release.wait(10)
+
+    async def main():
+        ch = MessageChannel()
+        fut = ch.port2.recv_async()
+        slow.port1.post_message("occupy the dispatcher")
+        await asyncio.sleep(0.05)
+        threading.Thread(target=lambda: ch.port1.post_message("hi")).start()
+        try:
+            return await asyncio.wait_for(fut, 5)
+        finally:
+            release.set()
+
+    assert asyncio.run(main()) == "hi"
+    slow.port1.close()
