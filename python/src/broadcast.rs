@@ -39,6 +39,12 @@ impl BroadcastChannel {
     fn recv_data<'py>(slf: &Bound<'py, Self>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let bc = slf.get().core();
+        // (the argument is checked first, whether or not a message is queued)
+        if timeout.is_some_and(|t| t.is_nan() || t < 0.0) {
+            return Err(PyValueError::new_err(
+                "timeout must be a non-negative number",
+            ));
+        }
         match bc.try_recv_message() {
             Ok(m) => {
                 return convert::decode_message(py, m)
@@ -50,15 +56,8 @@ impl BroadcastChannel {
             }
             Err(_) => {}
         }
-        let deadline = match timeout {
-            None => None,
-            Some(t) if t.is_nan() || t < 0.0 => {
-                return Err(PyValueError::new_err(
-                    "timeout must be a non-negative number",
-                ));
-            }
-            Some(t) => Some(std::time::Instant::now() + Duration::from_secs_f64(t.min(1e9))),
-        };
+        let deadline =
+            timeout.map(|t| std::time::Instant::now() + Duration::from_secs_f64(t.min(1e9)));
         loop {
             let wait = match deadline {
                 None => Duration::from_millis(50),
@@ -188,8 +187,12 @@ impl BroadcastChannel {
         listener: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let this = slf.get();
-        this.events
-            .add_listener(slf.as_any(), &this.source, Kind::parse(r#type)?, listener)
+        this.events.add_listener(
+            slf.as_any(),
+            &this.source,
+            Kind::parse_broadcast(r#type)?,
+            listener,
+        )
     }
 
     /// Removes a listener.
@@ -201,7 +204,7 @@ impl BroadcastChannel {
     ) -> PyResult<()> {
         slf.get()
             .events
-            .remove_listener(slf.as_any(), Kind::parse(r#type)?, listener)
+            .remove_listener(slf.as_any(), Kind::parse_broadcast(r#type)?, listener)
     }
 
     /// Blocks (GIL released) for the next message's data.

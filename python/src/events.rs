@@ -70,6 +70,17 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// A BroadcastChannel's event types: 'message' and 'messageerror' (spec I).
+    pub fn parse_broadcast(s: &str) -> PyResult<Kind> {
+        match s {
+            "message" => Ok(Kind::Message),
+            "messageerror" => Ok(Kind::MessageError),
+            other => Err(PyValueError::new_err(format!(
+                "unknown event type {other:?} for a BroadcastChannel (expected 'message' or 'messageerror')"
+            ))),
+        }
+    }
+
     pub fn parse(s: &str) -> PyResult<Kind> {
         match s {
             "message" => Ok(Kind::Message),
@@ -574,21 +585,19 @@ pub fn blocking_recv(
     port: &CorePort,
     timeout: Option<f64>,
 ) -> PyResult<Result<Message, RecvTimeoutError>> {
+    // (the argument is checked first, whether or not a message is queued)
+    if timeout.is_some_and(|t| t.is_nan() || t < 0.0) {
+        return Err(PyValueError::new_err(
+            "timeout must be a non-negative number",
+        ));
+    }
     match port.try_recv_message() {
         Ok(m) => return Ok(Ok(m)),
         Err(TryRecvError::Empty) => {}
         Err(TryRecvError::Closed) => return Ok(Err(RecvTimeoutError::Closed)),
         Err(TryRecvError::MessageError(e)) => return Ok(Err(RecvTimeoutError::MessageError(e))),
     }
-    let deadline = match timeout {
-        None => None,
-        Some(t) if t.is_nan() || t < 0.0 => {
-            return Err(PyValueError::new_err(
-                "timeout must be a non-negative number",
-            ));
-        }
-        Some(t) => Some(std::time::Instant::now() + Duration::from_secs_f64(t.min(1e9))),
-    };
+    let deadline = timeout.map(|t| std::time::Instant::now() + Duration::from_secs_f64(t.min(1e9)));
     const SLICE: Duration = Duration::from_millis(50);
     // Registered from the first wait until this returns, with the GIL held again
     // (handoff.rs): a poster that sees this port's queue grow past the handoff threshold

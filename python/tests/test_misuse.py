@@ -33,6 +33,28 @@ def test_recv_nowait_on_empty_port_raises_empty(channel):
 def test_negative_timeout_is_value_error(channel):
     with pytest.raises(ValueError):
         channel.port2.recv(timeout=-1)
+    # whether or not a message is queued (which stays queued)
+    channel.port1.post_message("queued")
+    with pytest.raises(ValueError):
+        channel.port2.recv(timeout=-1)
+    with pytest.raises(ValueError):
+        channel.port2.recv(timeout=float("nan"))
+    assert channel.port2.recv_nowait() == "queued"
+    a, b = BroadcastChannel("test-negative-timeout"), BroadcastChannel("test-negative-timeout")
+    a.post_message("queued")
+    with pytest.raises(ValueError):
+        b.recv(timeout=-1)
+    assert b.recv(timeout=1) == "queued"
+    a.close()
+    b.close()
+
+
+def test_a_broadcast_channel_has_no_close_event():
+    bc = BroadcastChannel("test-no-close-event")
+    with pytest.raises(ValueError, match="BroadcastChannel"):
+        bc.add_event_listener("close", print)
+    bc.add_event_listener("messageerror", print)
+    bc.close()
 
 
 def test_recv_on_closed_or_transferred_port_raises_port_closed(channel):
