@@ -96,6 +96,20 @@ const defineProperty = Object.defineProperty;
 const PROTO_PROBE = Object.freeze([]);
 
 /**
+ * `arr[i] = v` for the codec's own bookkeeping arrays, safe from an accessor that
+ * Array.prototype (or Object.prototype) may have for index `i`.
+ */
+function put(arr, i, v) {
+  if (i in PROTO_PROBE) defineData(arr, i, v);
+  else arr[i] = v;
+}
+
+/** `arr.push(v)`, as `put`. */
+function append(arr, v) {
+  put(arr, arr.length, v);
+}
+
+/**
  * Makes `v` the own data property `k` of `obj` (what structured deserialization does,
  * CreateDataProperty): an accessor that Object.prototype or Array.prototype may have
  * for `k` is not run, and does not hide the property.
@@ -215,7 +229,7 @@ class Encoder {
     this.busy = false;
     this.utf8 = new TextEncoder();
     this.side = [];
-    this.starts = []; // (see reset)
+    this.starts = [0]; // (see reset; element 0 is written for every message)
     this.refs = [];
     this.ids = []; // scratch of link
     this.marked = [];
@@ -435,7 +449,7 @@ class Encoder {
     if (seen === null) {
       if (this.objects === 0) {
         this.root = obj;
-        this.starts[0] = this.pos;
+        this.starts[0] = this.pos; // (an own element from the start: no accessor runs)
         this.objects = 1;
         return false;
       }
@@ -446,7 +460,8 @@ class Encoder {
     const index = seen.get(obj);
     if (index !== undefined) {
       if (this.pos + REF_PLACEHOLDER > this.buf.length) this.grow(REF_PLACEHOLDER);
-      this.refs.push(this.pos, index);
+      append(this.refs, this.pos);
+      append(this.refs, index);
       const b = this.buf;
       b[this.pos] = 0xd8;
       b[this.pos + 1] = T_SHARED_REF;
@@ -456,7 +471,7 @@ class Encoder {
       return true;
     }
     seen.set(obj, this.objects);
-    this.starts[this.objects++] = this.pos;
+    put(this.starts, this.objects++, this.pos);
     return false;
   }
 
@@ -471,14 +486,14 @@ class Encoder {
     const starts = this.starts;
     // ids[k]: the id of object k when it is referenced again, else -1
     const ids = this.ids;
-    for (let k = 0; k < this.objects; k++) ids[k] = -1;
+    for (let k = 0; k < this.objects; k++) put(ids, k, -1);
     for (let i = 1; i < refs.length; i += 2) ids[refs[i]] = 0;
     const marked = this.marked; // where the objects referenced again start
     marked.length = 0;
     for (let k = 0; k < this.objects; k++) {
       if (ids[k] === 0) {
         ids[k] = marked.length;
-        marked.push(starts[k]);
+        append(marked, starts[k]);
       }
     }
     // the message so far, copied aside (into a scratch kept for next time when small)
@@ -761,7 +776,7 @@ class Encoder {
       }
       this.head(6, T_SIDE);
       this.head(0, this.side.length);
-      this.side.push(view);
+      append(this.side, view);
       return;
     }
     let bytes;
@@ -773,7 +788,7 @@ class Encoder {
     if (bytes.length >= SIDE_TABLE_THRESHOLD) {
       this.head(6, T_SIDE);
       this.head(0, this.side.length);
-      this.side.push(bytes);
+      append(this.side, bytes);
     } else {
       this.head(2, bytes.length);
       this.raw(bytes);
@@ -799,7 +814,7 @@ class Encoder {
     }
     this.head(6, T_SHARED_MEMORY);
     this.head(0, this.side.length);
-    this.side.push(sab);
+    append(this.side, sab);
   }
 
   view(v) {
