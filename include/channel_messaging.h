@@ -539,7 +539,8 @@ typedef struct {
 
 /**
  * A callback that reads one message with `cm_reader_next`. Its return value is returned
- * by `cm_message_read`.
+ * by `cm_message_read` (a number that is no `cm_status` becomes
+ * `CM_ERR_INVALID_ARGUMENT`).
  */
 typedef cm_status (*cm_read_fn)(cm_reader *reader, void *user_data);
 
@@ -605,7 +606,8 @@ typedef void (*cm_buffer_free_fn)(void *user_data, uint8_t *ptr, size_t len);
 
 /**
  * A callback that writes one message with `cm_writer_*` calls. Return `CM_OK`, or any
- * other status to cancel the post (which then returns that status).
+ * other status to cancel the post (which then returns that status). A number that is
+ * no `cm_status` cancels it with `CM_ERR_INVALID_ARGUMENT`.
  */
 typedef cm_status (*cm_write_fn)(cm_writer *writer, void *user_data);
 

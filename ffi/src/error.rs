@@ -52,6 +52,45 @@ pub enum cm_status {
 
 pub(crate) use cm_status::*;
 
+/// Every status, in number order (for `status_of`; keep in step with the enum: the test
+/// below names each one).
+const ALL_STATUSES: [cm_status; 16] = [
+    CM_OK,
+    CM_EMPTY,
+    CM_TIMEOUT,
+    CM_CLOSED,
+    CM_ERR_INVALID_HANDLE,
+    CM_ERR_NULL_POINTER,
+    CM_ERR_INVALID_ARGUMENT,
+    CM_ERR_DATA_CLONE,
+    CM_ERR_INVALID_STATE,
+    CM_ERR_MESSAGE,
+    CM_ERR_WRONG_KIND,
+    CM_ERR_OUT_OF_RANGE,
+    CM_ERR_NOT_FOUND,
+    CM_ERR_IO,
+    CM_ERR_OUT_OF_MEMORY,
+    CM_ERR_PANIC,
+];
+
+/// The status numbered `raw`, if one is.
+pub(crate) fn status_of(raw: i32) -> Option<cm_status> {
+    ALL_STATUSES.iter().copied().find(|&s| s as i32 == raw)
+}
+
+/// What a C callback (`cm_read_fn`, `cm_write_fn`) returned, taken as a plain number: C
+/// may return any `int32_t`, and a number that is no `cm_status` would be undefined
+/// behaviour as the Rust enum. Such a number is `CM_ERR_INVALID_ARGUMENT`.
+pub(crate) fn callback_status(raw: i32, callback: &str) -> Res<cm_status> {
+    match status_of(raw) {
+        Some(s) => Ok(s),
+        None => fail(
+            CM_ERR_INVALID_ARGUMENT,
+            format!("the {callback} callback returned {raw}, which is no cm_status"),
+        ),
+    }
+}
+
 /// A failure: its status and its explanation.
 #[derive(Debug)]
 pub(crate) struct Failure {
@@ -203,5 +242,23 @@ pub extern "C" fn cm_last_error_message() -> *const c_char {
     match result {
         Ok(p) if !p.is_null() => p,
         _ => c"".as_ptr(),
+    }
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+
+    #[test]
+    fn every_status_number_maps_back_and_nothing_else_does() {
+        for s in ALL_STATUSES {
+            assert_eq!(status_of(s as i32), Some(s));
+        }
+        for raw in [-1, 4, 9, 21, 98, 100, i32::MIN, i32::MAX] {
+            assert_eq!(status_of(raw), None, "{raw}");
+        }
+        assert_eq!(status_of(20), Some(CM_ERR_OUT_OF_MEMORY));
+        assert_eq!(status_of(99), Some(CM_ERR_PANIC));
+        assert!(callback_status(1000, "read").is_err());
     }
 }

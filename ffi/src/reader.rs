@@ -20,7 +20,8 @@ pub struct cm_reader {
 }
 
 /// A callback that reads one message with `cm_reader_next`. Its return value is returned
-/// by `cm_message_read`.
+/// by `cm_message_read` (a number that is no `cm_status` becomes
+/// `CM_ERR_INVALID_ARGUMENT`).
 pub type cm_read_fn =
     Option<unsafe extern "C" fn(reader: *mut cm_reader, user_data: *mut c_void) -> cm_status>;
 
@@ -166,7 +167,7 @@ pub unsafe extern "C" fn cm_message_read(
         };
         // SAFETY: the caller's callback with its user data; the reader pointer is valid
         // for the duration of the call (cm_reader's contract).
-        let status = unsafe { read((&raw mut ctx).cast::<cm_reader>(), user_data) };
+        let raw = unsafe { as_raw(read)((&raw mut ctx).cast::<cm_reader>(), user_data) };
         let Ctx {
             r, owned, error, ..
         } = ctx;
@@ -178,9 +179,24 @@ pub unsafe extern "C" fn cm_message_read(
         }
         match error {
             Some(e) => Err(e.into()),
-            None => Ok(status),
+            None => callback_status(raw, "read"),
         }
     })
+}
+
+/// A read callback as one returning a plain `int32_t` (the same ABI): see
+/// `callback_status`.
+fn as_raw(
+    read: unsafe extern "C" fn(*mut cm_reader, *mut c_void) -> cm_status,
+) -> unsafe extern "C" fn(*mut cm_reader, *mut c_void) -> i32 {
+    // SAFETY: `cm_status` is `repr(i32)`: both signatures have one ABI, and an `i32`
+    // holds any number the C function returns.
+    unsafe {
+        std::mem::transmute::<
+            unsafe extern "C" fn(*mut cm_reader, *mut c_void) -> cm_status,
+            unsafe extern "C" fn(*mut cm_reader, *mut c_void) -> i32,
+        >(read)
+    }
 }
 
 /// Receives the next message of `port` (timeouts as `cm_port_recv`) and reads it with
@@ -217,7 +233,7 @@ pub unsafe extern "C" fn cm_port_recv_with(
         ctx.r.read_header()?;
         // SAFETY: the caller's callback with its user data; the reader pointer is valid
         // for the duration of the call (cm_reader's contract).
-        let status = unsafe { read((&raw mut ctx).cast::<cm_reader>(), user_data) };
+        let raw = unsafe { as_raw(read)((&raw mut ctx).cast::<cm_reader>(), user_data) };
         let error = ctx.error;
         drop(ctx.r);
         if !m.buffers().is_empty() {
@@ -228,7 +244,7 @@ pub unsafe extern "C" fn cm_port_recv_with(
         }
         match error {
             Some(e) => Err(e.into()),
-            None => Ok(status),
+            None => callback_status(raw, "read"),
         }
     })
 }

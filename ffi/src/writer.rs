@@ -25,7 +25,8 @@ pub struct cm_writer {
 }
 
 /// A callback that writes one message with `cm_writer_*` calls. Return `CM_OK`, or any
-/// other status to cancel the post (which then returns that status).
+/// other status to cancel the post (which then returns that status). A number that is
+/// no `cm_status` cancels it with `CM_ERR_INVALID_ARGUMENT`.
 pub type cm_write_fn =
     Option<unsafe extern "C" fn(writer: *mut cm_writer, user_data: *mut c_void) -> cm_status>;
 
@@ -66,14 +67,23 @@ unsafe fn encode_with<R>(
             w: Writer::new(&mut bytes, &mut buffers, port_count),
             error: None,
         };
+        // Called as returning a plain int32_t (see callback_status).
+        // SAFETY: `cm_status` is `repr(i32)`: both signatures have one ABI.
+        let write = unsafe {
+            std::mem::transmute::<
+                unsafe extern "C" fn(*mut cm_writer, *mut c_void) -> cm_status,
+                unsafe extern "C" fn(*mut cm_writer, *mut c_void) -> i32,
+            >(write)
+        };
         // SAFETY: the callback is the caller's, called with its user data; the writer
         // pointer is valid for the duration of the call (cm_writer's contract).
-        let status = unsafe { write((&raw mut ctx).cast::<cm_writer>(), user_data) };
+        let raw = unsafe { write((&raw mut ctx).cast::<cm_writer>(), user_data) };
         // (the writer is not moved out: it is large, and a move is a copy)
-        match (ctx.error.take(), status) {
+        match (ctx.error.take(), callback_status(raw, "write")) {
             (Some(e), _) => Err(e.into()),
-            (None, CM_OK) => ctx.w.finish().map_err(Failure::from),
-            (None, s) => fail(s, "the write callback cancelled the post"),
+            (None, Ok(CM_OK)) => ctx.w.finish().map_err(Failure::from),
+            (None, Ok(s)) => fail(s, "the write callback cancelled the post"),
+            (None, Err(f)) => Err(f),
         }
     };
     let out = result.and_then(|()| post(&bytes, buffers));

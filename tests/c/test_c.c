@@ -1255,6 +1255,40 @@ static void reader_skip_past_the_end_is_invalid_state(void) {
   OK(cm_port_close(b));
 }
 
+/* a callback returning a number that is no cm_status: CM_ERR_INVALID_ARGUMENT */
+static cm_status read_returning(cm_reader *r, void *ud) {
+  (void)r;
+  return (cm_status)(*(int32_t *)ud);
+}
+
+static cm_status write_returning(cm_writer *w, void *ud) {
+  (void)w;
+  return (cm_status)(*(int32_t *)ud);
+}
+
+static void callbacks_returning_no_status_are_invalid_argument(void) {
+  cm_port a, b;
+  OK(cm_channel_new(&a, &b));
+  int32_t odd[] = {-1, 1000};
+  for (int i = 0; i < 2; i++) {
+    CHECK_STATUS(cm_port_post_with(a, write_returning, &odd[i], NULL, 0), CM_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(cm_last_error_message(), "which is no cm_status") != NULL);
+  }
+  cm_message *m;
+  CHECK_STATUS(cm_port_recv(b, 0, &m), CM_EMPTY); /* nothing was posted */
+  int32_t cancel = CM_ERR_WRONG_KIND; /* a status: returned as is */
+  CHECK_STATUS(cm_port_post_with(a, write_returning, &cancel, NULL, 0), CM_ERR_WRONG_KIND);
+  cm_value *v = cm_value_new_int(1);
+  for (int i = 0; i < 2; i++) OK(cm_port_post(a, v, NULL, 0));
+  cm_value_free(v);
+  CHECK_STATUS(cm_port_recv_with(b, 1000, read_returning, &odd[0]), CM_ERR_INVALID_ARGUMENT);
+  OK(cm_port_recv_raw(b, 1000, &m));
+  CHECK_STATUS(cm_message_read(m, read_returning, &odd[1]), CM_ERR_INVALID_ARGUMENT);
+  cm_message_free(m);
+  OK(cm_port_close(a));
+  OK(cm_port_close(b));
+}
+
 static void streaming_reader_reads_without_a_value_tree(void) {
   cm_port a, b, c, d;
   OK(cm_channel_new(&a, &b));
@@ -1457,6 +1491,7 @@ static const struct test TESTS[] = {
     T(reader_event_pointers_outlive_later_events),
     T(buffer_alloc_that_cannot_be_had_is_null),
     T(reader_skip_past_the_end_is_invalid_state),
+    T(callbacks_returning_no_status_are_invalid_argument),
     T(c9_export_moves_a_port_to_another_thread),
 };
 
