@@ -381,12 +381,25 @@ impl Events {
     /// Calls every handler of `kind` with `event`; reports their exceptions.
     pub fn fire(&self, obj: &Bound<'_, PyAny>, kind: Kind, event: &Bound<'_, PyAny>) {
         let py = obj.py();
-        for handler in self.snapshot(py, kind) {
+        for (i, handler) in self.snapshot(py, kind).into_iter().enumerate() {
             let handler = handler.bind(py);
+            // One that an earlier handler of this event removed is not called (the DOM's
+            // "removed" flag). (The first: nothing ran since the snapshot.)
+            if i > 0 && !self.registered(kind, handler) {
+                continue;
+            }
             if let Err(e) = handler.call1((event,)) {
                 self.report(py, obj, kind, handler, e);
             }
         }
+    }
+
+    /// Whether `handler` is (still) a handler or listener of `kind`.
+    fn registered(&self, kind: Kind, handler: &Bound<'_, PyAny>) -> bool {
+        self.handlers.lock().is_ok_and(|h| {
+            h.on[slot(kind)].as_ref().is_some_and(|o| o.is(handler))
+                || h.listeners.iter().any(|(k, l)| *k == kind && l.is(handler))
+        })
     }
 
     fn report(

@@ -464,3 +464,24 @@ def test_i6_onmessage_handlers_on_broadcast_channel():
     assert wait_for(lambda: got == [("message", "hello", b)])
     a.close()
     b.close()
+
+
+def test_e_a_listener_removed_by_an_earlier_one_is_not_called_for_that_event(channel):
+    # the DOM's dispatch: a listener removed during the dispatch is skipped
+    got = []
+
+    def second(e):
+        got.append(("second", e.data))
+
+    def first(e):
+        got.append(("first", e.data))
+        channel.port2.remove_event_listener("message", second)
+
+    channel.port2.add_event_listener("message", first)
+    channel.port2.add_event_listener("message", second)
+    channel.port2.start()
+    channel.port1.post_message(1)
+    assert wait_for(lambda: got)
+    channel.port1.post_message(2)
+    assert wait_for(lambda: len(got) >= 2)
+    assert got == [("first", 1), ("first", 2)]
