@@ -237,22 +237,20 @@ def test_handlers_and_awaitables_work_in_a_child_after_fork():
         import asyncio, os, time, warnings
         from channel_messaging import MessageChannel
         warnings.simplefilter("ignore", DeprecationWarning)  # (fork with threads, 3.12+)
-        ch = MessageChannel()
-        got = []
-        ch.port2.onmessage = lambda e: got.append(e.data)
-        ch.port1.post_message("parent")
-        deadline = time.monotonic() + 5
-        while not got and time.monotonic() < deadline:
-            time.sleep(0.005)
+        def through_a_handler(data):
+            # what a handler (run by the dispatcher thread) receives
+            ch = MessageChannel()
+            got = []
+            ch.port2.onmessage = lambda e: got.append(e.data)
+            ch.port1.post_message(data)
+            deadline = time.monotonic() + 5
+            while not got and time.monotonic() < deadline:
+                time.sleep(0.005)
+            return got
+        got = through_a_handler("parent")
         pid = os.fork()
         if pid == 0:
-            c = MessageChannel()
-            child = []
-            c.port2.onmessage = lambda e: child.append(e.data)
-            c.port1.post_message("child")
-            deadline = time.monotonic() + 5
-            while not child and time.monotonic() < deadline:
-                time.sleep(0.005)
+            child = through_a_handler("child")
             async def main():
                 c2 = MessageChannel()
                 fut = c2.port2.recv_async()
