@@ -122,17 +122,22 @@ pub fn check_transferable(obj: &Bound<'_, PyAny>, index: usize) -> PyResult<()> 
     Ok(())
 }
 
-/// Takes the bytes out of a transferable buffer (the object reads as empty until
-/// [`restore`] or [`mark_detached`]).
+/// Takes the bytes out of a transferable buffer: from now on it is detached (a post
+/// that code run during this one's encoding makes cannot take it, clone it or view it
+/// again), until [`restore`] gives them back after a failed post.
 pub fn take(obj: &Bound<'_, PyAny>) -> Vec<u8> {
     // SAFETY: checked by `check_transferable`; the GIL is held.
-    std::mem::take(&mut unsafe { raw(obj) }.data)
+    let r = unsafe { raw(obj) };
+    r.detached = true;
+    std::mem::take(&mut r.data)
 }
 
 /// Gives the bytes back after a failed post.
 pub fn restore(obj: &Bound<'_, PyAny>, data: Vec<u8>) {
     // SAFETY: as `take`.
-    unsafe { raw(obj) }.data = data;
+    let r = unsafe { raw(obj) };
+    r.data = data;
+    r.detached = false;
 }
 
 /// Marks a transferred buffer detached.

@@ -257,3 +257,38 @@ def test_a_listener_eq_that_looks_at_the_port_or_lets_other_threads_run_does_not
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() == "no deadlock"
+
+
+def test_c5_a_buffer_being_transferred_cannot_be_taken_again_by_code_run_during_the_post():
+    # code that runs while a post encodes its message (an __index__) sees the Buffers
+    # that post transfers as detached: another post cannot take, clone or view them, so
+    # the memory goes to one receiver only; when the post fails they are intact again
+    ch, other = MessageChannel(), MessageChannel()
+    b = Buffer(b"x" * 100)
+    seen = []
+
+    class Nested:
+        def __index__(self):
+            for attempt in (lambda: other.port1.post_message(b, [b]),
+                            lambda: other.port1.post_message(b),
+                            lambda: memoryview(b)):
+                try:
+                    attempt()
+                    seen.append("allowed")
+                except (DataCloneError, BufferError) as e:
+                    seen.append(type(e).__name__)
+            return 1
+
+    ch.port1.post_message([Nested(), b], [b])
+    assert seen == ["DataCloneError", "DataCloneError", "DetachedError"]
+    got = ch.port2.recv(timeout=1)
+    assert got[0] == 1 and bytes(got[1]) == b"x" * 100 and b.detached
+    with pytest.raises(Empty):
+        other.port2.recv_nowait()
+    # a post that fails gives them back, whole
+    c = Buffer(b"y" * 10)
+    with pytest.raises(DataCloneError):
+        ch.port1.post_message([Nested(), c, object()], [c])
+    assert not c.detached and bytes(c) == b"y" * 10
+    with pytest.raises(Empty):
+        ch.port2.recv_nowait()
