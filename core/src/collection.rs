@@ -101,19 +101,28 @@ impl PortCollection {
 
     /// Appends the live members to `live`, forgetting the others.
     fn live_into(&self, live: &mut Vec<MessagePort>) {
-        let mut ports = lock(&self.ports);
-        live.reserve(ports.len());
-        ports.retain(|w| match w.upgrade() {
-            Some(state) => {
-                let port = MessagePort(state);
-                let keep = is_member(&port);
-                if keep {
-                    live.push(port);
+        // A port that left (closed, transferred) may lose its last handle here, when
+        // another thread drops its own meanwhile: its close (which can run hooks) happens
+        // after the lock is released.
+        let mut left = Vec::new();
+        {
+            let mut ports = lock(&self.ports);
+            live.reserve(ports.len());
+            ports.retain(|w| match w.upgrade() {
+                Some(state) => {
+                    let port = MessagePort(state);
+                    let keep = is_member(&port);
+                    if keep {
+                        live.push(port);
+                    } else {
+                        left.push(port);
+                    }
+                    keep
                 }
-                keep
-            }
-            None => false,
-        });
+                None => false,
+            });
+        }
+        drop(left);
     }
 
     /// The number of live members.
