@@ -666,11 +666,14 @@ impl<'a, 'py> Encoder<'a, 'py> {
             return Ok(());
         }
         // An integer of another kind (a NumPy integer scalar): what operator.index() gives.
-        // SAFETY: a valid object, the GIL is held; a new reference or null with an error.
-        let index = unsafe { ffi::PyNumber_Index(obj.as_ptr()) };
-        if index.is_null() {
-            drop(PyErr::fetch(py)); // not an integer: no __index__
-        } else {
+        // SAFETY: a valid object, the GIL is held.
+        if unsafe { ffi::PyIndex_Check(obj.as_ptr()) } != 0 {
+            // SAFETY: as above; a new reference, or null with an error set.
+            let index = unsafe { ffi::PyNumber_Index(obj.as_ptr()) };
+            if index.is_null() {
+                // its __index__ raised: that error, as a getter's would be (spec G5)
+                return Err(PyErr::fetch(py));
+            }
             // SAFETY: the new reference just returned.
             let index = unsafe { Bound::from_owned_ptr(py, index) };
             return self.write_int(w, &index);

@@ -292,3 +292,16 @@ def test_c5_a_buffer_being_transferred_cannot_be_taken_again_by_code_run_during_
     assert not c.detached and bytes(c) == b"y" * 10
     with pytest.raises(Empty):
         ch.port2.recv_nowait()
+
+
+def test_g5_an_exception_raised_by_an_index_method_during_the_post_propagates(channel):
+    # user code run by the serialization (an __index__) raises: the post raises that
+    # exception (as a getter's would), and nothing is sent
+    class Broken:
+        def __index__(self):
+            raise KeyError("from __index__")
+
+    with pytest.raises(KeyError, match="from __index__"):
+        channel.port1.post_message([1, Broken()])
+    with pytest.raises(Empty):
+        channel.port2.recv_nowait()
