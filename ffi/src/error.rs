@@ -78,6 +78,29 @@ pub(crate) fn status_of(raw: i32) -> Option<cm_status> {
     ALL_STATUSES.iter().copied().find(|&s| s as i32 == raw)
 }
 
+/// Calls a C callback declared to return a `cm_status` (`cm_read_fn`, `cm_write_fn`) as
+/// one returning a plain `int32_t`, which is what C may return (see `callback_status`).
+///
+/// # Safety
+///
+/// `f` must be the caller's callback, valid to call with `arg` and `user_data`.
+pub(crate) unsafe fn call_callback<T>(
+    f: unsafe extern "C" fn(*mut T, *mut std::ffi::c_void) -> cm_status,
+    arg: *mut T,
+    user_data: *mut std::ffi::c_void,
+) -> i32 {
+    // SAFETY: `cm_status` is `repr(i32)`: both signatures have one ABI, and an `i32`
+    // holds any number the C function returns.
+    let f = unsafe {
+        std::mem::transmute::<
+            unsafe extern "C" fn(*mut T, *mut std::ffi::c_void) -> cm_status,
+            unsafe extern "C" fn(*mut T, *mut std::ffi::c_void) -> i32,
+        >(f)
+    };
+    // SAFETY: the caller's contract.
+    unsafe { f(arg, user_data) }
+}
+
 /// What a C callback (`cm_read_fn`, `cm_write_fn`) returned, taken as a plain number: C
 /// may return any `int32_t`, and a number that is no `cm_status` would be undefined
 /// behaviour as the Rust enum. Such a number is `CM_ERR_INVALID_ARGUMENT`.

@@ -167,7 +167,7 @@ pub unsafe extern "C" fn cm_message_read(
         };
         // SAFETY: the caller's callback with its user data; the reader pointer is valid
         // for the duration of the call (cm_reader's contract).
-        let raw = unsafe { as_raw(read)((&raw mut ctx).cast::<cm_reader>(), user_data) };
+        let raw = unsafe { call_callback(read, (&raw mut ctx).cast::<cm_reader>(), user_data) };
         let Ctx {
             r, owned, error, ..
         } = ctx;
@@ -182,21 +182,6 @@ pub unsafe extern "C" fn cm_message_read(
             None => callback_status(raw, "read"),
         }
     })
-}
-
-/// A read callback as one returning a plain `int32_t` (the same ABI): see
-/// `callback_status`.
-fn as_raw(
-    read: unsafe extern "C" fn(*mut cm_reader, *mut c_void) -> cm_status,
-) -> unsafe extern "C" fn(*mut cm_reader, *mut c_void) -> i32 {
-    // SAFETY: `cm_status` is `repr(i32)`: both signatures have one ABI, and an `i32`
-    // holds any number the C function returns.
-    unsafe {
-        std::mem::transmute::<
-            unsafe extern "C" fn(*mut cm_reader, *mut c_void) -> cm_status,
-            unsafe extern "C" fn(*mut cm_reader, *mut c_void) -> i32,
-        >(read)
-    }
 }
 
 /// Receives the next message of `port` (timeouts as `cm_port_recv`) and reads it with
@@ -233,7 +218,7 @@ pub unsafe extern "C" fn cm_port_recv_with(
         ctx.r.read_header()?;
         // SAFETY: the caller's callback with its user data; the reader pointer is valid
         // for the duration of the call (cm_reader's contract).
-        let raw = unsafe { as_raw(read)((&raw mut ctx).cast::<cm_reader>(), user_data) };
+        let raw = unsafe { call_callback(read, (&raw mut ctx).cast::<cm_reader>(), user_data) };
         let error = ctx.error;
         drop(ctx.r);
         if !m.buffers().is_empty() {

@@ -67,17 +67,9 @@ unsafe fn encode_with<R>(
             w: Writer::new(&mut bytes, &mut buffers, port_count),
             error: None,
         };
-        // Called as returning a plain int32_t (see callback_status).
-        // SAFETY: `cm_status` is `repr(i32)`: both signatures have one ABI.
-        let write = unsafe {
-            std::mem::transmute::<
-                unsafe extern "C" fn(*mut cm_writer, *mut c_void) -> cm_status,
-                unsafe extern "C" fn(*mut cm_writer, *mut c_void) -> i32,
-            >(write)
-        };
         // SAFETY: the callback is the caller's, called with its user data; the writer
         // pointer is valid for the duration of the call (cm_writer's contract).
-        let raw = unsafe { write((&raw mut ctx).cast::<cm_writer>(), user_data) };
+        let raw = unsafe { call_callback(write, (&raw mut ctx).cast::<cm_writer>(), user_data) };
         // (the writer is not moved out: it is large, and a move is a copy)
         match (ctx.error.take(), callback_status(raw, "write")) {
             (Some(e), _) => Err(e.into()),

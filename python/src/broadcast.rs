@@ -7,7 +7,7 @@ use channel_messaging::{
     BroadcastChannel as CoreBroadcast, PortCollection as CoreCollection, PostError,
     RecvTimeoutError, TryRecvError,
 };
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyWeakrefReference};
 use pyo3::{PyTraverseError, PyVisit};
@@ -40,11 +40,7 @@ impl BroadcastChannel {
         let py = slf.py();
         let bc = slf.get().core();
         // (the argument is checked first, whether or not a message is queued)
-        if timeout.is_some_and(|t| t.is_nan() || t < 0.0) {
-            return Err(PyValueError::new_err(
-                "timeout must be a non-negative number",
-            ));
-        }
+        crate::events::check_timeout(timeout)?;
         match bc.try_recv_message() {
             Ok(m) => {
                 return convert::decode_message(py, m)

@@ -70,14 +70,13 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// A BroadcastChannel's event types: 'message' and 'messageerror' (spec I).
+    /// A BroadcastChannel's event types: a port's but 'close' (spec I).
     pub fn parse_broadcast(s: &str) -> PyResult<Kind> {
-        match s {
-            "message" => Ok(Kind::Message),
-            "messageerror" => Ok(Kind::MessageError),
-            other => Err(PyValueError::new_err(format!(
-                "unknown event type {other:?} for a BroadcastChannel (expected 'message' or 'messageerror')"
+        match Kind::parse(s) {
+            Ok(Kind::Close) | Err(_) => Err(PyValueError::new_err(format!(
+                "unknown event type {s:?} for a BroadcastChannel (expected 'message' or 'messageerror')"
             ))),
+            Ok(kind) => Ok(kind),
         }
     }
 
@@ -134,6 +133,24 @@ fn slot(kind: Kind) -> usize {
 }
 
 static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Whether an asyncio loop is closed (or cannot say).
+pub fn loop_closed(lp: &Bound<'_, PyAny>) -> bool {
+    lp.call_method0("is_closed")
+        .and_then(|c| c.is_truthy())
+        .unwrap_or(true)
+}
+
+/// A receive's `timeout` argument: None or a non-negative number of seconds, checked
+/// before anything is received.
+pub fn check_timeout(timeout: Option<f64>) -> PyResult<()> {
+    if timeout.is_some_and(|t| t.is_nan() || t < 0.0) {
+        return Err(PyValueError::new_err(
+            "timeout must be a non-negative number",
+        ));
+    }
+    Ok(())
+}
 
 /// The running asyncio loop of this thread, if any.
 pub fn running_loop(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
@@ -316,12 +333,7 @@ impl Events {
                 .replace(lp.unbind()),
             None => {
                 let mut l = self.shared.event_loop.lock().map_err(poisoned)?;
-                let closed = l.as_ref().is_some_and(|lp| {
-                    lp.bind(py)
-                        .call_method0("is_closed")
-                        .and_then(|c| c.is_truthy())
-                        .unwrap_or(true)
-                });
+                let closed = l.as_ref().is_some_and(|lp| loop_closed(lp.bind(py)));
                 let old = if closed { l.take() } else { None };
                 if l.is_none() {
                     drop(l);
@@ -599,11 +611,7 @@ pub fn blocking_recv(
     timeout: Option<f64>,
 ) -> PyResult<Result<Message, RecvTimeoutError>> {
     // (the argument is checked first, whether or not a message is queued)
-    if timeout.is_some_and(|t| t.is_nan() || t < 0.0) {
-        return Err(PyValueError::new_err(
-            "timeout must be a non-negative number",
-        ));
-    }
+    check_timeout(timeout)?;
     match port.try_recv_message() {
         Ok(m) => return Ok(Ok(m)),
         Err(TryRecvError::Empty) => {}

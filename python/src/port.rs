@@ -641,14 +641,7 @@ fn schedule(task: Arc<AsyncTask>) {
     dispatch::run_or_push(Box::new(move |py| {
         // A stale wake-up (the awaitable settled already, or its loop is closed) is
         // dropped.
-        let closed = |t: &AsyncTask| {
-            t.event_loop
-                .bind(py)
-                .call_method0("is_closed")
-                .and_then(|d| d.is_truthy())
-                .unwrap_or(true)
-        };
-        if future_done(py, &task) || closed(&task) {
+        if future_done(py, &task) || crate::events::loop_closed(task.event_loop.bind(py)) {
             return;
         }
         let lp = task.event_loop.clone_ref(py);

@@ -145,9 +145,7 @@ impl Inbox {
 
     /// Empties a dead queue, from any thread (its counters no longer matter).
     fn discard(&self) {
-        while let Some(envelope) = self.queue.pop() {
-            drop(envelope);
-        }
+        while self.queue.pop().is_some() {}
     }
 
     /// Marks the queue as never to be read again (before the final drain; see `dead`).
@@ -230,16 +228,24 @@ impl Inbox {
 
     #[cold]
     fn wake_slow(&self) {
+        self.wake(true);
+    }
+
+    /// Wakes the blocked receivers and async waiters and, `with_hook`, fires the ready
+    /// hook if it is armed.
+    fn wake(&self, with_hook: bool) {
         let (sleepers, wakers, hook) = {
             let mut n = lock(&self.notify);
-            let hook = if n.hook_armed {
+            let hook = if with_hook && n.hook_armed {
                 n.hook_armed = false;
                 self.hook_fired.store(true, Ordering::Relaxed);
                 n.hook.clone()
             } else {
                 None
             };
-            self.interest.store(0, Ordering::SeqCst);
+            // (without the hook, its interest stays)
+            let kept = if with_hook { 0 } else { HOOK };
+            self.interest.fetch_and(kept, Ordering::SeqCst);
             (
                 std::mem::take(&mut n.sleepers),
                 std::mem::take(&mut n.wakers),
@@ -266,21 +272,7 @@ impl Inbox {
     /// Wakes the blocked receivers and async waiters, not the ready hook: a receiver of
     /// the same port has seen its end, which the others then see too.
     pub(crate) fn wake_receivers(&self) {
-        let (sleepers, wakers) = {
-            let mut n = lock(&self.notify);
-            self.interest
-                .fetch_and(!(SLEEPERS | WAKERS), Ordering::SeqCst);
-            (
-                std::mem::take(&mut n.sleepers),
-                std::mem::take(&mut n.wakers),
-            )
-        };
-        for t in sleepers {
-            t.unpark();
-        }
-        for w in wakers {
-            w.wake();
-        }
+        self.wake(false);
     }
 
     // ---- the consumer ------------------------------------------------------------------
