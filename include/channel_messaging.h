@@ -1157,14 +1157,14 @@ cm_status cm_value_set(cm_value *object, const char *key, size_t key_len, cm_val
 cm_status cm_value_map_set(cm_value *map, cm_value *key, cm_value *item);
 
 /**
- * A deep copy of `value` (borrowed); buffers are shared, not copied. Owned by the
- * caller.
+ * A deep copy of `value` (borrowed), of any depth; buffers are shared, not copied.
+ * Owned by the caller.
  */
 cm_value *cm_value_clone(const cm_value *value);
 
 /**
- * Releases an owned value (and everything in it). NULL is ignored. Never pass a
- * borrowed `const cm_value *`.
+ * Releases an owned value (and everything in it, however deeply nested). NULL is
+ * ignored. Never pass a borrowed `const cm_value *`.
  */
 void cm_value_free(cm_value *value);
 

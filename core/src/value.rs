@@ -42,7 +42,14 @@ use crate::Buffer;
 /// transfer list (on the receiving side: the `i`-th entry of the message's ports).
 /// Byte buffers are always [`Value::Buffer`]: posting one shares its bytes instead of
 /// copying them, and large ones travel beside the encoded stream, not inside it.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// # Depth
+///
+/// A message holds at most 256 nested containers (decoding deeper input fails), but a
+/// `Value` built by hand can be deeper. `clone` works without recursion, at any depth;
+/// dropping, comparing (`==`) and formatting (`{:?}`) recurse once per level, so drop a
+/// tree that may be tens of thousands of levels deep with [`Value::drop_deep`].
+#[derive(Debug, PartialEq)]
 pub enum Value {
     /// `undefined`.
     Undefined,
@@ -331,6 +338,206 @@ impl Value {
     }
 }
 
+/// What [`Value::clone`] still has to do: copy a value, or build a container from the
+/// copies of its children (on top of the output stack, in order).
+enum CloneStep<'a> {
+    Copy(&'a Value),
+    Boxed,
+    Shared,
+    View(&'a View),
+    Array(usize),
+    Set(usize),
+    Object(&'a [(String, Value)]),
+    Map(usize),
+    Error(&'a ErrorValue),
+}
+
+impl Clone for Value {
+    /// A deep copy (buffers are shared, as [`Buffer::clone`] does), made without
+    /// recursion: a value of any depth can be cloned on any thread's stack.
+    fn clone(&self) -> Self {
+        if !self.has_children() {
+            return self.clone_shallow();
+        }
+        let mut steps = vec![CloneStep::Copy(self)];
+        let mut out: Vec<Value> = Vec::new();
+        while let Some(step) = steps.pop() {
+            let built = match step {
+                CloneStep::Copy(v) => {
+                    if !v.has_children() {
+                        out.push(v.clone_shallow());
+                        continue;
+                    }
+                    // the container is built once its children's copies are on `out`
+                    let (build, children) = match v {
+                        Value::Boxed(inner) => (CloneStep::Boxed, vec![&**inner]),
+                        Value::Shared(inner) => (CloneStep::Shared, vec![&**inner]),
+                        Value::View(view) => (CloneStep::View(view), vec![&*view.buffer]),
+                        Value::Array(items) => {
+                            (CloneStep::Array(items.len()), items.iter().collect())
+                        }
+                        Value::Set(items) => (CloneStep::Set(items.len()), items.iter().collect()),
+                        Value::Object(entries) => (
+                            CloneStep::Object(entries),
+                            entries.iter().map(|(_, v)| v).collect(),
+                        ),
+                        Value::Map(entries) => (
+                            CloneStep::Map(entries.len()),
+                            entries.iter().flat_map(|(k, v)| [k, v]).collect(),
+                        ),
+                        Value::Error(e) => (CloneStep::Error(e), e.cause.iter().collect()),
+                        _ => unreachable!("has_children covers every container"),
+                    };
+                    steps.push(build);
+                    steps.extend(children.into_iter().rev().map(CloneStep::Copy));
+                    continue;
+                }
+                CloneStep::Boxed => Value::Boxed(Box::new(pop_one(&mut out))),
+                CloneStep::Shared => Value::Shared(Box::new(pop_one(&mut out))),
+                CloneStep::View(view) => Value::View(View {
+                    kind: view.kind,
+                    buffer: Box::new(pop_one(&mut out)),
+                    byte_offset: view.byte_offset,
+                    length: view.length,
+                }),
+                CloneStep::Array(n) => Value::Array(out.split_off(out.len() - n)),
+                CloneStep::Set(n) => Value::Set(out.split_off(out.len() - n)),
+                CloneStep::Object(entries) => {
+                    let values = out.split_off(out.len() - entries.len());
+                    Value::Object(entries.iter().map(|(k, _)| k.clone()).zip(values).collect())
+                }
+                CloneStep::Map(n) => {
+                    let mut flat = out.split_off(out.len() - 2 * n).into_iter();
+                    let mut entries = Vec::with_capacity(n);
+                    while let (Some(k), Some(v)) = (flat.next(), flat.next()) {
+                        entries.push((k, v));
+                    }
+                    Value::Map(entries)
+                }
+                CloneStep::Error(e) => {
+                    let cause = e.cause.as_ref().map(|_| pop_one(&mut out));
+                    Value::Error(Box::new(ErrorValue {
+                        name: e.name,
+                        message: e.message.clone(),
+                        stack: e.stack.clone(),
+                        cause,
+                    }))
+                }
+            };
+            out.push(built);
+        }
+        pop_one(&mut out)
+    }
+}
+
+/// The copy on top of [`Value::clone`]'s output stack (always there: each build step
+/// comes after the copies of its children).
+fn pop_one(out: &mut Vec<Value>) -> Value {
+    out.pop().unwrap_or(Value::Undefined)
+}
+
+impl Value {
+    /// Whether this is a container with at least one child value.
+    fn has_children(&self) -> bool {
+        match self {
+            Value::Boxed(_) | Value::Shared(_) | Value::View(_) => true,
+            Value::Array(items) | Value::Set(items) => !items.is_empty(),
+            Value::Object(entries) => !entries.is_empty(),
+            Value::Map(entries) => !entries.is_empty(),
+            Value::Error(e) => e.cause.is_some(),
+            _ => false,
+        }
+    }
+
+    /// A copy of a value without children (see [`Value::has_children`]); the empty
+    /// containers and childless errors come out empty and childless.
+    fn clone_shallow(&self) -> Value {
+        match self {
+            Value::Undefined => Value::Undefined,
+            Value::Null => Value::Null,
+            Value::Bool(b) => Value::Bool(*b),
+            Value::Int(i) => Value::Int(*i),
+            Value::Float(f) => Value::Float(*f),
+            Value::BigInt(b) => Value::BigInt(b.clone()),
+            Value::String(s) => Value::String(s.clone()),
+            Value::Utf16(u) => Value::Utf16(u.clone()),
+            Value::Buffer(b) => Value::Buffer(b.clone()),
+            Value::Hole => Value::Hole,
+            Value::Date(t) => Value::Date(*t),
+            Value::RegExp { source, flags } => Value::RegExp {
+                source: source.clone(),
+                flags: flags.clone(),
+            },
+            Value::Ref(n) => Value::Ref(*n),
+            Value::Port(i) => Value::Port(*i),
+            Value::Array(_) => Value::Array(Vec::new()),
+            Value::Set(_) => Value::Set(Vec::new()),
+            Value::Object(_) => Value::Object(Vec::new()),
+            Value::Map(_) => Value::Map(Vec::new()),
+            Value::Error(e) => Value::Error(Box::new(ErrorValue {
+                name: e.name,
+                message: e.message.clone(),
+                stack: e.stack.clone(),
+                cause: None,
+            })),
+            // containers with a child always have one: clone does not get here with them
+            Value::Boxed(_) | Value::Shared(_) | Value::View(_) => Value::Undefined,
+        }
+    }
+
+    /// Drops this value without recursion, however deep it is.
+    ///
+    /// An ordinary drop recurses once per level of nesting, which overflows the stack
+    /// for a tree built by hand tens of thousands of levels deep (received values are
+    /// at most 256 levels deep; see the type's docs). `drop_deep` takes nested
+    /// containers apart one at a time instead; on a shallow value it is a plain drop.
+    ///
+    /// ```
+    /// use channel_messaging::Value;
+    ///
+    /// let mut v = Value::Array(vec![]);
+    /// for _ in 0..100_000 {
+    ///     v = Value::Array(vec![v]);
+    /// }
+    /// let copy = v.clone(); // cloning works at any depth too
+    /// v.drop_deep();
+    /// copy.drop_deep();
+    /// ```
+    pub fn drop_deep(self) {
+        let mut pending = vec![self];
+        while let Some(mut v) = pending.pop() {
+            // move out the children that have children of their own; `v` then drops
+            // with at most one level below it
+            v.take_nested(&mut pending);
+        }
+    }
+
+    /// Moves this container's children that have children themselves onto `out`.
+    fn take_nested(&mut self, out: &mut Vec<Value>) {
+        let mut take = |v: &mut Value| {
+            if v.has_children() {
+                out.push(std::mem::replace(v, Value::Undefined));
+            }
+        };
+        match self {
+            Value::Boxed(inner) | Value::Shared(inner) => take(inner),
+            Value::View(view) => take(&mut view.buffer),
+            Value::Array(items) | Value::Set(items) => items.iter_mut().for_each(take),
+            Value::Object(entries) => entries.iter_mut().for_each(|(_, v)| take(v)),
+            Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+                take(k);
+                take(v);
+            }),
+            Value::Error(e) => {
+                if let Some(cause) = e.cause.as_mut() {
+                    take(cause);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 macro_rules! from_int {
     ($($t:ty),*) => {$(
         impl From<$t> for Value {
@@ -393,5 +600,139 @@ mod tests {
         assert_eq!(ErrorName::from_name("TypeError"), ErrorName::TypeError);
         assert_eq!(ErrorName::from_name("MyError"), ErrorName::Error);
         assert_eq!(ErrorName::from_name("URIError").as_str(), "URIError");
+    }
+    /// A value with every kind, nested: what `clone` must copy exactly.
+    fn every_kind() -> Value {
+        let buffer = Value::Buffer(Buffer::from(vec![1u8, 2, 3, 4]));
+        Value::Array(vec![
+            Value::Undefined,
+            Value::Null,
+            Value::Bool(true),
+            Value::Int(-7),
+            Value::Float(-0.0),
+            Value::BigInt(BigInt::from_i128(-(1 << 70))),
+            Value::String("tick".into()),
+            Value::Utf16(vec![0xd800, 0x61]),
+            Value::Boxed(Box::new(Value::String("boxed".into()))),
+            Value::Shared(Box::new(buffer.clone())),
+            Value::View(View {
+                kind: ViewKind::Uint16,
+                buffer: Box::new(Value::Ref(0)),
+                byte_offset: 2,
+                length: 1,
+            }),
+            Value::Hole,
+            Value::Object(vec![
+                ("a".into(), Value::Array(vec![])),
+                ("b".into(), Value::Object(vec![("c".into(), Value::Int(1))])),
+            ]),
+            Value::Map(vec![
+                (
+                    Value::Object(vec![]),
+                    Value::Set(vec![Value::Int(1), Value::Int(2)]),
+                ),
+                (Value::String("k".into()), Value::Map(vec![])),
+            ]),
+            Value::Set(vec![Value::Array(vec![Value::Port(0)])]),
+            Value::Date(f64::NAN),
+            Value::RegExp {
+                source: "a+".into(),
+                flags: "gi".into(),
+            },
+            Value::Error(Box::new(ErrorValue {
+                name: ErrorName::TypeError,
+                message: Some("m".into()),
+                stack: None,
+                cause: Some(Value::Error(Box::default())),
+            })),
+            Value::Error(Box::default()),
+            buffer,
+        ])
+    }
+
+    #[test]
+    fn clone_copies_every_kind_exactly() {
+        let v = every_kind();
+        let copy = v.clone();
+        // (NaN dates compare unequal: compare the debug forms, which print them alike)
+        assert_eq!(format!("{copy:?}"), format!("{v:?}"));
+        // buffers are shared, not copied
+        let (Value::Array(a), Value::Array(b)) = (&v, &copy) else {
+            unreachable!()
+        };
+        let (Value::Buffer(x), Value::Buffer(y)) = (&a[19], &b[19]) else {
+            unreachable!()
+        };
+        assert_eq!(x.as_slice().as_ptr(), y.as_slice().as_ptr());
+    }
+
+    /// Nests 200,000 containers of every kind that has children, one in the next.
+    fn deep() -> Value {
+        let mut v = Value::Int(42);
+        for i in 0..200_000 {
+            v = match i % 9 {
+                0 => Value::Array(vec![Value::Int(i), v]),
+                1 => Value::Object(vec![("k".into(), v)]),
+                2 => Value::Map(vec![(Value::Int(i), v)]),
+                3 => Value::Map(vec![(v, Value::Null)]),
+                4 => Value::Set(vec![v]),
+                5 => Value::Shared(Box::new(v)),
+                6 => Value::Boxed(Box::new(v)),
+                7 => Value::View(View {
+                    kind: ViewKind::DataView,
+                    buffer: Box::new(v),
+                    byte_offset: 0,
+                    length: 0,
+                }),
+                _ => Value::Error(Box::new(ErrorValue {
+                    cause: Some(v),
+                    ..ErrorValue::default()
+                })),
+            };
+        }
+        v
+    }
+
+    /// How deep `v` is (walking down the first child that has children).
+    fn depth(mut v: &Value) -> usize {
+        let mut levels = 0;
+        loop {
+            let next = match v {
+                Value::Array(items) | Value::Set(items) => items.last(),
+                Value::Object(entries) => entries.last().map(|(_, v)| v),
+                Value::Map(entries) => entries
+                    .last()
+                    .map(|(k, v)| if k.has_children() { k } else { v }),
+                Value::Shared(inner) | Value::Boxed(inner) => Some(&**inner),
+                Value::View(view) => Some(&*view.buffer),
+                Value::Error(e) => e.cause.as_ref(),
+                _ => None,
+            };
+            match next {
+                Some(n) => {
+                    levels += 1;
+                    v = n;
+                }
+                None => return levels,
+            }
+        }
+    }
+
+    #[test]
+    fn values_of_any_depth_clone_and_drop_without_recursion() {
+        // on a small stack, where a recursive clone or drop of this depth overflows
+        std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(|| {
+                let v = deep();
+                let copy = v.clone();
+                assert_eq!(depth(&copy), 200_000);
+                assert_eq!(depth(&v), 200_000);
+                v.drop_deep();
+                copy.drop_deep();
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }

@@ -308,17 +308,41 @@ unsafe fn value_mut<'a>(v: *mut cm_value) -> Res<&'a mut Value> {
     Ok(unsafe { &mut (*v).0 })
 }
 
+/// An owned value handed over by C, until it is placed: dropped without recursion
+/// ([`Value::drop_deep`]) when a call fails, since C code can build a tree of any depth.
+pub(crate) struct Taken(Option<Value>);
+
+impl Taken {
+    /// The value, to be placed (in a container, a new value).
+    pub(crate) fn into_inner(mut self) -> Value {
+        self.0.take().unwrap_or(Value::Undefined)
+    }
+
+    /// The value, to look at.
+    pub(crate) fn get(&self) -> &Value {
+        self.0.as_ref().unwrap_or(&Value::Undefined)
+    }
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        if let Some(v) = self.0.take() {
+            v.drop_deep();
+        }
+    }
+}
+
 /// Takes an owned value handed over by C (always consumed).
 ///
 /// # Safety
 ///
 /// `v` must be NULL or an owned `cm_value *` that the caller gives up.
 #[inline]
-unsafe fn take(v: *mut cm_value) -> Res<Value> {
+unsafe fn take(v: *mut cm_value) -> Res<Taken> {
     not_null(v, "value is NULL")?;
     // SAFETY: an owned cm_value comes from Box::into_raw in this crate; the caller
     // hands its ownership over.
-    Ok(unsafe { Box::from_raw(v) }.0)
+    Ok(Taken(Some(unsafe { Box::from_raw(v) }.0)))
 }
 
 /// Takes an optional owned value (NULL = none).
@@ -326,7 +350,7 @@ unsafe fn take(v: *mut cm_value) -> Res<Value> {
 /// # Safety
 ///
 /// As [`take`].
-unsafe fn take_opt(v: *mut cm_value) -> Option<Value> {
+unsafe fn take_opt(v: *mut cm_value) -> Option<Taken> {
     if v.is_null() {
         None
     } else {
@@ -434,14 +458,14 @@ pub unsafe extern "C" fn cm_value_new_boxed(inner: *mut cm_value) -> *mut cm_val
     new_value(|| {
         // SAFETY: the caller hands over an owned value.
         let v = unsafe { take(inner)? };
-        match v {
+        match v.get() {
             Value::Bool(_)
             | Value::Int(_)
             | Value::Float(_)
             | Value::BigInt(_)
             | Value::String(_)
-            | Value::Utf16(_) => Ok(Value::Boxed(Box::new(v))),
-            other => Err(wrong(&other, "a boolean, number, bigint or string to box")),
+            | Value::Utf16(_) => Ok(Value::Boxed(Box::new(v.into_inner()))),
+            other => Err(wrong(other, "a boolean, number, bigint or string to box")),
         }
     })
 }
@@ -488,7 +512,7 @@ pub unsafe extern "C" fn cm_value_new_view(
         let kind = view_kind_from(kind)?;
         Ok(Value::View(View {
             kind,
-            buffer: Box::new(b),
+            buffer: Box::new(b.into_inner()),
             byte_offset,
             length,
         }))
@@ -585,7 +609,7 @@ pub unsafe extern "C" fn cm_value_new_error(
             name,
             message: opt(message, message_len, "message")?,
             stack: opt(stack, stack_len, "stack")?,
-            cause,
+            cause: cause.map(Taken::into_inner),
         })))
     })
 }
@@ -597,7 +621,11 @@ pub unsafe extern "C" fn cm_value_new_error(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cm_value_new_shared(inner: *mut cm_value) -> *mut cm_value {
     // SAFETY: the caller hands over an owned value.
-    new_value(|| Ok(Value::Shared(Box::new(unsafe { take(inner)? }))))
+    new_value(|| {
+        Ok(Value::Shared(Box::new(
+            unsafe { take(inner)? }.into_inner(),
+        )))
+    })
 }
 
 /// A new reference to shared value number `id` (see `cm_value_new_shared`). Owned by the
@@ -623,7 +651,7 @@ pub unsafe extern "C" fn cm_value_push(container: *mut cm_value, item: *mut cm_v
         let item = unsafe { take(item)? };
         // SAFETY: the caller passes an owned value it does not use meanwhile.
         match unsafe { value_mut(container)? } {
-            Value::Array(items) | Value::Set(items) => items.push(item),
+            Value::Array(items) | Value::Set(items) => items.push(item.into_inner()),
             other => return Err(wrong(other, "an array or a set")),
         }
         Ok(CM_OK)
@@ -647,8 +675,8 @@ pub unsafe extern "C" fn cm_value_set(
         // SAFETY: the caller passes an owned value it does not use meanwhile.
         match unsafe { value_mut(object)? } {
             Value::Object(entries) => match entries.iter_mut().find(|(k, _)| k == key) {
-                Some((_, v)) => *v = item,
-                None => entries.push((key.to_owned(), item)),
+                Some((_, v)) => std::mem::replace(v, item.into_inner()).drop_deep(),
+                None => entries.push((key.to_owned(), item.into_inner())),
             },
             other => return Err(wrong(other, "an object")),
         }
@@ -671,29 +699,30 @@ pub unsafe extern "C" fn cm_value_map_set(
         };
         // SAFETY: the caller passes an owned value it does not use meanwhile.
         match unsafe { value_mut(map)? } {
-            Value::Map(entries) => entries.push((k, v)),
+            Value::Map(entries) => entries.push((k.into_inner(), v.into_inner())),
             other => return Err(wrong(other, "a Map")),
         }
         Ok(CM_OK)
     })
 }
 
-/// A deep copy of `value` (borrowed); buffers are shared, not copied. Owned by the
-/// caller.
+/// A deep copy of `value` (borrowed), of any depth; buffers are shared, not copied.
+/// Owned by the caller.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cm_value_clone(value: *const cm_value) -> *mut cm_value {
     // SAFETY: the caller passes a live value.
     new_value(|| Ok(unsafe { value_ref(value)? }.clone()))
 }
 
-/// Releases an owned value (and everything in it). NULL is ignored. Never pass a
-/// borrowed `const cm_value *`.
+/// Releases an owned value (and everything in it, however deeply nested). NULL is
+/// ignored. Never pass a borrowed `const cm_value *`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cm_value_free(value: *mut cm_value) {
     let _ = guard(|| {
         if !value.is_null() {
-            // SAFETY: an owned cm_value comes from Box::into_raw in this crate.
-            drop(unsafe { Box::from_raw(value) });
+            // SAFETY: an owned cm_value comes from Box::into_raw in this crate. (Without
+            // recursion: C code can build a tree of any depth.)
+            unsafe { Box::from_raw(value) }.0.drop_deep();
         }
         Ok(CM_OK)
     });

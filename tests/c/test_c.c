@@ -1266,6 +1266,105 @@ static cm_status write_returning(cm_writer *w, void *ud) {
   return (cm_status)(*(int32_t *)ud);
 }
 
+/* A value built by hand can nest far deeper than a message may (256 levels):
+ * cm_value_clone and cm_value_free work at any depth, and so do the calls that take a
+ * value over and fail (the value is freed). On a thread with a 1 MiB stack, where
+ * recursion over 200,000 levels overflows it. */
+#define DEEP_LEVELS 200000
+
+static cm_value *deep_value(void) {
+  cm_value *v = cm_value_new_int(42);
+  for (int i = 0; i < DEEP_LEVELS; i++) {
+    cm_value *outer;
+    switch (i % 5) {
+      case 0:
+        outer = cm_value_new_array();
+        cm_value_push(outer, v);
+        break;
+      case 1:
+        outer = cm_value_new_object();
+        cm_value_set(outer, "k", 1, v);
+        break;
+      case 2:
+        outer = cm_value_new_map();
+        cm_value_map_set(outer, v, cm_value_new_null());
+        break;
+      case 3:
+        outer = cm_value_new_shared(v);
+        break;
+      default:
+        outer = cm_value_new_error(CM_ERROR_ERROR, NULL, 0, NULL, 0, v);
+        break;
+    }
+    if (outer == NULL) return NULL;
+    v = outer;
+  }
+  return v;
+}
+
+static void *deep_values_work(void *unused) {
+  (void)unused;
+  cm_value *v = deep_value();
+  CHECK(v != NULL);
+  if (v == NULL) return NULL;
+  cm_value *copy = cm_value_clone(v);
+  CHECK(copy != NULL);
+  /* the copy is as deep: walk down it */
+  const cm_value *at = copy;
+  int levels = 0;
+  for (;;) {
+    cm_kind kind;
+    OK(cm_value_kind(at, &kind));
+    const cm_value *next = NULL;
+    const char *key;
+    size_t key_len;
+    const cm_value *item;
+    if (kind == CM_KIND_ARRAY) {
+      OK(cm_value_at(at, 0, &next));
+    } else if (kind == CM_KIND_OBJECT) {
+      OK(cm_value_entry(at, 0, &key, &key_len, &next));
+    } else if (kind == CM_KIND_MAP) {
+      OK(cm_value_map_entry(at, 0, &next, &item)); /* the deep part is the key */
+    } else if (kind == CM_KIND_SHARED) {
+      OK(cm_value_inner(at, &next));
+    } else if (kind == CM_KIND_ERROR) {
+      int32_t name;
+      OK(cm_value_get_error(at, &name, NULL, NULL, NULL, NULL, &next));
+    }
+    if (next == NULL) break;
+    at = next;
+    levels++;
+  }
+  CHECK(levels == DEEP_LEVELS);
+  /* a deep value posted is a DataCloneError (at most 256 levels), and stays the caller's */
+  cm_port a, b;
+  OK(cm_channel_new(&a, &b));
+  CHECK_STATUS(cm_port_post(a, copy, NULL, 0), CM_ERR_DATA_CLONE);
+  OK(cm_port_close(a));
+  OK(cm_port_close(b));
+  /* taken over by a call that fails: freed */
+  CHECK(cm_value_new_boxed(copy) == NULL);
+  /* replaced in an object: freed */
+  cm_value *obj = cm_value_new_object();
+  OK(cm_value_set(obj, "k", 1, v));
+  OK(cm_value_set(obj, "k", 1, cm_value_new_null()));
+  cm_value_free(obj);
+  cm_value *again = deep_value();
+  CHECK(again != NULL);
+  cm_value_free(again);
+  return NULL;
+}
+
+static void values_of_any_depth_clone_and_free(void) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 1 << 20);
+  pthread_t t;
+  CHECK(pthread_create(&t, &attr, deep_values_work, NULL) == 0);
+  pthread_join(t, NULL);
+  pthread_attr_destroy(&attr);
+}
+
 static void callbacks_returning_no_status_are_invalid_argument(void) {
   cm_port a, b;
   OK(cm_channel_new(&a, &b));
@@ -1492,6 +1591,7 @@ static const struct test TESTS[] = {
     T(buffer_alloc_that_cannot_be_had_is_null),
     T(reader_skip_past_the_end_is_invalid_state),
     T(callbacks_returning_no_status_are_invalid_argument),
+    T(values_of_any_depth_clone_and_free),
     T(c9_export_moves_a_port_to_another_thread),
 };
 
