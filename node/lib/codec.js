@@ -45,6 +45,9 @@ const SPARSE_MIN_HOLES = 1024;
 // The largest array index plus one: the largest array length.
 const MAX_ARRAY_LENGTH = 4294967295;
 
+// '00' .. 'ff', by byte
+const HEX_BYTES = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
 const ERROR_NAMES = new Set([
   'Error', 'EvalError', 'RangeError', 'ReferenceError', 'SyntaxError', 'TypeError', 'URIError',
 ]);
@@ -116,6 +119,13 @@ function append(arr, v) {
  */
 function defineData(obj, k, v) {
   defineProperty(obj, k, { value: v, writable: true, enumerable: true, configurable: true });
+}
+
+/** Gives a decoded object its entry k: v, an own data property whatever the key
+ * (`__proto__`, or a key Object.prototype has: an own property all the same). */
+function putEntry(obj, k, v) {
+  if (k in obj) defineData(obj, k, v);
+  else obj[k] = v;
 }
 const numberValueOf = uncurry(Number.prototype.valueOf);
 const stringValueOf = uncurry(String.prototype.valueOf);
@@ -357,7 +367,12 @@ class Encoder {
     f32[0] = v;
     if (Object.is(f32[0], v) && lo % 0x20000000 === 0) {
       this.buf[this.pos++] = 0xfa;
-      this.dv.setFloat32(this.pos, v);
+      if (v === v) {
+        this.dv.setFloat32(this.pos, v);
+      } else {
+        // a NaN, narrowed bit for bit (setFloat32 would quiet a signaling one)
+        this.dv.setUint32(this.pos, ((hi & 0x80000000) | 0x7f800000 | ((hi & 0xfffff) << 3) | (lo >>> 29)) >>> 0);
+      }
       this.pos += 4;
       return;
     }
@@ -1044,7 +1059,8 @@ const KEY_CACHE_SIZE = 4096;
 const keyCacheBytes = new Array(KEY_CACHE_SIZE).fill(null);
 const keyCacheStrings = new Array(KEY_CACHE_SIZE).fill('');
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// (ignoreBOM: a string's leading U+FEFF is part of it, not a byte-order mark to drop)
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
  * Object shapes: a tree of key sequences (root -> first key -> second key ...). A shape
@@ -1283,8 +1299,7 @@ class Decoder {
     this.count(n, 2);
     if (n <= SHAPE_MAX_KEYS && n > 0 && this.pendingShare === NO_SHARE && codegen) {
       // (a shareable object takes the plain path: it must exist before its children)
-      const r = this.shaped(n);
-      if (r !== null) return r;
+      return this.shaped(n);
     }
     this.enter();
     const obj = this.share({});
@@ -1292,21 +1307,19 @@ class Decoder {
       const k = this.key();
       const v = this.value();
       if (v === HOLE) this.fail('BadTag');
-      // (`__proto__`, or a key Object.prototype has: an own property all the same)
-      if (k in obj) defineData(obj, k, v);
-      else obj[k] = v;
+      putEntry(obj, k, v);
     }
     this.depth--;
     return obj;
   }
 
   /**
-   * Decodes the n entries onto this.stack and builds the object with its shape's
-   * factory; null (nothing consumed) when the shape has none yet.
+   * Decodes the n entries onto this.stack and builds the object with its shape's factory,
+   * or, when the shape has none yet (or the keys leave the shape tree), as a plain object
+   * from what was decoded, decoding any entries left plainly. Every byte is read once: a
+   * second pass would double the work at each level of nesting.
    */
   shaped(n) {
-    const start = this.pos;
-    const shared = this.shared.length;
     const base = this.sp;
     const stack = this.stack;
     // (its slots are own elements: a write never reaches an Array.prototype accessor)
@@ -1314,14 +1327,18 @@ class Decoder {
     let shape = shapeRoot;
     const b = this.b;
     this.enter();
-    for (let i = 0; i < n; i++) {
+    let i = 0;
+    let key = ''; // the key read when the shape tree ends (next() gave null)
+    for (; i < n; i++) {
       const kb = shape.k1Bytes;
       if (kb !== null && bytesAt(b, this.pos, kb, this.end)) {
         this.pos += kb.length; // the usual next key: no decoding, no lookup
         shape = shape.n1;
       } else {
-        shape = shape.next(this.key());
-        if (shape === null) break;
+        key = this.key();
+        const next = shape.next(key);
+        if (next === null) break;
+        shape = next;
       }
       let v;
       const vb = shape.vBytes;
@@ -1342,21 +1359,37 @@ class Decoder {
       }
       stack[this.sp++] = v;
     }
-    this.depth--;
-    let f = null;
-    if (shape !== null) {
-      f = shape.factory;
-      if (f === null && ++shape.hits >= SHAPE_HOT) f = shape.make();
-    }
     this.sp = base;
-    if (f === null) {
-      // rewind: decode again, plainly (forgetting what the first pass marked shareable)
-      this.pos = start;
-      this.shared.length = shared;
-      return null;
+    let obj;
+    if (i === n) {
+      let f = shape.factory;
+      if (f === null && ++shape.hits >= SHAPE_HOT) f = shape.make();
+      if (f !== null) {
+        obj = f(stack, base);
+        for (let j = base; j < base + n; j++) stack[j] = undefined;
+        this.depth--;
+        return obj;
+      }
     }
-    const obj = f(stack, base);
-    for (let i = base; i < base + n; i++) stack[i] = undefined;
+    obj = {};
+    const keys = shape.keys;
+    for (let j = 0; j < i; j++) {
+      putEntry(obj, keys[j], stack[base + j]);
+      stack[base + j] = undefined;
+    }
+    if (i < n) {
+      // entry i's key is read; its value and the entries after it, plainly
+      const v = this.value();
+      if (v === HOLE) this.fail('BadTag');
+      putEntry(obj, key, v);
+      for (let j = i + 1; j < n; j++) {
+        const k = this.key();
+        const w = this.value();
+        if (w === HOLE) this.fail('BadTag');
+        putEntry(obj, k, w);
+      }
+    }
+    this.depth--;
     return obj;
   }
 
@@ -1373,12 +1406,9 @@ class Decoder {
         const id = this.shared.length;
         defineData(this.shared, id, undefined);
         this.pendingShare = id;
-        const at = this.pos;
-        const next = this.b[at];
-        // tag 28 may not wrap tag 28, tag 29 or a hole
-        if (next === 0xd8 && (this.b[at + 1] === T_SHAREABLE || this.b[at + 1] === T_SHARED_REF || this.b[at + 1] === T_ABSENT)) {
-          this.fail('BadTag');
-        }
+        // tag 28 may not wrap tag 28, tag 29 or a hole (in any head width)
+        const inner = this.peekTag();
+        if (inner === T_SHAREABLE || inner === T_SHARED_REF || inner === T_ABSENT) this.fail('BadTag');
         const v = this.value();
         if (this.pendingShare === id) {
           this.shared[id] = v;
@@ -1387,13 +1417,16 @@ class Decoder {
         return v;
       }
       case T_SHARED_REF: {
+        if (this.pendingShare !== NO_SHARE) this.fail('BadTag');
         if (this.head() !== 0) this.fail('Malformed');
         if (this.arg >= this.shared.length) this.fail('BadReference');
         return this.share(this.shared[this.arg]);
       }
       case T_ABSENT: {
-        const major = this.head();
-        if (major !== 7 || this.arg !== 23) this.fail('Malformed');
+        // `undefined` as the one byte f7 (f8 17 is Malformed, as every two-byte simple is)
+        this.need(1);
+        if (this.b[this.pos] !== 0xf7) this.fail('Malformed');
+        this.pos++;
         if (this.pendingShare !== NO_SHARE) this.fail('BadTag');
         return HOLE;
       }
@@ -1411,7 +1444,14 @@ class Decoder {
         if (major !== 2) this.fail('Malformed');
         const n = this.count(this.arg, 1);
         let m = 0n;
-        for (let i = 0; i < n; i++) m = (m << 8n) | BigInt(this.b[this.pos + i]);
+        if (n <= 8) {
+          for (let i = 0; i < n; i++) m = (m << 8n) | BigInt(this.b[this.pos + i]);
+        } else {
+          // through hex digits: linear, where shifting in byte by byte is quadratic
+          let hex = '0x';
+          for (let i = 0; i < n; i++) hex += HEX_BYTES[this.b[this.pos + i]];
+          m = BigInt(hex);
+        }
         this.pos += n;
         return this.share(tag === T_BIGPOS ? m : -1n - m);
       }
@@ -1478,6 +1518,9 @@ class Decoder {
         return this.share(this.utf16());
       case T_BOXED: {
         this.enter();
+        const innerTag = this.peekTag();
+        if (innerTag === T_SHAREABLE) this.fail('BadTag');
+        if (innerTag === T_SHARED_REF) this.fail('Malformed'); // a reference is no primitive
         const saved = this.pendingShare;
         this.pendingShare = NO_SHARE;
         const inner = this.item();
@@ -1501,6 +1544,16 @@ class Decoder {
       default:
         return this.fail('BadTag');
     }
+  }
+
+  /** The number of the tag whose head starts at this.pos (-1: no tag starts there). */
+  peekTag() {
+    this.need(1);
+    if (this.b[this.pos] >>> 5 !== 6) return -1;
+    const at = this.pos;
+    this.head();
+    this.pos = at;
+    return this.bigArg !== null ? Infinity : this.arg;
   }
 
   textItem() {
@@ -1539,7 +1592,15 @@ class Decoder {
     const p = this.pos;
     this.pos += n;
     if (n === 2) return halfToNumber((this.b[p] << 8) | this.b[p + 1]);
-    return n === 4 ? this.dataView().getFloat32(p) : this.dataView().getFloat64(p);
+    if (n === 8) return this.dataView().getFloat64(p);
+    const bits = this.dataView().getUint32(p);
+    if ((bits & 0x7f800000) === 0x7f800000 && (bits & 0x7fffff) !== 0) {
+      // a NaN, widened bit for bit (getFloat32 would quiet a signaling one)
+      u32[1] = (bits & 0x80000000) | 0x7ff00000 | ((bits & 0x7fffff) >>> 3);
+      u32[0] = (bits & 7) << 29;
+      return f64[0];
+    }
+    return this.dataView().getFloat32(p);
   }
 
   /**
@@ -1615,10 +1676,13 @@ class Decoder {
     this.pendingShare = NO_SHARE;
     const offMajor = this.head();
     const offset = this.arg;
-    if (offMajor !== 0 || this.bigArg !== null) this.fail('Malformed');
+    // (an offset or length past 2^53 cannot be within any buffer: BadView, below)
+    let huge = this.bigArg !== null;
+    if (offMajor !== 0) this.fail('Malformed');
     const lenMajor = this.head();
     const length = this.arg;
-    if (lenMajor !== 0 || this.bigArg !== null) this.fail('Malformed');
+    huge ||= this.bigArg !== null;
+    if (lenMajor !== 0) this.fail('Malformed');
     let ctor = DataView;
     let size = 1;
     if (this.b[this.pos] !== undefined && this.b[this.pos] >>> 5 === 6) {
@@ -1636,7 +1700,7 @@ class Decoder {
       }
     }
     const buf = this.viewBuffer();
-    if (offset + length * size > buf.byteLength) this.fail('BadView');
+    if (huge || offset + length * size > buf.byteLength) this.fail('BadView');
     let view;
     try {
       // a length-tracking view is made without a length (it then covers the rest of its
@@ -1663,6 +1727,9 @@ class Decoder {
     const maxMajor = this.head();
     const max = this.arg;
     if (maxMajor !== 0 || this.bigArg !== null) this.fail('Malformed');
+    // its content is a byte string or a side-table buffer (tag 0xCB11), nothing else
+    this.need(1);
+    if (this.b[this.pos] >>> 5 !== 2 && this.peekTag() !== T_SIDE) this.fail('Malformed');
     // the inner buffer is not the shared value (tag 28 marks the resizable one)
     const pending = this.pendingShare;
     this.pendingShare = NO_SHARE;
@@ -1733,10 +1800,10 @@ class Decoder {
 
   viewBuffer() {
     const at = this.pos;
+    const reference = this.peekTag() === T_SHARED_REF;
     const v = this.value();
     if (!types.isArrayBuffer(v) && !types.isSharedArrayBuffer(v)) {
       // a reference (tag 29) to something else is BadReference; anything else, BadView
-      const reference = this.b[at] === 0xd8 && this.b[at + 1] === T_SHARED_REF;
       this.pos = at;
       this.fail(reference ? 'BadReference' : 'BadView');
     }
@@ -1745,7 +1812,8 @@ class Decoder {
 }
 
 function makeError(name, message, stack) {
-  const Ctor = ERROR_CTORS[name] ?? Error;
+  // (own names only: "toString" or "constructor" must not find Object.prototype's)
+  const Ctor = ERROR_NAMES.has(name) ? ERROR_CTORS[name] : Error;
   const err = message === undefined ? new Ctor() : new Ctor(message);
   // the message's stack, or (as V8 gives it) an own `stack` that is undefined: none is
   // invented at the receiver

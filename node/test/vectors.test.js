@@ -279,3 +279,57 @@ test('damaged messages are accepted, read and refused as the core does', () => {
   }
   assert.ok(accepted >= 100, `${accepted} accepted`);
 });
+
+// The decoder's cost grows with the message, never faster: every byte is read once.
+
+/** How many values `decode` reads for the message `bytes` (calls of Decoder#value). */
+function valuesRead(bytes) {
+  const value = Decoder.prototype.value;
+  let calls = 0;
+  Decoder.prototype.value = function counted() {
+    calls++;
+    return value.call(this);
+  };
+  try {
+    new Decoder().decode(bytes, 0, bytes.length, [], []);
+  } finally {
+    Decoder.prototype.value = value;
+  }
+  return calls;
+}
+
+test('nested objects are read once, whatever their keys (no second pass per level)', () => {
+  const depth = 16;
+  const cases = {
+    // keys the shape tree does not follow (`__proto__`)
+    proto: (d) => 'a26161'.repeat(d) + 'a0' + '695f5f70726f746f5f5f01'.repeat(d),
+    // shapes seen for the first time (not yet given a factory): keys "k0" .. "k15"
+    fresh: (d) => Array.from({ length: d }, (_, i) => `a2626b${(0x30 + (i % 10)).toString(16)}`).join('') + 'a0' + '617a01'.repeat(d),
+  };
+  for (const [name, body] of Object.entries(cases)) {
+    const bytes = hexBytes('d9cb01' + body(depth));
+    const reads = valuesRead(bytes);
+    // one per value: the objects and their `1`s, and the innermost {}
+    assert.strictEqual(reads, 2 * depth + 1, `${name}: ${reads} values read`);
+  }
+});
+
+test('a large BigInt decodes exactly (its magnitude read in one pass)', () => {
+  const big = (1n << 524288n) - 12345n; // 64 KiB
+  for (const v of [big, -big]) {
+    const n = encoder.encode(v, null, null);
+    assert.strictEqual(decoder.decode(encoder.buf, 0, n, [], []), v);
+  }
+});
+
+test('an Error named like an Object.prototype key arrives as an Error', () => {
+  for (const name of ['toString', 'constructor', '__proto__', 'hasOwnProperty', 'valueOf']) {
+    const text = (t) => (0x60 + t.length).toString(16) + Buffer.from(t).toString('hex');
+    // tag 0xCB12 over {"name": name, "message": "hi"}
+    const bytes = hexBytes(`d9cb01d9cb12a2${text('name')}${text(name)}${text('message')}${text('hi')}`);
+    const err = decoder.decode(bytes, 0, bytes.length, [], []);
+    assert.ok(err instanceof Error, name);
+    assert.strictEqual(Object.getPrototypeOf(err), Error.prototype, name);
+    assert.strictEqual(err.message, 'hi', name);
+  }
+});
