@@ -148,6 +148,12 @@ fn vectors() -> Vec<(&'static str, &'static str, Value, u32)> {
             0,
         ),
         (
+            "string_bom",
+            "a string starting with U+FEFF (a character like any other, never dropped)",
+            s("\u{feff}tick"),
+            0,
+        ),
+        (
             "utf16_lone_high",
             "a string with a lone high surrogate: 'a', U+D800, 'b'",
             Value::Utf16(vec![0x61, 0xd800, 0x62]),
@@ -974,7 +980,107 @@ fn invalid_vectors() -> Vec<Invalid> {
             deep(257),
             K::DepthLimit,
         ),
+        bad(
+            "shareable_over_a_wide_reference",
+            "tag 28 over tag 29 written with a two-byte head",
+            v1("d81cd9001d00"),
+            K::BadTag,
+        ),
+        bad(
+            "shareable_inside_a_boxed_primitive",
+            "a boxed primitive holding tag 28 over 1",
+            v1("d9cb15d81c01"),
+            K::BadTag,
+        ),
+        bad(
+            "reference_inside_a_boxed_primitive",
+            "a boxed primitive holding a reference (not a primitive)",
+            v1("82d81c01d9cb15d81d00"),
+            K::Malformed,
+        ),
+        bad(
+            "hole_inside_a_boxed_primitive",
+            "a boxed primitive holding a hole",
+            v1("d9cb15d81ff7"),
+            K::BadTag,
+        ),
+        bad(
+            "hole_over_a_two_byte_simple",
+            "a hole over f8 17 (undefined is the one byte f7)",
+            v1("81d81ff817"),
+            K::Malformed,
+        ),
+        bad(
+            "hole_over_a_float",
+            "a hole over a half float",
+            v1("81d81ff90017"),
+            K::Malformed,
+        ),
+        bad(
+            "resizable_over_a_shareable_mark",
+            "a resizable buffer whose content is tag 28 over bytes",
+            v1("d9cb198204d81c420102"),
+            K::Malformed,
+        ),
+        bad(
+            "resizable_over_a_reference",
+            "a resizable buffer whose content is a reference to a buffer",
+            v1("82d81c4100d9cb198204d81d00"),
+            K::Malformed,
+        ),
+        bad(
+            "view_offset_past_2_53",
+            "a Uint8Array at byte offset 2^53 of an empty buffer",
+            v1("d9cb16831b002000000000000000d84040"),
+            K::BadView,
+        ),
+        bad(
+            "view_over_a_wide_reference_to_an_array",
+            "a Uint8Array whose buffer is a reference (two-byte tag head) to an array",
+            v1("82d81c80d9cb16830001d840d9001d00"),
+            K::BadReference,
+        ),
     ]
+}
+
+/// Messages the encoders do not write but every decoder reads alike (and the same way),
+/// listed after the damaged ones in mutated.txt: longer heads inside tagged forms, a
+/// string starting with U+FEFF, signaling NaNs in single width, Error names that are
+/// Object.prototype's keys, objects nested under `__proto__` keys.
+fn edge_messages() -> Vec<Vec<u8>> {
+    // an Error (tag 0xCB12) with only {"name": name}
+    let error_named = |name: &str| {
+        format!(
+            "d9cb01d9cb12a1646e616d65{:02x}{}",
+            0x60 + name.len(),
+            hex(name.as_bytes())
+        )
+    };
+    let proto_nest = |depth: usize| {
+        format!(
+            "d9cb01{}a0{}",
+            "a26161".repeat(depth),
+            "695f5f70726f746f5f5f01".repeat(depth)
+        )
+    };
+    [
+        "d9cb01d9cb139802616160".to_owned(),       // RegExp /a/, array head 98 02
+        "d9cb01d9cb1698030001d8404100".to_owned(), // Uint8Array, array head 98 03
+        "d9cb0166efbbbf616263".to_owned(),         // "\u{feff}abc"
+        "d9cb0163efbbbf".to_owned(),               // "\u{feff}"
+        "d9cb01a166efbbbf61626301".to_owned(),     // {"\u{feff}abc": 1}
+        "d9cb01fa7f800001".to_owned(),             // a signaling NaN, single width
+        "d9cb01faff800001".to_owned(),             // its negative
+        "d9cb01fa7fc00001".to_owned(),             // a quiet NaN with a payload
+        error_named("toString"),
+        error_named("constructor"),
+        error_named("__proto__"),
+        error_named("hasOwnProperty"),
+        proto_nest(24),
+    ]
+    .iter()
+    .map(|h| unhex(h))
+    .collect()
 }
 
 #[test]
@@ -1136,8 +1242,9 @@ fn verdict(bytes: &[u8]) -> String {
     }
 }
 
-/// tests/vectors/mutated.txt: damaged messages (`mutated_messages`), a line each: the
-/// bytes in hex, then what the core makes of them (`verdict`). The other faces check
+/// tests/vectors/mutated.txt: damaged messages (`mutated_messages`), then unusual ones
+/// (`edge_messages`), a line each: the bytes in hex, then what the core makes of them
+/// (`verdict`). The other faces check
 /// theirs against it (node/test/vectors.test.js, python/tests/test_values.py): a decoder
 /// that accepted what the others refuse, or read a damaged message as another value,
 /// would show there. Regenerate with UPDATE_VECTORS=1.
@@ -1146,6 +1253,7 @@ fn mutated_messages_keep_their_verdicts() {
     let path = dir().join("mutated.txt");
     let lines: Vec<String> = mutated_messages()
         .iter()
+        .chain(&edge_messages())
         .map(|m| format!("{} {}", hex(m), verdict(m)))
         .collect();
     if std::env::var_os("UPDATE_VECTORS").is_some() {

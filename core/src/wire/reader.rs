@@ -384,13 +384,13 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Reads the one-byte head of an array of `n` (< 24) items, the fixed shape of a tag's
-    /// content; Malformed at `at`, explained by `what`, for anything else.
+    /// Reads the head of an array of `n` items (in any head width, as every head), the
+    /// fixed shape of a tag's content; Malformed at `at`, explained by `what`, for
+    /// anything else.
     fn fixed_array(&mut self, n: u8, at: usize, what: &'static str) -> R<()> {
-        if self.byte()? == 0x80 | n {
-            Ok(())
-        } else {
-            Err(DecodeError::new(K::Malformed, at, what))
+        match self.head()? {
+            (cbor::MAJOR_ARRAY, len) if len == u64::from(n) => Ok(()),
+            _ => Err(DecodeError::new(K::Malformed, at, what)),
         }
     }
 
@@ -941,7 +941,8 @@ impl<'a> Reader<'a> {
         let (major, arg) = self.head()?;
         match major {
             cbor::MAJOR_UINT => Ok(arg as f64),
-            cbor::MAJOR_NINT => Ok(-1.0 - arg as f64),
+            // -1 - arg exactly, then rounded once (`-1.0 - arg as f64` rounds twice)
+            cbor::MAJOR_NINT => Ok((-1 - i128::from(arg)) as f64),
             7 => match self.input[at] {
                 0xf9 => Ok(cbor::f16_to_f64(arg as u16)),
                 0xfa => Ok(cbor::f32_to_f64(arg as u32)),
@@ -1249,6 +1250,14 @@ impl<'a> Reader<'a> {
             _ => NOT_BUFFER,
         };
         match frame.kind() {
+            // a hole only stands in an array (BadTag elsewhere, docs/wire-format.md 3.6)
+            F_BOXED if matches!(ev, Event::Hole) => {
+                return Err(DecodeError::new(
+                    K::BadTag,
+                    at,
+                    "a hole inside a boxed primitive",
+                ));
+            }
             F_BOXED
                 if !matches!(
                     ev,

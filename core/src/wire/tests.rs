@@ -71,3 +71,13 @@ fn errors_name_what_failed() {
     }));
     assert_eq!(round_trip(&err), err);
 }
+
+#[test]
+fn a_date_over_a_large_negative_integer_is_rounded_once() {
+    // tag 1 (seconds) over -1 - (2^53 + 1) = -(2^53 + 2): the integer becomes a double
+    // (exactly: it is even), then milliseconds; rounding -1 - arg in two steps gives
+    // -2^53 instead
+    let v = Value::from_bytes(&[0xd9, 0xcb, 0x01, 0xc1, 0x3b, 0, 0x20, 0, 0, 0, 0, 0, 1]).unwrap();
+    let Value::Date(ms) = v else { panic!("{v:?}") };
+    assert_eq!(ms, -9_007_199_254_740_994.0 * 1000.0);
+}
