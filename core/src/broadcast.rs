@@ -347,6 +347,12 @@ impl BroadcastChannel {
         self.0.endpoint.poll_pop(cx, || self.try_recv_message())
     }
 
+    /// Polls until a receive would not find the queue empty, taking nothing (see
+    /// [`MessagePort::poll_readable`](crate::MessagePort::poll_readable)).
+    pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.endpoint.poll_readable(cx)
+    }
+
     /// The next message, asynchronously (cancel-safe).
     pub fn recv_async(&self) -> Recv<'_> {
         Recv { src: self }

@@ -1125,3 +1125,42 @@ fn flow_control_ready_resolves_when_the_sender_itself_closes_or_moves() {
         drop(b);
     }
 }
+
+/// A waker that counts its wake-ups.
+struct CountingWaker(AtomicUsize);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn poll_readable_waits_for_a_message_or_the_end_and_takes_nothing() {
+    use std::task::{Context, Poll, Waker};
+    let (a, b) = MessageChannel::new().into_ports();
+    let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
+    let waker = Waker::from(Arc::clone(&counter));
+    let mut cx = Context::from_waker(&waker);
+    assert_eq!(b.poll_readable(&mut cx), Poll::Pending);
+    a.post_message(&int(1), &[]).unwrap();
+    assert_eq!(
+        counter.0.load(Ordering::SeqCst),
+        1,
+        "the post wakes the waiter"
+    );
+    // readable, as often as asked, and the message is still there
+    assert_eq!(b.poll_readable(&mut cx), Poll::Ready(()));
+    assert_eq!(b.poll_readable(&mut cx), Poll::Ready(()));
+    assert_eq!(recv_int(&b), 1);
+    assert_eq!(b.poll_readable(&mut cx), Poll::Pending);
+    a.close();
+    assert!(
+        counter.0.load(Ordering::SeqCst) >= 2,
+        "the close wakes the waiter"
+    );
+    // the end is queued: a receive would not find the queue empty
+    assert_eq!(b.poll_readable(&mut cx), Poll::Ready(()));
+    assert_closed(&b);
+    assert_eq!(b.poll_readable(&mut cx), Poll::Ready(()));
+}

@@ -1064,14 +1064,14 @@ fn edge_messages() -> Vec<Vec<u8>> {
         )
     };
     [
-        "d9cb01d9cb139802616160".to_owned(),       // RegExp /a/, array head 98 02
+        "d9cb01d9cb139802616160".to_owned(), // RegExp /a/, array head 98 02
         "d9cb01d9cb1698030001d8404100".to_owned(), // Uint8Array, array head 98 03
-        "d9cb0166efbbbf616263".to_owned(),         // "\u{feff}abc"
-        "d9cb0163efbbbf".to_owned(),               // "\u{feff}"
-        "d9cb01a166efbbbf61626301".to_owned(),     // {"\u{feff}abc": 1}
-        "d9cb01fa7f800001".to_owned(),             // a signaling NaN, single width
-        "d9cb01faff800001".to_owned(),             // its negative
-        "d9cb01fa7fc00001".to_owned(),             // a quiet NaN with a payload
+        "d9cb0166efbbbf616263".to_owned(),   // "\u{feff}abc"
+        "d9cb0163efbbbf".to_owned(),         // "\u{feff}"
+        "d9cb01a166efbbbf61626301".to_owned(), // {"\u{feff}abc": 1}
+        "d9cb01fa7f800001".to_owned(),       // a signaling NaN, single width
+        "d9cb01faff800001".to_owned(),       // its negative
+        "d9cb01fa7fc00001".to_owned(),       // a quiet NaN with a payload
         error_named("toString"),
         error_named("constructor"),
         error_named("__proto__"),

@@ -313,6 +313,34 @@ impl Endpoint {
             other => Poll::Ready(other),
         }
     }
+
+    /// Whether a pop would not find the queue empty: something is queued (a message or
+    /// the end), or the endpoint has ended or was transferred away.
+    fn readable(&self) -> bool {
+        let c = lock(&self.consumer);
+        match (&c.ended, &c.inbox) {
+            (None, Some(inbox)) => !inbox.is_empty(),
+            _ => true,
+        }
+    }
+
+    /// Ready once a pop would not find the queue empty (see `readable`); registers the
+    /// task's waker otherwise, then looks again (so a push between the two is never
+    /// missed). Takes nothing.
+    pub(crate) fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.readable() {
+            return Poll::Ready(());
+        }
+        let Some(inbox) = self.inbox() else {
+            return Poll::Ready(());
+        };
+        inbox.register_waker(cx.waker());
+        if self.readable() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
 }
 
 /// Something that can be polled for its next message (a port or a broadcast channel).

@@ -544,6 +544,18 @@ impl MessagePort {
         self.0.endpoint.poll_pop(cx, || self.try_recv_message())
     }
 
+    /// Polls until a receive would not find the queue empty (a message or the end is
+    /// queued), without taking anything: the building block of a binding's receive that
+    /// must stay cancel-safe where a future's result can be dropped unread (an asyncio
+    /// task cancelled after its future completed). The binding waits for this, then takes
+    /// the message with [`try_recv_message`](Self::try_recv_message) in the code that
+    /// uses it. On `Pending`, the task's waker is registered and is woken by the next
+    /// message or the close. Another receiver of the same port may take the message
+    /// first: the receive then finds the queue empty and polls again.
+    pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.endpoint.poll_readable(cx)
+    }
+
     /// The next message, asynchronously. The future is cancel-safe.
     ///
     /// # Examples
