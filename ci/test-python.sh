@@ -16,7 +16,7 @@ py=.venv/bin/python
 pip_quiet=(--quiet --disable-pip-version-check)
 
 step "test tools"
-"$py" -m pip install "${pip_quiet[@]}" pytest pytest-timeout pytest-asyncio mypy
+"$py" -m pip install "${pip_quiet[@]}" pytest pytest-timeout pytest-asyncio mypy numpy
 
 step "pip install ./python (dev profile)"
 MATURIN_PEP517_ARGS="--profile dev --locked" \

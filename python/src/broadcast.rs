@@ -7,7 +7,7 @@ use channel_messaging::{
     BroadcastChannel as CoreBroadcast, PortCollection as CoreCollection, PostError,
     RecvTimeoutError, TryRecvError,
 };
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyWeakrefReference};
 use pyo3::{PyTraverseError, PyVisit};
@@ -15,7 +15,7 @@ use pyo3::{PyTraverseError, PyVisit};
 use crate::convert;
 use crate::errors;
 use crate::events::{Events, Kind, Source};
-use crate::port::{AsyncOp, MessagePort, encode_and, start_async};
+use crate::port::{MessagePort, Receive, encode_and};
 
 /// A named, process-wide group: what one member posts, every other member with the same
 /// name receives (spec I1-I6). No transfer list; no delivery to the sender.
@@ -96,8 +96,19 @@ fn unreachable_bc() -> ! {
 impl BroadcastChannel {
     #[new]
     fn new(name: &Bound<'_, PyAny>) -> PyResult<Self> {
-        // IDL DOMString conversion: any object becomes its str() (spec I2).
-        let name = name.str()?.to_string();
+        // IDL DOMString conversion: any object becomes its str() (spec I2). A name with
+        // lone surrogates is refused: names are Unicode text in every face, and a lossy
+        // conversion would join distinct names into one group.
+        let name = name
+            .str()?
+            .to_cow()
+            .map_err(|_| {
+                PyValueError::new_err(
+                    "a BroadcastChannel name cannot hold lone surrogates (it must be valid \
+                     Unicode)",
+                )
+            })?
+            .into_owned();
         Ok(BroadcastChannel {
             source: Source::Broadcast(CoreBroadcast::new(name)),
             events: Events::default(),
@@ -215,27 +226,17 @@ impl BroadcastChannel {
     }
 
     /// An awaitable of the next message's data (on the running asyncio loop); raises
-    /// PortClosedError once the channel is closed.
-    fn recv_async<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        start_async(
-            slf.as_any(),
-            AsyncOp::Recv {
-                end_iteration: false,
-            },
-        )
+    /// PortClosedError once the channel is closed. Cancel-safe (see `Receive`).
+    fn recv_async(slf: &Bound<'_, Self>) -> Receive {
+        Receive::new(slf.as_any(), false)
     }
 
     fn __aiter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
         slf
     }
 
-    fn __anext__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        start_async(
-            slf.as_any(),
-            AsyncOp::Recv {
-                end_iteration: true,
-            },
-        )
+    fn __anext__(slf: &Bound<'_, Self>) -> Receive {
+        Receive::new(slf.as_any(), true)
     }
 
     fn __repr__(&self) -> String {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use channel_messaging::wire::{BufferData, DecodeError, Event, Reader, Writer};
-use channel_messaging::{Buffer as CoreBuffer, ErrorName, Value, ViewKind};
+use channel_messaging::{Buffer as CoreBuffer, ErrorName, ViewKind};
 use pyo3::Borrowed;
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
@@ -90,23 +90,27 @@ pub fn with_bytes<R>(
 
 // ---- encoding ---------------------------------------------------------------------------
 
-/// Transfer lists.
-pub struct Transfer;
+/// A transfer list, split: its ports and its Buffers, each with its index in the list
+/// (for error messages).
+#[derive(Default)]
+pub struct Transfer<'py> {
+    pub ports: Vec<Bound<'py, MessagePort>>,
+    pub bufs: Vec<Bound<'py, PyAny>>,
+    /// The index in the list of each port.
+    port_at: Vec<usize>,
+    /// The index in the list of each Buffer.
+    buf_at: Vec<usize>,
+}
 
-impl Transfer {
+impl<'py> Transfer<'py> {
     /// Splits `transfer` (spec C5 first pass: only ports and Buffers, none twice).
-    #[allow(clippy::type_complexity)]
-    pub fn parse<'py>(
-        py: Python<'py>,
-        transfer: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<(Vec<Bound<'py, MessagePort>>, Vec<Bound<'py, PyAny>>)> {
-        let mut ports = Vec::new();
-        let mut bufs: Vec<Bound<'py, PyAny>> = Vec::new();
+    pub fn parse(py: Python<'py>, transfer: Option<&Bound<'py, PyAny>>) -> PyResult<Self> {
+        let mut t = Transfer::default();
         let Some(transfer) = transfer else {
-            return Ok((ports, bufs));
+            return Ok(t);
         };
         if transfer.is_none() {
-            return Ok((ports, bufs));
+            return Ok(t);
         }
         if transfer.is_instance_of::<PyString>() || transfer.is_instance_of::<PyBytes>() {
             return Err(PyTypeError::new_err(
@@ -119,15 +123,17 @@ impl Transfer {
         for (i, item) in iter.enumerate() {
             let item = item?;
             if let Ok(p) = item.cast::<MessagePort>() {
-                ports.push(p.clone());
+                t.ports.push(p.clone());
+                t.port_at.push(i);
             } else if buffer::is_buffer(&item) {
-                if bufs.iter().any(|b| b.is(&item)) {
+                if t.bufs.iter().any(|b| b.is(&item)) {
                     return Err(errors::data_clone(
                         py,
                         format!("the Buffer at transfer index {i} is listed twice"),
                     ));
                 }
-                bufs.push(item);
+                t.bufs.push(item);
+                t.buf_at.push(i);
             } else {
                 return Err(errors::data_clone(
                     py,
@@ -139,25 +145,48 @@ impl Transfer {
                 ));
             }
         }
-        Ok((ports, bufs))
+        Ok(t)
+    }
+
+    /// The core's explanation of why the ports cannot be transferred, with each "transfer
+    /// index" (the core counts ports only) turned into the index in the whole list.
+    pub fn port_error(&self, message: &str) -> String {
+        const AT: &str = "transfer index ";
+        let mut out = String::with_capacity(message.len());
+        let mut rest = message;
+        while let Some(k) = rest.find(AT) {
+            let (before, after) = rest.split_at(k + AT.len());
+            out.push_str(before);
+            let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+            let index = after[..digits].parse::<usize>().ok();
+            match index.and_then(|n| self.port_at.get(n)) {
+                Some(i) => out.push_str(&i.to_string()),
+                None => out.push_str(&after[..digits]),
+            }
+            rest = &after[digits..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// Takes the bytes of every transferred buffer, after checking them all (so that a
+    /// failure detaches nothing).
+    pub fn take_buffers(&mut self) -> PyResult<Vec<(Bound<'py, PyAny>, CoreBuffer)>> {
+        for (b, &i) in self.bufs.iter().zip(&self.buf_at) {
+            buffer::check_transferable(b, i)?;
+        }
+        Ok(take_checked(std::mem::take(&mut self.bufs)))
     }
 }
 
-/// Takes the bytes of every transferred buffer, after checking them all (so that a
-/// failure detaches nothing).
-pub fn take_buffers<'py>(
-    bufs: Vec<Bound<'py, PyAny>>,
-) -> PyResult<Vec<(Bound<'py, PyAny>, CoreBuffer)>> {
-    for (i, b) in bufs.iter().enumerate() {
-        buffer::check_transferable(b, i)?;
-    }
-    Ok(bufs
-        .into_iter()
+/// Takes the bytes of buffers already checked (`Transfer::take_buffers`).
+fn take_checked(bufs: Vec<Bound<'_, PyAny>>) -> Vec<(Bound<'_, PyAny>, CoreBuffer)> {
+    bufs.into_iter()
         .map(|b| {
             let data = CoreBuffer::from(buffer::take(&b));
             (b, data)
         })
-        .collect())
+        .collect()
 }
 
 /// Gives the bytes back to buffers whose post failed (the message, and with it every
@@ -670,13 +699,23 @@ impl<'a, 'py> Encoder<'a, 'py> {
         if unsafe { ffi::PyIndex_Check(obj.as_ptr()) } != 0 {
             // SAFETY: as above; a new reference, or null with an error set.
             let index = unsafe { ffi::PyNumber_Index(obj.as_ptr()) };
-            if index.is_null() {
-                // its __index__ raised: that error, as a getter's would be (spec G5)
-                return Err(PyErr::fetch(py));
+            if !index.is_null() {
+                // SAFETY: the new reference just returned.
+                let index = unsafe { Bound::from_owned_ptr(py, index) };
+                return self.write_int(w, &index);
             }
-            // SAFETY: the new reference just returned.
-            let index = unsafe { Bound::from_owned_ptr(py, index) };
-            return self.write_int(w, &index);
+            let e = PyErr::fetch(py);
+            // A NumPy array has __index__ too, for its integer scalars only: the others
+            // refuse with a TypeError and go by their buffer. Any other error of __index__
+            // (or this one, for an object without a buffer) is raised, as a getter's
+            // would be (spec G5).
+            if !e.is_instance_of::<PyTypeError>(py) {
+                return Err(e);
+            }
+            return match self.h.memoryview.bind(py).call1((obj,)) {
+                Ok(view) => self.write_view(w, &view, &type_name(obj)),
+                Err(_) => Err(e),
+            };
         }
         // Any other object that exports a buffer (PEP 3118: a NumPy array, an array.array,
         // a ctypes array) travels as its memoryview would: a typed array, copied.
@@ -713,7 +752,17 @@ impl<'a, 'py> Encoder<'a, 'py> {
             return w.int(v).map_err(|e| clone_err(self.py, e));
         }
         let negative = overflow < 0;
-        let mag = obj.call_method0("__abs__")?;
+        // On a plain int: an int subclass's own __abs__, bit_length or to_bytes do not
+        // speak for its value. (PyNumber_Index copies an int subclass as a plain int,
+        // without calling its __index__.)
+        let plain = if obj.is_exact_instance_of::<PyInt>() {
+            obj.clone()
+        } else {
+            // SAFETY: `obj` is an int; the GIL is held; a new reference or null with an
+            // error set.
+            unsafe { Bound::from_owned_ptr_or_err(self.py, ffi::PyNumber_Index(obj.as_ptr()))? }
+        };
+        let mag = plain.call_method0("__abs__")?;
         let bits: usize = mag.call_method0("bit_length")?.extract()?;
         let bytes = mag.call_method1("to_bytes", (bits.div_ceil(8), "big"))?;
         let bytes = bytes.cast::<PyBytes>()?;
@@ -735,6 +784,29 @@ impl<'a, 'py> Encoder<'a, 'py> {
         } else {
             w.begin_map(len).map_err(ce)?;
         }
+        if !d.is_exact_instance_of::<PyDict>() {
+            // A subclass (an OrderedDict, say) goes in its own iteration order, which its
+            // items() gives (the table underneath keeps insertion order)
+            let mut items = Vec::with_capacity(len);
+            for item in d.call_method0("items")?.try_iter()? {
+                let (k, v): (Bound<'py, PyAny>, Bound<'py, PyAny>) = item?.extract()?;
+                items.push((k, v));
+            }
+            if items.len() != len {
+                return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                    "the dictionary's items() do not match its length",
+                ));
+            }
+            for (k, v) in items {
+                if all_str {
+                    self.write_key(w, &k)?;
+                } else {
+                    self.write(w, &k)?;
+                }
+                self.write(w, &v)?;
+            }
+            return Ok(());
+        }
         let mut pos: ffi::Py_ssize_t = 0;
         let mut k: *mut ffi::PyObject = std::ptr::null_mut();
         let mut v: *mut ffi::PyObject = std::ptr::null_mut();
@@ -753,15 +825,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
             let kb = unsafe { Borrowed::from_ptr(py, k) };
             let vb = unsafe { Borrowed::from_ptr(py, v) };
             if all_str {
-                match utf8_of(&kb) {
-                    Some(s) => w.key(s).map_err(ce)?,
-                    None => {
-                        return Err(errors::data_clone(
-                            py,
-                            "a dict key with lone surrogates cannot be an object key",
-                        ));
-                    }
-                }
+                self.write_key(w, &kb)?;
                 if is_plain_scalar(&vb) {
                     self.write(w, &vb)?;
                 } else {
@@ -781,6 +845,17 @@ impl<'a, 'py> Encoder<'a, 'py> {
             ));
         }
         Ok(())
+    }
+
+    /// A str dict key, as an object key.
+    fn write_key(&mut self, w: &mut Writer<'_>, k: &Bound<'_, PyAny>) -> PyResult<()> {
+        match utf8_of(k) {
+            Some(s) => w.key(s).map_err(|e| clone_err(self.py, e)),
+            None => Err(errors::data_clone(
+                self.py,
+                "a dict key with lone surrogates cannot be an object key",
+            )),
+        }
     }
 
     fn write_seq(&mut self, w: &mut Writer<'_>, obj: &Bound<'py, PyAny>) -> PyResult<()> {
@@ -1580,140 +1655,4 @@ fn set_cause(exc: &Bound<'_, PyAny>, cause: Bound<'_, PyAny>) -> PyResult<()> {
         exc.setattr("__cause__", &cause)?;
     }
     exc.setattr("cause", cause)
-}
-
-/// Converts a decoded core [`Value`] (the async path, where the core decoded the message)
-/// into Python objects.
-pub fn value_to_py<'py>(
-    py: Python<'py>,
-    value: Value,
-    ports: &[Bound<'py, PyAny>],
-) -> Result<Bound<'py, PyAny>, Fail> {
-    let mut c = ValueConv {
-        py,
-        h: helpers(py)?,
-        ports,
-        shared: Vec::new(),
-    };
-    c.conv(value, None)
-}
-
-struct ValueConv<'a, 'py> {
-    py: Python<'py>,
-    h: &'a Helpers,
-    ports: &'a [Bound<'py, PyAny>],
-    shared: Vec<Option<Bound<'py, PyAny>>>,
-}
-
-impl<'py> ValueConv<'_, 'py> {
-    fn register(&mut self, share: Option<u32>, obj: &Bound<'py, PyAny>) {
-        if let Some(id) = share {
-            let id = id as usize;
-            if self.shared.len() <= id {
-                self.shared.resize(id + 1, None);
-            }
-            self.shared[id] = Some(obj.clone());
-        }
-    }
-
-    fn conv(&mut self, v: Value, share: Option<u32>) -> Result<Bound<'py, PyAny>, Fail> {
-        let py = self.py;
-        let obj = match v {
-            Value::Undefined | Value::Hole => self.h.undefined.bind(py).clone(),
-            Value::Null => py.None().into_bound(py),
-            Value::Bool(b) => PyBool::new(py, b).to_owned().into_any(),
-            Value::Int(i) => PyInt::new(py, i).into_any(),
-            Value::Float(f) => PyFloat::new(py, f).into_any(),
-            Value::BigInt(b) => {
-                let m = self
-                    .h
-                    .int_from_bytes
-                    .bind(py)
-                    .call1((PyBytes::new(py, &b.magnitude), "big"))?;
-                if b.negative { m.neg()? } else { m }
-            }
-            Value::String(s) => PyString::new(py, &s).into_any(),
-            Value::Utf16(units) => {
-                let bytes: Vec<u8> = units.iter().flat_map(|u| u.to_le_bytes()).collect();
-                PyBytes::new(py, &bytes).call_method1("decode", ("utf-16-le", "surrogatepass"))?
-            }
-            Value::Boxed(inner) => return self.conv(*inner, share),
-            Value::Buffer(b) => buffer::new_buffer(py, b.into_vec())?,
-            Value::View(view) => {
-                let buf = self.conv(*view.buffer, None)?;
-                typed_view(self.h, &buf, view.kind, view.byte_offset, view.length)?
-            }
-            Value::Array(items) => {
-                let l = PyList::empty(py);
-                self.register(share, l.as_any());
-                for item in items {
-                    l.append(self.conv(item, None)?)?;
-                }
-                return Ok(l.into_any());
-            }
-            Value::Object(entries) => {
-                let d = PyDict::new(py);
-                self.register(share, d.as_any());
-                for (k, v) in entries {
-                    let v = self.conv(v, None)?;
-                    d.set_item(k, v)?;
-                }
-                return Ok(d.into_any());
-            }
-            Value::Map(entries) => {
-                let d = PyDict::new(py);
-                self.register(share, d.as_any());
-                for (k, v) in entries {
-                    let k = self.conv(k, None)?;
-                    let v = self.conv(v, None)?;
-                    map_insert(self.h, &d, k, v)?;
-                }
-                return Ok(d.into_any());
-            }
-            Value::Set(items) => {
-                let s = PySet::empty(py)?;
-                for item in items {
-                    let v = self.conv(item, None)?;
-                    set_insert(self.h, &s, v)?;
-                }
-                s.into_any()
-            }
-            Value::Date(ms) => self.h.ms_to_dt.bind(py).call1((ms,))?,
-            Value::RegExp { source, flags } => self.h.regexp.bind(py).call1((source, flags))?,
-            Value::Error(e) => {
-                let obj = self.h.make_error.bind(py).call1((
-                    e.name.as_str(),
-                    e.message.as_deref(),
-                    e.stack.as_deref(),
-                ))?;
-                self.register(share, &obj);
-                if let Some(cause) = e.cause {
-                    let c = self.conv(cause, None)?;
-                    set_cause(&obj, c)?;
-                }
-                return Ok(obj);
-            }
-            Value::Shared(inner) => {
-                let id = self.shared.len() as u32;
-                self.shared.push(None);
-                return self.conv(*inner, Some(id));
-            }
-            Value::Ref(id) => match self.shared.get(id as usize).and_then(|s| s.clone()) {
-                Some(obj) => obj,
-                None => {
-                    return Err(Fail::Py(errors::message_error(
-                        py,
-                        "a reference cycle through a set or memoryview cannot be rebuilt",
-                    )));
-                }
-            },
-            Value::Port(i) => self
-                .ports
-                .get(i as usize)
-                .cloned()
-                .ok_or_else(|| Fail::Py(errors::message_error(py, "port index out of range")))?,
-        };
-        self.register(share, &obj);
-        Ok(obj)
-    }
 }

@@ -332,23 +332,44 @@ impl Events {
                 .map_err(poisoned)?
                 .replace(lp.unbind()),
             None => {
+                // (is_closed() is Python code, which may let another thread take the GIL:
+                // it is asked outside the lock, which threads that post take while they
+                // hold the GIL)
+                let current = self
+                    .shared
+                    .event_loop
+                    .lock()
+                    .map_err(poisoned)?
+                    .as_ref()
+                    .map(|lp| lp.clone_ref(py));
+                let closed = current.as_ref().is_some_and(|lp| loop_closed(lp.bind(py)));
                 let mut l = self.shared.event_loop.lock().map_err(poisoned)?;
-                let closed = l.as_ref().is_some_and(|lp| loop_closed(lp.bind(py)));
-                let old = if closed { l.take() } else { None };
-                if l.is_none() {
-                    drop(l);
+                // (unless another installer replaced it meanwhile)
+                let still = matches!((&current, l.as_ref()), (Some(c), Some(now)) if c.is(now));
+                let old = if closed && still { l.take() } else { None };
+                let none = l.is_none();
+                drop(l);
+                drop(current);
+                if none {
                     dispatch::ensure(py)?;
                 }
                 old
             }
         };
         drop(old);
-        {
+        // (the weak reference is made before taking the lock: making it may run a garbage
+        // collection, and with it Python code)
+        let weak = PyWeakrefReference::new(obj)?.into_any().unbind();
+        let unused = {
             let mut me = self.shared.me.lock().map_err(poisoned)?;
             if me.is_none() {
-                *me = Some(PyWeakrefReference::new(obj)?.into_any().unbind());
+                *me = Some(weak);
+                None
+            } else {
+                Some(weak)
             }
-        }
+        };
+        drop(unused);
         self.update_keepalive(obj)?;
         let hook = {
             let mut h = self.handlers.lock().map_err(poisoned)?;

@@ -36,6 +36,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     fast::install_all(py)?;
     m.add_class::<port::MessageEvent>()?;
     m.add_class::<port::RecvTask>()?;
+    m.add_class::<port::Receive>()?;
     m.add_class::<broadcast::BroadcastChannel>()?;
     m.add_class::<broadcast::PortCollection>()?;
     m.add_function(wrap_pyfunction!(buffer::_buffer_state, m)?)?;

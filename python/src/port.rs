@@ -4,13 +4,12 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Wake, Waker};
 
 use channel_messaging::{
     Buffer as CoreBuffer, Limits, MessageChannel as CoreChannel, MessagePort as CorePort,
     RecvTimeoutError, TryRecvError,
 };
-use futures_core::Stream;
 use pyo3::exceptions::PyStopAsyncIteration;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -225,18 +224,19 @@ fn post_to(
             Ok(size)
         });
     }
-    let (ports, bufs) = Transfer::parse(py, transfer)?;
+    let mut transfer = Transfer::parse(py, transfer)?;
+    let ports = std::mem::take(&mut transfer.ports);
     {
         let core_ports: Vec<&CorePort> = ports.iter().map(|p| p.get().core()).collect();
         me.check_transfer(&core_ports)
-            .map_err(|e| errors::data_clone(py, e.message()))?;
+            .map_err(|e| errors::data_clone(py, transfer.port_error(e.message())))?;
     }
-    let taken = convert::take_buffers(bufs)?;
+    let taken = transfer.take_buffers()?;
     let result = encode_and(py, message, &ports, &taken, |bytes, buffers| {
         let core_ports: Vec<&CorePort> = ports.iter().map(|p| p.get().core()).collect();
         let size = message_size(bytes, &buffers);
         me.post_encoded(bytes, buffers, &core_ports)
-            .map_err(|e| errors::data_clone(py, e.message()))?;
+            .map_err(|e| errors::data_clone(py, transfer.port_error(e.message())))?;
         Ok(size)
     });
     match result {
@@ -448,27 +448,18 @@ impl MessagePort {
         }
     }
 
-    /// An awaitable of the next message's data (on the running asyncio loop).
-    fn recv_async<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        start_async(
-            slf.as_any(),
-            AsyncOp::Recv {
-                end_iteration: false,
-            },
-        )
+    /// An awaitable of the next message's data (on the running asyncio loop),
+    /// cancel-safe: see `Receive`.
+    fn recv_async(slf: &Bound<'_, Self>) -> Receive {
+        Receive::new(slf.as_any(), false)
     }
 
     fn __aiter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
         slf
     }
 
-    fn __anext__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        start_async(
-            slf.as_any(),
-            AsyncOp::Recv {
-                end_iteration: true,
-            },
-        )
+    fn __anext__(slf: &Bound<'_, Self>) -> Receive {
+        Receive::new(slf.as_any(), true)
     }
 
     /// Sets flow-control limits on this port's queue (None: no limit).
@@ -524,10 +515,14 @@ impl MessagePort {
     /// Detaches the port, as a transfer would, under a single-use number that any
     /// thread or binding of this process can adopt with `MessagePort.import_handle`.
     fn export_handle(&self, py: Python<'_>) -> PyResult<u64> {
-        let h = self
-            .core()
-            .export_handle()
-            .map_err(|e| errors::data_clone(py, e.message()))?;
+        let h = self.core().export_handle().map_err(|e| {
+            // (the core checks the port as the only one of a transfer list)
+            errors::data_clone(
+                py,
+                e.message()
+                    .replace("the port at transfer index 0", "this port"),
+            )
+        })?;
         self.events.release(&self.source);
         Ok(h)
     }
@@ -570,8 +565,8 @@ impl MessagePort {
 /// What a pending awaitable waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AsyncOp {
-    /// The next message (`recv_async`, or `__anext__` when `end_iteration`).
-    Recv { end_iteration: bool },
+    /// Something to receive (a message or the end): a `Receive` then takes it.
+    Readable,
     /// Room in the partner's queue (`ready()`).
     Ready,
 }
@@ -599,12 +594,25 @@ impl Waiters {
     /// Registers `task` (once), dropping the tasks whose future is done; the waker to
     /// poll with.
     fn waker_for(self: &Arc<Self>, py: Python<'_>, task: &Arc<AsyncTask>) -> Waker {
+        // Which tasks are done is asked outside the lock: `done()` is Python code (which
+        // may let another thread take the GIL), and a thread that posts takes this lock
+        // while it holds the GIL. Dropped tasks are released outside it too (the last
+        // reference to a future may run Python code).
+        let listed: Vec<Arc<AsyncTask>> = self.0.lock().map(|t| t.clone()).unwrap_or_default();
+        let done: Vec<Arc<AsyncTask>> = listed.into_iter().filter(|t| future_done(py, t)).collect();
+        let mut gone = Vec::new();
         if let Ok(mut tasks) = self.0.lock() {
-            tasks.retain(|t| !future_done(py, t));
+            let (out, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut *tasks)
+                .into_iter()
+                .partition(|t| done.iter().any(|d| Arc::ptr_eq(d, t)));
+            *tasks = keep;
+            gone = out;
             if !tasks.iter().any(|t| Arc::ptr_eq(t, task)) {
                 tasks.push(Arc::clone(task));
             }
         }
+        drop(gone);
+        drop(done);
         Waker::from(Arc::clone(self))
     }
 }
@@ -700,74 +708,121 @@ fn poll_async(py: Python<'_>, task: &Arc<AsyncTask>) {
         );
         return;
     };
-    if let Ok(port) = target.cast::<MessagePort>() {
+    let done = if let Ok(port) = target.cast::<MessagePort>() {
         let this = port.get();
         let waker = this.waiters.waker_for(py, task);
         let mut cx = Context::from_waker(&waker);
-        let core = this.core();
         match task.op {
-            AsyncOp::Ready => {
-                let mut ready = core.ready();
-                if Pin::new(&mut ready).poll(&mut cx).is_ready() {
-                    settle(py, fut, Ok(py.None().into_bound(py)));
-                }
-            }
-            AsyncOp::Recv { end_iteration } => match core.poll_recv_message(&mut cx) {
-                Poll::Pending => {}
-                Poll::Ready(Ok(msg)) => settle(py, fut, decoded(py, msg)),
-                Poll::Ready(Err(_)) => {
-                    let e = if end_iteration {
-                        PyStopAsyncIteration::new_err(())
-                    } else {
-                        this.closed_error(py)
-                    };
-                    settle(py, fut, Err(e));
-                }
-            },
+            AsyncOp::Ready => Pin::new(&mut this.core().ready()).poll(&mut cx).is_ready(),
+            AsyncOp::Readable => this.core().poll_readable(&mut cx).is_ready(),
         }
     } else if let Ok(bc) = target.cast::<BroadcastChannel>() {
-        let end_iteration = matches!(
-            task.op,
-            AsyncOp::Recv {
-                end_iteration: true
-            }
-        );
-        let closed = || {
-            if end_iteration {
-                PyStopAsyncIteration::new_err(())
-            } else {
-                errors::port_closed(py, "the BroadcastChannel is closed")
-            }
-        };
-        let core = bc.get().core();
         let waker = bc.get().waiters.waker_for(py, task);
         let mut cx = Context::from_waker(&waker);
-        match core.try_recv_message() {
-            Ok(msg) => return settle(py, fut, decoded(py, msg)),
-            Err(TryRecvError::Closed) => return settle(py, fut, Err(closed())),
-            Err(TryRecvError::Empty) | Err(TryRecvError::MessageError(_)) => {}
+        bc.get().core().poll_readable(&mut cx).is_ready()
+    } else {
+        false
+    };
+    if done {
+        settle(py, fut, Ok(py.None().into_bound(py)));
+    }
+}
+
+/// The awaitable of `recv_async()` and `__anext__()` (internal type).
+///
+/// Cancel-safe: it waits for the queue to hold something (a future that the core's
+/// waker resolves, with no result) and takes the message only when the awaiting task
+/// runs again, in that task. A task cancelled meanwhile (a timeout, a task group) takes
+/// nothing, and the message stays queued for the next receive, as `asyncio.Queue.get()`
+/// does. (A future resolved with the message itself lost it: asyncio discards the result
+/// of a future whose task was cancelled before it resumed.) When another receiver took
+/// the message first, it waits again.
+#[pyclass(module = "channel_messaging._native", frozen)]
+#[derive(Debug)]
+pub struct Receive {
+    /// The MessagePort or BroadcastChannel.
+    target: Py<PyAny>,
+    /// `__anext__`: the end is StopAsyncIteration, not PortClosedError.
+    end_iteration: bool,
+}
+
+impl Receive {
+    pub(crate) fn new(target: &Bound<'_, PyAny>, end_iteration: bool) -> Self {
+        Receive {
+            target: target.clone().unbind(),
+            end_iteration,
         }
-        // Nothing queued: register with the core's waker. The core has no raw poll for a
-        // BroadcastChannel yet, so a message that slipped in between arrives here decoded
-        // by the core as a Value.
-        let mut handle = core.clone();
-        match Pin::new(&mut handle).poll_next(&mut cx) {
-            Poll::Pending => {}
-            Poll::Ready(Some(Ok(ev))) => {
-                let r = convert::value_to_py(py, ev.data, &[])
-                    .map_err(|f| errors::message_error(py, f.describe(py)));
-                settle(py, fut, r);
+    }
+
+    /// What is queued, taken now: `Some` result (the data, or the end or a message
+    /// error as an exception), `None` when the queue is empty.
+    fn take<'py>(&self, py: Python<'py>) -> Option<PyResult<Bound<'py, PyAny>>> {
+        let target = self.target.bind(py);
+        let (got, closed) = if let Ok(port) = target.cast::<MessagePort>() {
+            let this = port.get();
+            (this.core().try_recv_message(), this.closed_error(py))
+        } else if let Ok(bc) = target.cast::<BroadcastChannel>() {
+            (
+                bc.get().core().try_recv_message(),
+                errors::port_closed(py, "the BroadcastChannel is closed"),
+            )
+        } else {
+            return Some(Err(pyo3::exceptions::PyTypeError::new_err(
+                "not a MessagePort or a BroadcastChannel",
+            )));
+        };
+        match got {
+            Ok(msg) => Some(decoded(py, msg)),
+            Err(TryRecvError::Empty) => None,
+            Err(_) if self.end_iteration => Some(Err(PyStopAsyncIteration::new_err(()))),
+            Err(_) => Some(Err(closed)),
+        }
+    }
+
+    /// One step of the await: the message's data as StopIteration's value, the end or a
+    /// message error raised, or a future to wait on (yielded to the task).
+    fn step<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        loop {
+            match self.take(py) {
+                Some(Ok(data)) => {
+                    return Err(pyo3::exceptions::PyStopIteration::new_err((data.unbind(),)));
+                }
+                Some(Err(e)) => return Err(e),
+                None => {}
             }
-            Poll::Ready(Some(Err(e))) => settle(
-                py,
-                fut,
-                Err(errors::message_error(
-                    py,
-                    format!("the message cannot be decoded: {e}"),
-                )),
-            ),
-            Poll::Ready(None) => settle(py, fut, Err(closed())),
+            let fut = start_async(self.target.bind(py), AsyncOp::Readable)?;
+            if !fut.call_method0("done")?.is_truthy()? {
+                // as Future.__await__ does before yielding itself to the task
+                fut.setattr("_asyncio_future_blocking", true)?;
+                return Ok(fut);
+            }
+            // readable already: take it
         }
+    }
+}
+
+#[pymethods]
+impl Receive {
+    fn __await__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.step(py)
+    }
+
+    /// The task resuming the await (the value is the awaited future's: none).
+    fn send<'py>(&self, py: Python<'py>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let _ = value;
+        self.step(py)
+    }
+
+    fn __repr__(&self) -> &'static str {
+        "<channel_messaging awaitable of the next message>"
     }
 }
 

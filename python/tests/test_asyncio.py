@@ -232,16 +232,22 @@ def test_cancelled_and_timed_out_recv_async_leave_nothing_behind(kind):
             source = BroadcastChannel("test-recv-async-leak")
         refs = []
         for i in range(300):
-            f = target.recv_async()
-            refs.append(weakref.ref(f))
+            t = asyncio.ensure_future(target.recv_async())
+            await asyncio.sleep(0)
+            # what the awaitable waits on: a future the port's waker resolves
+            waiting = t._fut_waiter
+            assert waiting is not None
+            refs.append(weakref.ref(waiting))
+            del waiting
             if i % 2:
-                f.cancel()
+                t.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await t
             else:
                 with pytest.raises(asyncio.TimeoutError):
-                    await asyncio.wait_for(f, 0)
-            del f
-        await asyncio.sleep(0)
-        last = target.recv_async()
+                    await asyncio.wait_for(t, 0.001)
+            del t
+        last = asyncio.ensure_future(target.recv_async())
         await asyncio.sleep(0)
         gc.collect()
         assert sum(r() is not None for r in refs) <= 1
@@ -327,3 +333,83 @@ def test_an_awaitable_does_not_wait_for_a_busy_dispatcher_when_a_python_thread_p
 
     assert asyncio.run(main()) == "hi"
     slow.port1.close()
+
+
+@pytest.mark.parametrize("kind", ["port", "broadcast"])
+def test_a_task_cancelled_after_the_wake_up_leaves_the_message_queued(kind):
+    # The port's wake-up has run when the awaiting task is cancelled, before it resumes:
+    # the message stays queued (as with asyncio.Queue.get), it is not lost in a future
+    # nobody reads.
+    from channel_messaging import Empty
+
+    async def main():
+        if kind == "port":
+            ch = MessageChannel()
+            source, target = ch.port1, ch.port2
+        else:
+            source = BroadcastChannel("test-cancel-after-wake")
+            target = BroadcastChannel("test-cancel-after-wake")
+
+        async def reader():
+            return await target.recv_async()
+
+        task = asyncio.create_task(reader())
+        await asyncio.sleep(0)  # waiting now
+        source.post_message("important")
+        await asyncio.sleep(0)  # the wake-up ran
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert target.recv_nowait() == "important"
+        with pytest.raises(Empty):
+            target.recv_nowait()
+        source.close()
+        target.close()
+
+    asyncio.run(main())
+
+
+def test_receiving_under_short_timeouts_loses_nothing():
+    # a polling loop whose awaits often time out while messages arrive from a thread
+    n = 2000
+
+    async def main():
+        ch = MessageChannel()
+        got = []
+
+        def send():
+            for i in range(n):
+                ch.port1.post_message(i)
+                if i % 50 == 0:
+                    time.sleep(0.0005)
+
+        t = threading.Thread(target=send)
+        t.start()
+        deadline = time.monotonic() + 20
+        while len(got) < n and time.monotonic() < deadline:
+            try:
+                async with asyncio.timeout(0.0002):
+                    got.append(await ch.port2.recv_async())
+            except TimeoutError:
+                pass
+        t.join()
+        assert got == list(range(n))
+        ch.port1.close()
+
+    asyncio.run(main())
+
+
+def test_recv_async_is_awaitable_and_wraps_in_a_task():
+    async def main():
+        ch = MessageChannel()
+        ch.port1.post_message("a")
+        assert await ch.port2.recv_async() == "a"
+        task = asyncio.ensure_future(ch.port2.recv_async())
+        ch.port1.post_message(("b", 1))
+        assert await task == ["b", 1]
+        ch.port1.close()
+        with pytest.raises(PortClosedError):
+            await ch.port2.recv_async()
+        assert [m async for m in ch.port2] == []
+
+    asyncio.run(main())

@@ -265,3 +265,57 @@ def test_handlers_and_awaitables_work_in_a_child_after_fork():
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() == "child 0 parent ['parent']"
+
+
+def test_installing_handlers_from_a_thread_without_a_loop_while_another_posts_does_not_deadlock():
+    # The installer asks whether the port's loop is closed (Python code, during which
+    # the GIL may move) while a poster holding the GIL wakes the port: that question is
+    # asked outside the port's lock, or the two threads wait for each other for good.
+    # In a child process, with a watchdog: a deadlock fails the test instead of hanging.
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import asyncio, faulthandler, threading, time, os
+        from channel_messaging import MessageChannel
+        ch = MessageChannel()
+        p1, p2 = ch.port1, ch.port2
+        def handler(e):
+            pass
+        ready = threading.Event()
+        def loop_thread():
+            async def main():
+                p2.onmessage = handler  # p2's handlers run on this loop
+                ready.set()
+                await asyncio.sleep(3600)
+            asyncio.run(main())
+        threading.Thread(target=loop_thread, daemon=True).start()
+        ready.wait()
+        stop = time.monotonic() + 1.5
+        counts = [0, 0]
+        def installer():
+            while time.monotonic() < stop:
+                p2.onmessage = handler
+                counts[0] += 1
+        def poster():
+            while time.monotonic() < stop:
+                p1.post_message(1)
+                counts[1] += 1
+                if counts[1] % 64 == 0:
+                    time.sleep(0)
+        faulthandler.dump_traceback_later(20, exit=True)
+        threads = [threading.Thread(target=f) for f in (installer, poster)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        faulthandler.cancel_dump_traceback_later()
+        print("done", counts[0] > 0 and counts[1] > 0, flush=True)
+        os._exit(0)
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, (run.returncode, run.stderr[-3000:])
+    assert run.stdout.strip() == "done True"

@@ -499,3 +499,88 @@ def test_bytes_keys_and_the_last_datetime_come_back():
     assert latest - got < datetime.timedelta(microseconds=100)
     ch.port1.post_message(datetime.datetime.min.replace(tzinfo=datetime.timezone.utc))
     assert ch.port2.recv(timeout=1) == datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+
+
+# ---- edges of the mapping -------------------------------------------------------------
+
+
+def test_numpy_arrays_go_as_typed_arrays():
+    np = pytest.importorskip("numpy")
+    for dtype, fmt in [("int32", "i"), ("uint8", "B"), ("float64", "d"), ("int64", "q")]:
+        got = roundtrip(np.arange(5, dtype=dtype))
+        assert isinstance(got, memoryview), dtype
+        assert got.format in (fmt, "l" if fmt == "q" else fmt), (dtype, got.format)
+        assert got.tolist() == list(range(5)), dtype
+    # an integer scalar and a 0-d integer array go as operator.index() gives them
+    assert roundtrip(np.int64(7)) == 7
+    assert roundtrip(np.array(7)) == 7
+    # a 0-d float array is a scalar: refused, as numpy.float32(1.5) is
+    with pytest.raises(DataCloneError, match="scalar"):
+        roundtrip(np.array(1.5))
+    with pytest.raises(DataCloneError, match="dimensions"):
+        roundtrip(np.zeros((2, 2)))
+
+
+def test_an_index_error_of_an_object_without_a_buffer_propagates():
+    class Bad:
+        def __index__(self):
+            raise TypeError("no index here")
+
+    with pytest.raises(TypeError, match="no index here"):
+        roundtrip(Bad())
+
+
+def test_a_dict_subclass_goes_in_its_iteration_order():
+    import collections
+
+    d = collections.OrderedDict(a=1, b=2, c=3)
+    d.move_to_end("a")
+    assert list(roundtrip(d)) == ["b", "c", "a"]
+    assert list(roundtrip({"x": d})["x"]) == ["b", "c", "a"]
+    m = collections.OrderedDict([(1, "one"), (2, "two")])
+    m.move_to_end(1)
+    assert list(roundtrip(m)) == [2, 1]
+
+
+def test_an_int_subclass_goes_by_its_value_not_its_methods():
+    class Odd(int):
+        def __abs__(self):
+            return 0
+
+        def bit_length(self):
+            return 0
+
+        def to_bytes(self, *args, **kwargs):
+            return b""
+
+    for v in [2**70, -(2**70), 5]:
+        assert roundtrip(Odd(v)) == v
+
+
+def test_a_broadcast_channel_name_with_lone_surrogates_is_refused():
+    from channel_messaging import BroadcastChannel
+
+    with pytest.raises(ValueError, match="surrogates"):
+        BroadcastChannel("chan\ud800")
+    # names that differ stay apart (no lossy conversion joins them)
+    a = BroadcastChannel("chan\ufffd")
+    b = BroadcastChannel("chan\ufffd")
+    assert a.name == "chan\ufffd"
+    a.close()
+    b.close()
+
+
+def test_transfer_errors_name_the_index_in_the_whole_list():
+    ch = MessageChannel()
+    other = MessageChannel()
+    gone = Buffer(8)
+    roundtrip(gone, [gone])  # detached now
+    with pytest.raises(DataCloneError, match="transfer index 2"):
+        ch.port1.post_message(None, [Buffer(8), other.port1, gone])
+    other.port2.close()
+    closed = MessageChannel()
+    closed.port1.close()
+    with pytest.raises(DataCloneError, match="transfer index 1"):
+        ch.port1.post_message(None, [Buffer(8), closed.port1])
+    with pytest.raises(DataCloneError, match="this port"):
+        closed.port1.export_handle()
