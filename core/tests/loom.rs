@@ -147,3 +147,33 @@ fn close_races_transfer_consistently() {
         }
     });
 }
+
+#[test]
+fn poll_readable_never_misses_a_post() {
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    loom::model(|| {
+        let (a, b) = MessageChannel::new().into_ports();
+        let flag = std::sync::Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(std::sync::Arc::clone(&flag));
+        let t = thread::spawn(move || {
+            a.post_message(&Value::Int(1), &[]).unwrap();
+            a
+        });
+        // Concurrently with the post: either readable now, or the post wakes the waiter.
+        let ready = b.poll_readable(&mut Context::from_waker(&waker)) == Poll::Ready(());
+        let a = t.join().unwrap();
+        assert!(ready || flag.0.load(Ordering::SeqCst), "lost wake-up");
+        // Readiness takes nothing: the message is there.
+        assert_eq!(b.try_recv().unwrap().data, Value::Int(1));
+        assert!(matches!(b.try_recv(), Err(TryRecvError::Empty)));
+        drop(a);
+    });
+}
