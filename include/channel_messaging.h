@@ -644,6 +644,17 @@ uint32_t cm_version_number(void);
 const char *cm_last_error_message(void);
 
 /**
+ * The status of the most recent failure on the calling thread: the one
+ * `cm_last_error_message()` describes (`CM_EMPTY`, `CM_TIMEOUT` and `CM_CLOSED`
+ * included); `CM_OK` when no call on this thread has failed yet.
+ *
+ * For the functions that report failure with a NULL pointer (`cm_value_new_string`,
+ * `cm_value_clone`, ...) rather than a status: read it right after the NULL, before
+ * any other `cm_*` call on the thread.
+ */
+cm_status cm_last_error_status(void);
+
+/**
  * Creates an empty PortCollection; `*collection` = its handle, owned by the caller
  * (`cm_collection_free`).
  */
@@ -799,7 +810,7 @@ cm_status cm_channel_new(cm_port *port1, cm_port *port2);
  * transferring the `transfer_len` ports listed in `transfer`.
  *
  * `value` is borrowed (the caller still owns it and may reuse or free it at once: it is
- * encoded before this returns). A `CM_VALUE_PORT` value `i` inside it stands for
+ * encoded before this returns). A `CM_KIND_PORT` value `i` inside it stands for
  * `transfer[i]`. Buffers inside it are shared, not copied, when 1 KiB or larger.
  * `transfer` is borrowed; on success every handle in it becomes invalid (the ports
  * moved to the receiver, with every message queued or in flight for them).
@@ -894,7 +905,14 @@ cm_status cm_port_close(cm_port port);
  * Ownership: `user_data` is passed back untouched. `free_user_data` (may be NULL) is
  * called exactly once with `user_data` when the callback is no longer used: when it is
  * replaced or removed, when the port is closed or transferred. It may run on any
- * thread. If this function fails, `free_user_data` is called before it returns.
+ * thread, and never while a call of `callback` with this `user_data` is running (it
+ * waits for the call to return: a call running on another thread when the port is
+ * closed delays it until then). If this function fails, `free_user_data` is called
+ * before it returns (with that same exception).
+ *
+ * Errors: `CM_ERR_INVALID_HANDLE`, also when another thread (or the callback, or a free
+ * function this call runs) closes or transfers the port while this call runs: nothing
+ * stays registered then, and the callback is not called with the released handle.
  */
 cm_status cm_port_set_notify(cm_port port,
                              cm_notify_fn callback,
@@ -912,6 +930,10 @@ cm_status cm_port_set_notify(cm_port port,
  * Ownership: the fd belongs to the port handle: do not close it; it is closed by
  * `cm_port_close` or when the port is transferred. Repeated calls return the same fd.
  * Linux only (an eventfd).
+ *
+ * Errors: `CM_ERR_INVALID_HANDLE`, also when another thread (or the notify callback,
+ * which this call may run) closes or transfers the port while this call runs: `*fd` is
+ * not written then. `CM_ERR_IO` when the eventfd cannot be created.
  */
 cm_status cm_port_fd(cm_port port, int32_t *fd);
 
@@ -930,8 +952,14 @@ cm_status cm_port_set_limits(cm_port port, size_t max_messages, size_t max_bytes
 cm_status cm_port_is_ready(cm_port port, bool *ready);
 
 /**
- * `*entangled` = whether the port still has a partner to post to (false once the
- * partner closed and this side has received the close).
+ * `*entangled` = whether the port still has a partner to post to.
+ *
+ * False from the moment the partner is closed (or dropped, or lost in a message that is
+ * never delivered), even while messages it posted before and its close are still
+ * queued here: closing disentangles both ports at once (spec A8, D1), posts from this
+ * side go nowhere from then on, and what was queued is still received (spec D4), then
+ * `CM_CLOSED`. `cm_port_stats`'s `closed` turns true at the same moment. A partner that
+ * was transferred is still a partner (its new owner receives what this side posts).
  */
 cm_status cm_port_is_entangled(cm_port port, bool *entangled);
 

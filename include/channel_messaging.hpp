@@ -5,6 +5,12 @@
 // shared); cm::Message owns a received message. Failures throw cm::Error, which carries
 // the cm_status and the library's explanation.
 //
+// Borrowed views (std::string_view, byte spans, cm::ValueRef) live as long as the Value
+// or Message they come from. Taking one from a temporary Value or Message does not
+// compile (`std::string_view s = port.recv().as_string();` would dangle): keep the owner
+// in a variable (`cm::Value v = port.recv(); std::string_view s = v.as_string();`).
+// Accessors that return values, not views (`port.recv().as_int()`), work on temporaries.
+//
 //   cm::MessageChannel ch;
 //   std::thread worker([p = std::move(ch.port2)]() mutable {
 //     cm::Value v = p.recv();                       // blocks; throws cm::Error on close
@@ -21,6 +27,7 @@
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -45,6 +52,14 @@ class Error : public std::runtime_error {
 /// Throws cm::Error unless `status` is CM_OK.
 inline void check(cm_status status) {
   if (status != CM_OK) throw Error(status, cm_last_error_message());
+}
+
+/// Throws the calling thread's last failure: for the C functions that fail by returning
+/// NULL (the cm_value_new_* constructors, cm_value_clone), right after the NULL.
+[[noreturn]] inline void throw_last_error() {
+  cm_status status = cm_last_error_status();
+  if (status == CM_OK) throw Error(CM_ERR_NULL_POINTER, "NULL value (no failure recorded)");
+  throw Error(status, cm_last_error_message());
 }
 
 class Value;
@@ -126,14 +141,16 @@ class ValueReader {
   }
   /// Raw CBOR of the value (self-contained, docs/wire-format.md).
   std::vector<uint8_t> to_cbor() const {
-    cm_buffer *b;
+    cm_buffer *b = nullptr;
     check(cm_value_to_cbor(ptr(), &b));
+    struct Free {
+      void operator()(cm_buffer *x) const noexcept { cm_buffer_free(x); }
+    };
+    std::unique_ptr<cm_buffer, Free> owned(b);  // freed even when the copy below throws
     const uint8_t *p;
     size_t len;
-    cm_buffer_data(b, &p, &len);
-    std::vector<uint8_t> out(p, p + len);
-    cm_buffer_free(b);
-    return out;
+    check(cm_buffer_data(owned.get(), &p, &len));
+    return std::vector<uint8_t>(p, p + len);
   }
 
  private:
@@ -167,13 +184,23 @@ ValueRef ValueReader<D>::operator[](std::string_view key) const {
 }
 
 /// An owned message value. Copies are deep (buffers shared, never copied).
+///
+/// A moved-from Value is empty: get() is NULL, reading it throws cm::Error with
+/// CM_ERR_NULL_POINTER, copying it gives another empty Value, and assigning to it or
+/// destroying it is fine.
+///
+/// Its borrowed views (as_string(), as_bytes(), key(), operator[]) are for lvalues only:
+/// on a temporary they are deleted, because the view would outlive the value.
 class Value : public ValueReader<Value> {
  public:
-  /// Takes ownership of `owned` (throws when NULL: the constructor that made it failed).
+  /// Takes ownership of `owned`. NULL means the C call that made it failed: throws that
+  /// failure (cm_last_error_status() and cm_last_error_message() of this thread).
   explicit Value(cm_value *owned) : v_(owned) {
-    if (v_ == nullptr) throw Error(CM_ERR_INVALID_ARGUMENT, cm_last_error_message());
+    if (v_ == nullptr) throw_last_error();
   }
-  Value(const Value &other) : Value(cm_value_clone(other.v_)) {}
+  Value(const Value &other) : v_(other.v_ == nullptr ? nullptr : cm_value_clone(other.v_)) {
+    if (other.v_ != nullptr && v_ == nullptr) throw_last_error();
+  }
   Value(Value &&other) noexcept : v_(std::exchange(other.v_, nullptr)) {}
   Value &operator=(Value other) noexcept {
     std::swap(v_, other.v_);
@@ -221,6 +248,18 @@ class Value : public ValueReader<Value> {
     return *this;
   }
 
+  // The borrowed views of ValueReader, for lvalues only (see the class comment).
+  std::string_view as_string() const & { return ValueReader::as_string(); }
+  std::string_view as_string() const && = delete;
+  std::pair<const uint8_t *, size_t> as_bytes() const & { return ValueReader::as_bytes(); }
+  std::pair<const uint8_t *, size_t> as_bytes() const && = delete;
+  std::string_view key(size_t i) const & { return ValueReader::key(i); }
+  std::string_view key(size_t i) const && = delete;
+  ValueRef operator[](size_t i) const & { return ValueReader::operator[](i); }
+  ValueRef operator[](size_t i) const && = delete;
+  ValueRef operator[](std::string_view key) const & { return ValueReader::operator[](key); }
+  ValueRef operator[](std::string_view key) const && = delete;
+
   const cm_value *get() const noexcept { return v_; }
   /// Gives up ownership (for C functions that take it).
   cm_value *release() noexcept { return std::exchange(v_, nullptr); }
@@ -245,12 +284,13 @@ class Message {
   Message(const Message &) = delete;
   ~Message() { cm_message_free(m_); }
 
-  /// The value, borrowed from the message.
-  ValueRef value() {
+  /// The value, borrowed from the message (so not from a temporary Message: take_value()).
+  ValueRef value() & {
     const cm_value *v;
     check(cm_message_value(m_, &v));
     return ValueRef(v);
   }
+  ValueRef value() && = delete;
   /// The value, moved out.
   Value take_value() {
     cm_value *v;

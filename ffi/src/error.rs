@@ -160,19 +160,21 @@ impl From<channel_messaging::DecodeError> for Failure {
 }
 
 struct LastError {
+    status: cm_status,
     message: Cow<'static, str>,
     c: Option<CString>,
 }
 
 thread_local! {
     static LAST_ERROR: RefCell<LastError> = const {
-        RefCell::new(LastError { message: Cow::Borrowed(""), c: None })
+        RefCell::new(LastError { status: CM_OK, message: Cow::Borrowed(""), c: None })
     };
 }
 
-pub(crate) fn set_last_error(message: Cow<'static, str>) {
+pub(crate) fn set_last_error(status: cm_status, message: Cow<'static, str>) {
     let _ = LAST_ERROR.try_with(|e| {
         if let Ok(mut e) = e.try_borrow_mut() {
+            e.status = status;
             e.message = message;
             e.c = None;
         }
@@ -188,7 +190,7 @@ pub(crate) fn guard(f: impl FnOnce() -> Res<cm_status>) -> cm_status {
     let status = catch_unwind(AssertUnwindSafe(|| match f() {
         Ok(status) => status,
         Err(failure) => {
-            set_last_error(failure.message);
+            set_last_error(failure.status, failure.message);
             failure.status
         }
     }));
@@ -200,7 +202,10 @@ pub(crate) fn guard(f: impl FnOnce() -> Res<cm_status>) -> cm_status {
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_owned());
-            set_last_error(Cow::Owned(format!("internal error (panic): {what}")));
+            set_last_error(
+                CM_ERR_PANIC,
+                Cow::Owned(format!("internal error (panic): {what}")),
+            );
             CM_ERR_PANIC
         }
     }
@@ -266,6 +271,20 @@ pub extern "C" fn cm_last_error_message() -> *const c_char {
         Ok(p) if !p.is_null() => p,
         _ => c"".as_ptr(),
     }
+}
+
+/// The status of the most recent failure on the calling thread: the one
+/// `cm_last_error_message()` describes (`CM_EMPTY`, `CM_TIMEOUT` and `CM_CLOSED`
+/// included); `CM_OK` when no call on this thread has failed yet.
+///
+/// For the functions that report failure with a NULL pointer (`cm_value_new_string`,
+/// `cm_value_clone`, ...) rather than a status: read it right after the NULL, before
+/// any other `cm_*` call on the thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn cm_last_error_status() -> cm_status {
+    LAST_ERROR
+        .try_with(|e| e.try_borrow().map_or(CM_OK, |e| e.status))
+        .unwrap_or(CM_OK)
 }
 
 #[cfg(test)]

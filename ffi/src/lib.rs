@@ -7,7 +7,8 @@
 //!   handles ([`handles`]); 0 is never valid, and a stale, closed, transferred or
 //!   never-issued handle gives `CM_ERR_INVALID_HANDLE`, never undefined behaviour.
 //! - Functions return a [`cm_status`] whose numbers never change; the thread-local
-//!   [`cm_last_error_message`] explains the last failure.
+//!   [`cm_last_error_message`] explains the last failure ([`cm_last_error_status`] is
+//!   its status, for the functions that fail with a NULL pointer).
 //! - No panic crosses the boundary (`CM_ERR_PANIC`); NULL pointers are refused
 //!   (`CM_ERR_NULL_POINTER`).
 //! - Each function's documentation says who owns every pointer it takes or returns.
@@ -34,7 +35,7 @@ mod reader;
 mod value;
 mod writer;
 
-pub use error::{cm_last_error_message, cm_status};
+pub use error::{cm_last_error_message, cm_last_error_status, cm_status};
 pub use group::*;
 pub use message::*;
 pub use port::*;

@@ -114,25 +114,69 @@ impl EventFd {
 /// both fed by the core's ready hook.
 pub(crate) struct Wake {
     handle: cm_port,
-    notify: Mutex<Option<Arc<Notify>>>,
+    state: Mutex<WakeState>,
     fd: OnceLock<EventFd>,
 }
 
+/// What [`Wake`] keeps under its lock.
+struct WakeState {
+    notify: Option<Arc<Notify>>,
+    /// The handle is gone (closed, transferred or exported): a `cm_port_set_notify` or
+    /// `cm_port_fd` that looked the port up before must not leave anything installed.
+    retired: bool,
+}
+
 impl Wake {
+    fn new(handle: cm_port) -> Self {
+        Wake {
+            handle,
+            state: Mutex::new(WakeState {
+                notify: None,
+                retired: false,
+            }),
+            fd: OnceLock::new(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, WakeState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn fire(&self) {
         if let Some(fd) = self.fd.get() {
             fd.signal();
         }
-        let notify = self
-            .notify
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let notify = self.state().notify.clone();
         if let Some(n) = notify {
             // SAFETY: the C caller registered this function for this user data and
             // promised it may run on any thread (cm_port_set_notify's contract).
             unsafe { (n.f)(n.user_data, self.handle) }
         }
+    }
+
+    /// Replaces the notify callback; returns the old one, for the caller to drop once it
+    /// holds no lock (dropping it runs the C free function). Fails, dropping `notify`,
+    /// when the handle is already gone.
+    fn replace_notify(&self, notify: Option<Arc<Notify>>) -> Res<Option<Arc<Notify>>> {
+        let mut s = self.state();
+        if s.retired {
+            drop(s);
+            drop(notify);
+            return gone(self.handle);
+        }
+        Ok(std::mem::replace(&mut s.notify, notify))
+    }
+
+    fn is_retired(&self) -> bool {
+        self.state().retired
+    }
+
+    /// The handle is gone: no callback from now on, and nothing may be installed again.
+    /// Returns the callback, for the caller to drop once it holds no lock.
+    fn retire(&self) -> Option<Arc<Notify>> {
+        let mut s = self.state();
+        s.retired = true;
+        s.notify.take()
     }
 
     /// After a receive found nothing: makes the fd unreadable, unless something arrived
@@ -148,6 +192,14 @@ impl Wake {
     }
 }
 
+/// The failure of a call whose handle was closed or transferred while it ran.
+fn gone<T>(handle: cm_port) -> Res<T> {
+    fail(
+        CM_ERR_INVALID_HANDLE,
+        format!("invalid handle {handle:#x}: closed or transferred away during this call"),
+    )
+}
+
 /// What the handle table holds for a port.
 pub(crate) struct PortEntry {
     pub(crate) port: MessagePort,
@@ -157,6 +209,29 @@ pub(crate) struct PortEntry {
 impl PortEntry {
     pub(crate) fn has_wake(&self) -> bool {
         self.wake.is_some()
+    }
+
+    /// The handle was removed from the table (closed, transferred, exported): the notify
+    /// callback is released (its free function runs, unless a call to it is running on
+    /// another thread: then when that returns) and the ready hook removed. Runs with no
+    /// lock held: the free function is user code.
+    fn retire(&self) {
+        if let Some(wake) = &self.wake {
+            // Marked retired before the hook is removed: a `cm_port_set_notify` or
+            // `cm_port_fd` installing the hook concurrently either installs it before
+            // this removes it, or sees the mark when it checks after installing
+            // (`install_hook`) and removes it itself.
+            let notify = wake.retire();
+            self.port.set_ready_hook(None);
+            drop(notify);
+        }
+    }
+}
+
+/// Retires a port entry that `handles::remove` took out of the table.
+fn retire(object: Object) {
+    if let Object::Port(e) = object {
+        e.retire();
     }
 }
 
@@ -275,7 +350,9 @@ pub(crate) fn release_transferred(transfer: &[MessagePort], handles_ptr: *const 
     // SAFETY: `transfer_ports` read the same `len` handles from this pointer just before.
     let handles = unsafe { std::slice::from_raw_parts(handles_ptr, transfer.len()) };
     for &h in handles {
-        let _ = handles::remove(h, |_| Ok(()));
+        if let Ok(object) = handles::remove(h, |_| Ok(())) {
+            retire(object);
+        }
     }
 }
 
@@ -311,7 +388,7 @@ pub unsafe extern "C" fn cm_channel_new(port1: *mut cm_port, port2: *mut cm_port
 /// transferring the `transfer_len` ports listed in `transfer`.
 ///
 /// `value` is borrowed (the caller still owns it and may reuse or free it at once: it is
-/// encoded before this returns). A `CM_VALUE_PORT` value `i` inside it stands for
+/// encoded before this returns). A `CM_KIND_PORT` value `i` inside it stands for
 /// `transfer[i]`. Buffers inside it are shared, not copied, when 1 KiB or larger.
 /// `transfer` is borrowed; on success every handle in it becomes invalid (the ports
 /// moved to the receiver, with every message queued or in flight for them).
@@ -496,39 +573,48 @@ pub extern "C" fn cm_port_close(port: cm_port) -> cm_status {
             _ => wrong_kind(port, "port"),
         })?;
         if let Object::Port(e) = object {
-            if e.wake.is_some() {
-                e.port.set_ready_hook(None);
-            }
+            // The hook goes first: closing queues this port's own close marker, which
+            // must not fire the callback with the handle just released.
+            e.retire();
             e.port.close();
         }
         Ok(CM_OK)
     })
 }
 
-/// The wake-up targets of a port, created (with the core ready hook) on first use.
-fn wake_of(port: cm_port) -> Res<(MessagePort, Arc<Wake>, bool)> {
+/// The wake-up targets of a port, created on first use.
+fn wake_of(port: cm_port) -> Res<(MessagePort, Arc<Wake>)> {
     handles::with(port, |o| match o {
         Object::Port(e) => {
-            let created = e.wake.is_none();
             let wake = e
                 .wake
-                .get_or_insert_with(|| {
-                    Arc::new(Wake {
-                        handle: port,
-                        notify: Mutex::new(None),
-                        fd: OnceLock::new(),
-                    })
-                })
+                .get_or_insert_with(|| Arc::new(Wake::new(port)))
                 .clone();
-            Ok((e.port.clone(), wake, created))
+            Ok((e.port.clone(), wake))
         }
         _ => wrong_kind(port, "port"),
     })
 }
 
-fn install_hook(p: &MessagePort, wake: &Arc<Wake>) {
+/// Installs the core ready hook feeding `wake` (and starts the port, when `start`).
+///
+/// This runs without the handle's slot lock, because installing and starting may fire
+/// the hook at once, which runs the C callback, which may call back into the library for
+/// this handle. So a `cm_port_close` (or a transfer) can remove the handle meanwhile:
+/// if it has (`Wake::retire`), the hook is removed again and the call fails as for a
+/// closed handle; see `PortEntry::retire` for why no hook survives either order.
+fn install_hook(p: &MessagePort, wake: &Arc<Wake>, start: bool) -> Res {
     let w = Arc::clone(wake);
     p.set_ready_hook(Some(Arc::new(move || w.fire())));
+    if start {
+        p.start();
+    }
+    if wake.is_retired() {
+        // (the retiring close or transfer took the callback out already)
+        p.set_ready_hook(None);
+        return gone(wake.handle);
+    }
+    Ok(())
 }
 
 /// Registers `callback` to be told when the port has something to read (a message or
@@ -545,7 +631,14 @@ fn install_hook(p: &MessagePort, wake: &Arc<Wake>) {
 /// Ownership: `user_data` is passed back untouched. `free_user_data` (may be NULL) is
 /// called exactly once with `user_data` when the callback is no longer used: when it is
 /// replaced or removed, when the port is closed or transferred. It may run on any
-/// thread. If this function fails, `free_user_data` is called before it returns.
+/// thread, and never while a call of `callback` with this `user_data` is running (it
+/// waits for the call to return: a call running on another thread when the port is
+/// closed delays it until then). If this function fails, `free_user_data` is called
+/// before it returns (with that same exception).
+///
+/// Errors: `CM_ERR_INVALID_HANDLE`, also when another thread (or the callback, or a free
+/// function this call runs) closes or transfers the port while this call runs: nothing
+/// stays registered then, and the callback is not called with the released handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cm_port_set_notify(
     port: cm_port,
@@ -567,17 +660,12 @@ pub unsafe extern "C" fn cm_port_set_notify(
         unsafe { free(user_data) };
     }
     guard(move || {
-        let (p, wake, _) = wake_of(port)?;
+        let (p, wake) = wake_of(port)?;
         let installing = notify.is_some();
-        let old = std::mem::replace(
-            &mut *wake.notify.lock().unwrap_or_else(PoisonError::into_inner),
-            notify,
-        );
+        let old = wake.replace_notify(notify)?;
+        // Outside every lock: the old free function is user code.
         drop(old);
-        install_hook(&p, &wake);
-        if installing {
-            p.start();
-        }
+        install_hook(&p, &wake, installing)?;
         Ok(CM_OK)
     })
 }
@@ -592,11 +680,18 @@ pub unsafe extern "C" fn cm_port_set_notify(
 /// Ownership: the fd belongs to the port handle: do not close it; it is closed by
 /// `cm_port_close` or when the port is transferred. Repeated calls return the same fd.
 /// Linux only (an eventfd).
+///
+/// Errors: `CM_ERR_INVALID_HANDLE`, also when another thread (or the notify callback,
+/// which this call may run) closes or transfers the port while this call runs: `*fd` is
+/// not written then. `CM_ERR_IO` when the eventfd cannot be created.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cm_port_fd(port: cm_port, fd: *mut i32) -> cm_status {
     guard(|| {
         not_null(fd, "fd is NULL")?;
-        let (p, wake, _) = wake_of(port)?;
+        let (p, wake) = wake_of(port)?;
+        if wake.is_retired() {
+            return gone(port);
+        }
         let raw = match wake.fd.get() {
             Some(e) => e.0.as_raw_fd(),
             None => {
@@ -610,8 +705,7 @@ pub unsafe extern "C" fn cm_port_fd(port: cm_port, fd: *mut i32) -> cm_status {
                 }
             }
         };
-        install_hook(&p, &wake);
-        p.start();
+        install_hook(&p, &wake, true)?;
         // SAFETY: checked non-NULL; writable by the caller's contract.
         unsafe { put(fd, raw) };
         Ok(CM_OK)
@@ -652,8 +746,14 @@ pub unsafe extern "C" fn cm_port_is_ready(port: cm_port, ready: *mut bool) -> cm
     })
 }
 
-/// `*entangled` = whether the port still has a partner to post to (false once the
-/// partner closed and this side has received the close).
+/// `*entangled` = whether the port still has a partner to post to.
+///
+/// False from the moment the partner is closed (or dropped, or lost in a message that is
+/// never delivered), even while messages it posted before and its close are still
+/// queued here: closing disentangles both ports at once (spec A8, D1), posts from this
+/// side go nowhere from then on, and what was queued is still received (spec D4), then
+/// `CM_CLOSED`. `cm_port_stats`'s `closed` turns true at the same moment. A partner that
+/// was transferred is still a partner (its new owner receives what this side posts).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cm_port_is_entangled(port: cm_port, entangled: *mut bool) -> cm_status {
     guard(|| {
@@ -694,7 +794,9 @@ pub unsafe extern "C" fn cm_port_export(port: cm_port, token: *mut u64) -> cm_st
         not_null(token, "token is NULL")?;
         let p = get_port(port)?;
         let t = p.export_handle()?;
-        let _ = handles::remove(port, |_| Ok(()));
+        if let Ok(object) = handles::remove(port, |_| Ok(())) {
+            retire(object);
+        }
         // SAFETY: checked non-NULL; writable by the caller's contract.
         unsafe { put(token, t) };
         Ok(CM_OK)

@@ -4,6 +4,7 @@
  * they check where there is one. The last line is "N passed, M failed". */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -884,6 +885,223 @@ static void b2_notify_callback_fires_and_frees_its_user_data(void) {
   OK(cm_port_close(a));
 }
 
+/* A cm_port_set_notify or cm_port_fd that runs while the port is closed must leave
+ * nothing installed: the callback never runs with the closed handle, its user data is
+ * freed exactly once, the fd is closed. These trigger the close at the two points where
+ * the library runs C code in the middle of those calls: the old user data's free
+ * function (set_notify replacing a callback) and the callback itself (installing the
+ * hook fires it at once when something is queued). */
+struct closes_port {
+  cm_port port;
+  atomic_int arm;
+  atomic_int calls;
+  atomic_int freed;
+  cm_status close_status;
+};
+
+static void free_and_close(void *ud) {
+  struct closes_port *c = ud;
+  c->close_status = cm_port_close(c->port);
+  atomic_fetch_add(&c->freed, 1);
+}
+
+static void close_when_armed(void *ud, cm_port port) {
+  struct closes_port *c = ud;
+  atomic_fetch_add(&c->calls, 1);
+  if (atomic_exchange(&c->arm, 0)) c->close_status = cm_port_close(port);
+}
+
+static void ignore_ready(void *ud, cm_port port) {
+  (void)ud;
+  (void)port;
+}
+
+static void b2_notify_or_fd_during_close_leaves_nothing_installed(void) {
+  cm_port a, b;
+  cm_message *m;
+  cm_value *v = tick(1);
+  /* set_notify: replacing the callback frees the old user data, which closes the port */
+  OK(cm_channel_new(&a, &b));
+  struct closes_port c = {.port = b, .close_status = -1};
+  struct notified n;
+  atomic_init(&n.calls, 0);
+  atomic_init(&n.freed, 0);
+  n.port = b;
+  OK(cm_port_set_notify(b, ignore_ready, &c, free_and_close));
+  OK(cm_port_post(a, v, NULL, 0));
+  CHECK_STATUS(cm_port_set_notify(b, on_ready, &n, on_free), CM_ERR_INVALID_HANDLE);
+  CHECK(c.close_status == CM_OK && atomic_load(&c.freed) == 1);
+  CHECK(atomic_load(&n.freed) == 1); /* freed by the time set_notify returned */
+  CHECK(atomic_load(&n.calls) == 0); /* never called with the closed handle */
+  OK(cm_port_post(a, v, NULL, 0));
+  OK(cm_port_close(a));
+  CHECK(atomic_load(&n.calls) == 0 && atomic_load(&n.freed) == 1);
+  CHECK_STATUS(cm_port_recv(b, 0, &m), CM_ERR_INVALID_HANDLE);
+
+  /* cm_port_fd: installing the fd's hook fires the callback (a message waits), which
+   * closes the port: no fd is handed out for the closed handle */
+  OK(cm_channel_new(&a, &b));
+  struct closes_port k = {.port = b, .close_status = -1};
+  OK(cm_port_set_notify(b, close_when_armed, &k, NULL));
+  OK(cm_port_post(a, v, NULL, 0));
+  CHECK(atomic_load(&k.calls) == 1);
+  atomic_store(&k.arm, 1);
+  int fd = -1;
+  CHECK_STATUS(cm_port_fd(b, &fd), CM_ERR_INVALID_HANDLE);
+  CHECK(atomic_load(&k.calls) == 2 && k.close_status == CM_OK);
+  CHECK(fd == -1);
+  OK(cm_port_post(a, v, NULL, 0));
+  CHECK(atomic_load(&k.calls) == 2);
+  OK(cm_port_close(a));
+  CHECK(atomic_load(&k.calls) == 2);
+  cm_value_free(v);
+}
+
+/* The same race between threads, bounded (well under a second, valgrind included):
+ * whatever the order, once cm_port_set_notify + cm_port_fd and cm_port_close have all
+ * returned, the user data was freed exactly once and the fd is closed. */
+struct race_round {
+  cm_port port;
+  atomic_int *go;
+  struct notified *n;
+  cm_status notify_status, fd_status, close_status;
+  int fd;
+};
+
+static void *race_notify_and_fd(void *arg) {
+  struct race_round *r = arg;
+  while (!atomic_load(r->go)) {
+  }
+  r->notify_status = cm_port_set_notify(r->port, on_ready, r->n, on_free);
+  r->fd_status = cm_port_fd(r->port, &r->fd);
+  return NULL;
+}
+
+static void *race_close(void *arg) {
+  struct race_round *r = arg;
+  while (!atomic_load(r->go)) {
+  }
+  r->close_status = cm_port_close(r->port);
+  return NULL;
+}
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void b2_notify_and_fd_racing_close_leave_nothing_installed(void) {
+  double start = now_ms();
+  int rounds = 0, bad = 0;
+  while (rounds < 2000 && now_ms() - start < 150) {
+    rounds++;
+    cm_port a, b;
+    OK(cm_channel_new(&a, &b));
+    struct notified n;
+    atomic_init(&n.calls, 0);
+    atomic_init(&n.freed, 0);
+    n.port = b;
+    atomic_int go;
+    atomic_init(&go, 0);
+    struct race_round r = {b, &go, &n, -1, -1, -1, -1};
+    pthread_t t1, t2;
+    pthread_create(&t1, NULL, race_notify_and_fd, &r);
+    pthread_create(&t2, NULL, race_close, &r);
+    atomic_store(&go, 1);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    int fd_open = r.fd_status == CM_OK && fcntl(r.fd, F_GETFD) != -1;
+    if (r.close_status != CM_OK || atomic_load(&n.freed) != 1 || fd_open) {
+      if (bad++ == 0)
+        fprintf(stderr, "  round %d: set_notify %d, fd %d, close %d: freed %d, fd open %d\n",
+                rounds, r.notify_status, r.fd_status, r.close_status, atomic_load(&n.freed),
+                fd_open);
+    }
+    OK(cm_port_close(a));
+  }
+  CHECK(bad == 0);
+}
+
+/* Closing disentangles both ports at once (A8, D1): the partner is no longer entangled
+ * while what was posted before the close is still queued there, and still received (D4). */
+static void d4_partner_close_disentangles_at_once_queued_messages_still_arrive(void) {
+  cm_port a, b, c, d;
+  bool entangled = false;
+  cm_stats st;
+  cm_message *m;
+  OK(cm_channel_new(&a, &b));
+  OK(cm_port_is_entangled(b, &entangled));
+  CHECK(entangled);
+  cm_value *v = tick(1);
+  OK(cm_port_post(a, v, NULL, 0));
+  OK(cm_port_close(a));
+  OK(cm_port_is_entangled(b, &entangled));
+  CHECK(!entangled);
+  OK(cm_port_stats(b, &st));
+  CHECK(st.closed && st.queued_messages == 1);
+  OK(cm_port_post(b, v, NULL, 0)); /* goes nowhere, as on the web */
+  const cm_value *got = NULL;
+  OK(cm_port_recv(b, 0, &m));
+  OK(cm_message_value(m, &got));
+  CHECK(got != NULL && read_tick(got) == 1);
+  cm_message_free(m);
+  OK(cm_port_is_entangled(b, &entangled));
+  CHECK(!entangled);
+  CHECK_STATUS(cm_port_recv(b, 0, &m), CM_CLOSED);
+  OK(cm_port_is_entangled(b, &entangled));
+  CHECK(!entangled);
+  OK(cm_port_close(b));
+  /* a transferred partner is still a partner */
+  OK(cm_channel_new(&a, &b));
+  OK(cm_channel_new(&c, &d));
+  cm_value *carrier = cm_value_new_port(0);
+  OK(cm_port_post(c, carrier, &b, 1));
+  cm_value_free(carrier);
+  OK(cm_port_is_entangled(a, &entangled));
+  CHECK(entangled);
+  OK(cm_port_close(d)); /* the message carrying b is dropped: b closes, a is alone */
+  OK(cm_port_is_entangled(a, &entangled));
+  CHECK(!entangled);
+  CHECK_STATUS(cm_port_recv(a, 1000, &m), CM_CLOSED);
+  OK(cm_port_close(a));
+  OK(cm_port_close(c));
+  cm_value_free(v);
+}
+
+/* cm_last_error_status(): the status of the failure cm_last_error_message() explains,
+ * for the functions that fail with NULL; per thread, CM_OK before any failure. */
+static void *last_status_of_a_fresh_thread(void *out) {
+  *(cm_status *)out = cm_last_error_status();
+  return NULL;
+}
+
+static void last_error_status_names_the_last_failure(void) {
+  CHECK(cm_value_new_buffer(NULL, 3) == NULL);
+  CHECK(cm_last_error_status() == CM_ERR_NULL_POINTER);
+  CHECK(cm_value_new_string("\xff", 1) == NULL);
+  CHECK(cm_last_error_status() == CM_ERR_INVALID_ARGUMENT);
+  CHECK(strlen(cm_last_error_message()) > 0);
+  CHECK(cm_last_error_status() == CM_ERR_INVALID_ARGUMENT); /* reading the message keeps it */
+  cm_value *boxed = cm_value_new_boxed(cm_value_new_null());
+  CHECK(boxed == NULL && cm_last_error_status() == CM_ERR_WRONG_KIND);
+  cm_port a, b;
+  cm_message *m;
+  OK(cm_channel_new(&a, &b));
+  CHECK(cm_last_error_status() == CM_ERR_WRONG_KIND); /* a success leaves it */
+  CHECK_STATUS(cm_port_recv(b, 0, &m), CM_EMPTY);
+  CHECK(cm_last_error_status() == CM_EMPTY);
+  OK(cm_port_close(a));
+  OK(cm_port_close(b));
+  CHECK_STATUS(cm_port_close(b), CM_ERR_INVALID_HANDLE);
+  CHECK(cm_last_error_status() == CM_ERR_INVALID_HANDLE);
+  cm_status fresh = (cm_status)-1;
+  pthread_t t;
+  pthread_create(&t, NULL, last_status_of_a_fresh_thread, &fresh);
+  pthread_join(t, NULL);
+  CHECK(fresh == CM_OK);
+}
+
 /* ---- flow control and stats ---------------------------------------------------------- */
 
 static void flow_control_limits_and_stats(void) {
@@ -1576,10 +1794,14 @@ static const struct test TESTS[] = {
     T(golden_vectors_decode_and_encode),
     T(invalid_vectors_are_message_errors),
     T(misuse_returns_errors_without_crashing),
+    T(last_error_status_names_the_last_failure),
     T(poll_fd_is_readable_while_messages_wait),
     T(handle_lookups_stay_exact_after_close_reuse_transfer_and_fd),
     T(allocated_buffers_are_reused_once_read),
     T(b2_notify_callback_fires_and_frees_its_user_data),
+    T(b2_notify_or_fd_during_close_leaves_nothing_installed),
+    T(b2_notify_and_fd_racing_close_leave_nothing_installed),
+    T(d4_partner_close_disentangles_at_once_queued_messages_still_arrive),
     T(flow_control_limits_and_stats),
     T(h_collection_posts_to_every_member),
     T(i1_broadcast_reaches_others_not_itself),
