@@ -41,8 +41,8 @@ interface NodeStyleTarget {
   on(type: string, listener: (...args: any[]) => void): this;
   addListener(type: string, listener: (...args: any[]) => void): this;
   once(type: string, listener: (...args: any[]) => void): this;
-  off(type: string, listener: (...args: any[]) => void): this;
-  removeListener(type: string, listener: (...args: any[]) => void): this;
+  off(type: string, listener: (...args: any[]) => void, options?: { capture?: boolean } | boolean): this;
+  removeListener(type: string, listener: (...args: any[]) => void, options?: { capture?: boolean } | boolean): this;
   removeAllListeners(type?: string): this;
   emit(type: string, arg?: any): boolean;
   listenerCount(type: string): number;
@@ -59,7 +59,7 @@ export class MessagePort extends EventTarget implements NodeStyleTarget {
   postMessage(value: any, transfer?: readonly Transferable[] | Iterable<Transferable>): void;
   postMessage(value: any, options?: StructuredSerializeOptions): void;
   start(): void;
-  close(callback?: () => void): void;
+  close(callback?: (event: Event) => void): void;
   ref(): void;
   unref(): void;
   hasRef(): boolean;
@@ -88,12 +88,12 @@ export class MessagePort extends EventTarget implements NodeStyleTarget {
 
   on(type: 'message', listener: (value: any) => void): this;
   on(type: 'messageerror', listener: (error: Error) => void): this;
-  on(type: 'close', listener: () => void): this;
+  on(type: 'close', listener: (event: Event) => void): this;
   on(type: string, listener: (...args: any[]) => void): this;
   addListener(type: string, listener: (...args: any[]) => void): this;
   once(type: string, listener: (...args: any[]) => void): this;
-  off(type: string, listener: (...args: any[]) => void): this;
-  removeListener(type: string, listener: (...args: any[]) => void): this;
+  off(type: string, listener: (...args: any[]) => void, options?: { capture?: boolean } | boolean): this;
+  removeListener(type: string, listener: (...args: any[]) => void, options?: { capture?: boolean } | boolean): this;
   removeAllListeners(type?: string): this;
   emit(type: string, arg?: any): boolean;
   listenerCount(type: string): number;
@@ -124,8 +124,8 @@ export class BroadcastChannel extends EventTarget implements NodeStyleTarget {
   on(type: string, listener: (...args: any[]) => void): this;
   addListener(type: string, listener: (...args: any[]) => void): this;
   once(type: string, listener: (...args: any[]) => void): this;
-  off(type: string, listener: (...args: any[]) => void): this;
-  removeListener(type: string, listener: (...args: any[]) => void): this;
+  off(type: string, listener: (...args: any[]) => void, options?: { capture?: boolean } | boolean): this;
+  removeListener(type: string, listener: (...args: any[]) => void, options?: { capture?: boolean } | boolean): this;
   removeAllListeners(type?: string): this;
   emit(type: string, arg?: any): boolean;
   listenerCount(type: string): number;

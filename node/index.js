@@ -200,8 +200,10 @@ class MessageEvent extends Event {
         };
       }
     }
+    // (only a missing member is no ports: null, false or 0 are not iterable, a TypeError
+    // as in Node and WebIDL)
     const ports = init?.ports;
-    this[kPorts] = ports ? Object.freeze(checkEventPorts(ports)) : NO_PORTS;
+    this[kPorts] = ports === undefined ? NO_PORTS : Object.freeze(checkEventPorts(ports));
     this[kTarget] = null;
     this[kStop] = false;
     this[kLive] = false;
@@ -270,11 +272,29 @@ class PortEvent extends Event {
     this[kLive] = false;
   }
 }
+
+/**
+ * The event `emit(type, arg)` gives EventTarget-style listeners for a type other than
+ * 'message' and 'messageerror': as Node's, a CustomEvent whose `detail` is `arg`, with
+ * `target` set. (Named CustomEvent, as the class of Node's is.)
+ */
+const PortCustomEvent = typeof globalThis.CustomEvent === 'function'
+  ? class CustomEvent extends globalThis.CustomEvent {
+    constructor(type, target, detail) {
+      super(type, { detail });
+      this[kTarget] = target;
+      this[kStop] = false;
+      this[kLive] = false;
+    }
+  }
+  : null;
 // The target, phase and path members of the events this package dispatches are
-// MessageEvent's: their fallbacks for a target-less event never apply here, and their
-// `super` calls reach Event's own methods either way.
+// MessageEvent's: their fallbacks for a target-less event apply once dispatchEvent has
+// retargeted one, and their `super` calls reach Event's own methods either way.
 for (const key of ['target', 'currentTarget', 'srcElement', 'eventPhase', 'composedPath', 'stopImmediatePropagation']) {
-  Object.defineProperty(PortEvent.prototype, key, Object.getOwnPropertyDescriptor(MessageEvent.prototype, key));
+  const d = Object.getOwnPropertyDescriptor(MessageEvent.prototype, key);
+  Object.defineProperty(PortEvent.prototype, key, d);
+  if (PortCustomEvent !== null) Object.defineProperty(PortCustomEvent.prototype, key, d);
 }
 
 function reportListenerError(err) {
@@ -317,6 +337,7 @@ class ListenerTarget extends EventTarget {
   [Symbol.for('channel-messaging.listenerCountChanged')](_type, _count) {}
 
   addEventListener(type, listener, options = undefined) {
+    checkThis(this, ET);
     if (arguments.length < 2) throw missingTypeAndListener();
     // in Node's order: the options (their getters run even for a null listener), the
     // listener, the type
@@ -334,6 +355,7 @@ class ListenerTarget extends EventTarget {
   }
 
   removeEventListener(type, listener, options = undefined) {
+    checkThis(this, ET);
     if (arguments.length < 2) throw missingTypeAndListener();
     if (!isListener(listener)) return;
     const t = eventType(type);
@@ -347,7 +369,21 @@ class ListenerTarget extends EventTarget {
    * to one listener of its own that runs this target's listeners.
    */
   dispatchEvent(event) {
+    checkThis(this, ET);
+    if (arguments.length === 0) {
+      throw nodeError(TypeError, 'ERR_MISSING_ARGS', 'The "event" argument must be specified');
+    }
     if (!(event instanceof Event)) throw invalidArgType('event', 'an instance of Event', event);
+    const target = event[kTarget];
+    if (target !== null && target !== undefined) {
+      // an event this package dispatched (a message's, a close, an emit's): as Node's,
+      // refused while its own dispatch runs, and retargeted (by Node's EventTarget,
+      // below) when dispatched again afterwards
+      if (event[kLive] === true) {
+        throw nodeError(Error, 'ERR_EVENT_RECURSION', `The event "${event.type}" is already being dispatched`);
+      }
+      event[kTarget] = null;
+    }
     const type = event.type;
     super.addEventListener(type, dispatchBridge);
     try {
@@ -360,27 +396,35 @@ class ListenerTarget extends EventTarget {
   // ---- Node's EventEmitter-style methods (NodeEventTarget) ----
 
   on(type, listener) {
+    checkThis(this, NET);
     return addNodeStyle(this, type, listener, false);
   }
 
   addListener(type, listener) {
+    checkThis(this, NET);
     return this.on(type, listener);
   }
 
   once(type, listener) {
+    checkThis(this, NET);
     return addNodeStyle(this, type, listener, true);
   }
 
-  off(type, listener) {
-    if (isListener(listener)) removeEntry(this, eventType(type), listener, false, null);
+  /** As Node's: removeEventListener with the same arguments (options too); the target. */
+  off(type, listener, options = undefined) {
+    checkThis(this, NET);
+    this.removeEventListener(type, listener, options);
     return this;
   }
 
-  removeListener(type, listener) {
-    return this.off(type, listener);
+  removeListener(type, listener, options = undefined) {
+    checkThis(this, NET);
+    this.removeEventListener(type, listener, options);
+    return this;
   }
 
   removeAllListeners(type = undefined) {
+    checkThis(this, NET);
     const types = type === undefined ? [...this[kListeners].keys()] : [String(type)];
     for (const t of types) {
       for (const e of this[kListeners].get(t) ?? []) removeEntry(this, t, e.listener, e.capture, e);
@@ -389,19 +433,21 @@ class ListenerTarget extends EventTarget {
   }
 
   emit(type, arg) {
+    checkThis(this, NET);
     if (typeof type !== 'string') throw invalidArgType('type', 'of type string', type);
     const had = this.listenerCount(type) > 0;
-    // EventTarget-style listeners get an event; for 'message' and 'messageerror' (as
-    // in Node) a MessageEvent whose data is the argument
+    // EventTarget-style listeners get an event, as in Node: for 'message' and
+    // 'messageerror' a MessageEvent whose data is the argument, for other types a
+    // CustomEvent whose detail is
     const makeEvent = type === 'message' || type === 'messageerror'
       ? () => makeMessageEvent(type, this, arg, EMPTY)
-      : null;
+      : PortCustomEvent !== null ? () => new PortCustomEvent(type, this, arg) : null;
     dispatch(this, type, null, arg, false, makeEvent);
     return had;
   }
 
   listenerCount(type) {
-    return this[kListeners].get(String(type))?.length ?? 0;
+    return checkThis(this, NET).get(String(type))?.length ?? 0;
   }
 
   /**
@@ -411,21 +457,43 @@ class ListenerTarget extends EventTarget {
    * Node's.
    */
   listeners(type) {
-    return (this[kListeners].get(String(type)) ?? []).map((e) => e.listener);
+    return (checkThis(this, NET).get(String(type)) ?? []).map((e) => e.listener);
   }
 
   eventNames() {
-    return [...this[kListeners].keys()].filter((t) => this.listenerCount(t) > 0);
+    return [...checkThis(this, NET).keys()].filter((t) => this.listenerCount(t) > 0);
   }
 
   /** As Node's ports: `events.setMaxListeners(n, this)` (n validated, the warning re-armed). */
   setMaxListeners(n) {
+    checkThis(this, NET);
     EventEmitter.setMaxListeners(n, this);
   }
 
   getMaxListeners() {
+    checkThis(this, NET);
     return this[kMaxListeners];
   }
+}
+
+const ET = 'EventTarget';
+const NET = 'NodeEventTarget';
+
+/**
+ * `target`'s listener map; Node's ERR_INVALID_THIS (naming `kind`, as Node's EventTarget
+ * and NodeEventTarget methods do) when `target` is not a port or channel of this package.
+ */
+function checkThis(target, kind) {
+  const map = target === null || target === undefined ? undefined : target[kListeners];
+  if (map === undefined) throw nodeError(TypeError, 'ERR_INVALID_THIS', `Value of "this" must be of type ${kind}`);
+  return map;
+}
+
+/** `target`'s event handler map; Node's ERR_INVALID_ARG_TYPE for an `on<type>` accessor's `this`. */
+function handlerMap(target) {
+  const map = typeof target === 'object' && target !== null ? target[kHandlers] : undefined;
+  if (map === undefined) throw invalidArgType('this', 'an instance of EventTarget', target);
+  return map;
 }
 
 /**
@@ -438,7 +506,7 @@ function checkMaxListeners(target, type, size) {
   target[kMaxWarned] = true;
   const w = new Error(
     `Possible EventTarget memory leak detected. ${size} ${type} listeners added to `
-      + `${inspect(target, { depth: -1 })}. MaxListeners is ${max}. Use events.setMaxListeners() to increase limit`,
+      + `${target instanceof MessagePort ? '[MessagePort [EventTarget]]' : inspect(target, { depth: -1 })}. MaxListeners is ${max}. Use events.setMaxListeners() to increase limit`,
   );
   w.name = 'MaxListenersExceededWarning';
   w.target = target;
@@ -556,7 +624,40 @@ function removeEntry(target, type, listener, capture, exact) {
 
 /** The one listener dispatchEvent gives Node's EventTarget (see there). */
 function dispatchBridge(event) {
-  dispatch(this, event.type, event, undefined, true);
+  if (event[kStop] !== undefined) dispatch(this, event.type, event, undefined, true);
+  else dispatchForeign(this, event);
+}
+
+/**
+ * dispatchBridge for an event this package did not make (an Event, a CustomEvent, Node's
+ * MessageEvent): where its stopImmediatePropagation() leaves its mark is internal to
+ * Node's Event, so for the dispatch the method is wrapped on the instance (a
+ * non-enumerable own property, removed afterwards) to set the kStop that dispatch
+ * checks. An event that cannot take the property (frozen) dispatches unwrapped.
+ */
+function dispatchForeign(target, event) {
+  const own = Object.getOwnPropertyDescriptor(event, 'stopImmediatePropagation');
+  if (!Object.isExtensible(event) || (own !== undefined && !own.configurable)) {
+    dispatch(target, event.type, event, undefined, true);
+    return;
+  }
+  const original = event.stopImmediatePropagation;
+  const hidden = { configurable: true, enumerable: false, writable: true };
+  Object.defineProperty(event, kStop, { ...hidden, value: false });
+  Object.defineProperty(event, 'stopImmediatePropagation', {
+    ...hidden,
+    value: function stopImmediatePropagation() {
+      if (this === event) event[kStop] = true;
+      return Reflect.apply(original, this, arguments);
+    },
+  });
+  try {
+    dispatch(target, event.type, event, undefined, true);
+  } finally {
+    delete event.stopImmediatePropagation;
+    delete event[kStop];
+    if (own !== undefined) Object.defineProperty(event, 'stopImmediatePropagation', own);
+  }
 }
 
 /**
@@ -596,10 +697,10 @@ function defineHandler(proto, type) {
     configurable: true,
     enumerable: true,
     get() {
-      return this[kHandlers].get(type)?.listener ?? null;
+      return handlerMap(this).get(type)?.listener ?? null;
     },
     set(value) {
-      const current = this[kHandlers].get(type);
+      const current = handlerMap(this).get(type);
       if (typeof value === 'function') {
         if (current !== undefined && !current.removed) {
           current.listener = value;
@@ -680,17 +781,17 @@ class MessagePort extends ListenerTarget {
   }
 
   postMessage(value, transfer = undefined) {
+    const s = portState(this); // (first, as Node's: a wrong `this` before a missing argument)
     if (arguments.length === 0) {
       throw nodeError(TypeError, 'ERR_MISSING_ARGS', 'Not enough arguments to MessagePort.postMessage');
     }
-    const s = portState(this);
     // as Node's: true, or undefined from a port that is closed or transferred
     const open = s.closing || s.ended || s.detached ? undefined : true;
     if (transfer === undefined || transfer === null) {
       postSimple(s, value);
       return open;
     }
-    postWithTransfer(s, value, transferList(transfer));
+    postWithTransfer(s, value, transferList(transfer, s.port));
     return open;
   }
 
@@ -859,7 +960,13 @@ function importPort(handle) {
 
 // ---- posting ----
 
-function transferList(transfer) {
+/**
+ * The items of a transfer list, checked one by one in list order as Node checks them
+ * (spec C3 step 1, C5): each must be a MessagePort or an ArrayBuffer
+ * (ERR_INVALID_TRANSFER_OBJECT), not `source` (the posting port) and not listed before
+ * (DataCloneError); the first item that fails decides the error.
+ */
+function transferList(transfer, source = null) {
   if (typeof transfer !== 'object' && typeof transfer !== 'function') {
     throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', 'Optional transferList argument must be an iterable');
   }
@@ -871,10 +978,18 @@ function transferList(transfer) {
       throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', 'Optional options.transfer argument must be an iterable');
     }
   }
-  for (let i = 0; i < items.length; i++) {
+  const n = items.length;
+  // (duplicates: a scan of the items before for short lists, a set for long ones)
+  const seen = n > 16 ? new Set() : null;
+  for (let i = 0; i < n; i++) {
     const item = items[i];
-    if (!(item instanceof MessagePort) && !types.isArrayBuffer(item)) {
+    const port = item instanceof MessagePort;
+    if (!port && !types.isArrayBuffer(item)) {
       throw nodeError(TypeError, 'ERR_INVALID_TRANSFER_OBJECT', 'Found invalid object in transferList');
+    }
+    if (port && item === source) throw dataCloneError('Transfer list contains source port');
+    if (seen === null ? i > 0 && items.indexOf(item) !== i : seen.size === seen.add(item).size) {
+      throw dataCloneError(`Transfer list contains duplicate ${port ? 'MessagePort' : 'ArrayBuffer'}`);
     }
   }
   return items;
@@ -923,15 +1038,12 @@ function postWithTransfer(s, value, items) {
   const ports = [];
   const buffers = [];
   for (const item of items) (item instanceof MessagePort ? ports : buffers).push(item);
-  // first pass (spec C3 step 1, C5): the source port, duplicates
-  if (ports.includes(s.port)) throw dataCloneError('Transfer list contains source port');
+  // (transferList checked the source port and duplicates; spec C3 step 1, C5)
   const natives = ports.map((p) => p[kState].native);
   if (ports.length > 0) {
-    if (new Set(ports).size !== ports.length) throw dataCloneError('Transfer list contains duplicate MessagePort');
     const err = s.native.checkTransfer(natives);
     if (err !== null && err !== undefined) throw dataCloneError(err);
   }
-  if (new Set(buffers).size !== buffers.length) throw dataCloneError('Transfer list contains duplicate ArrayBuffer');
   if (isMarkedAsUntransferable !== undefined) {
     // Node 21 and later refuse an ArrayBuffer marked untransferable (a Buffer pool's,
     // markAsUntransferable): the same error, before anything is taken
@@ -1034,7 +1146,13 @@ function ensureWake(s) {
 
 function applyRef(s) {
   if (s.refed) ensureWake(s);
-  if (s.wakeInstalled) s.native.setRef((s.refed && !s.closing && !s.ended) || s.readyWaiters !== null);
+  if (!s.wakeInstalled) return;
+  const keepAlive = (s.refed && !s.closing && !s.ended) || s.readyWaiters !== null;
+  s.native.setRef(keepAlive);
+  // a port that keeps the process alive hears its partner close even when it does not
+  // receive (ref() alone, or a port that was stopped): it then ends, and lets go, as
+  // Node's does (a receiving port hears it from its queue; partnerGone)
+  if (keepAlive) watchClose(s);
 }
 
 function watchClose(s) {
@@ -1358,7 +1476,13 @@ function emitClose(s) {
   if (s.closeEmitted) return;
   s.closeEmitted = true;
   const port = s.port;
-  dispatch(port, 'close', null, undefined, false);
+  if (port[kListeners].get('close') === undefined) return;
+  // every listener gets the close event, Node-style ones (on, once, close(cb),
+  // events.once) too, as Node's dispatchEvent gives it to them
+  const event = new PortEvent('close', port);
+  event[kLive] = true;
+  dispatch(port, 'close', event, event, false);
+  event[kLive] = false;
 }
 
 function closePort(s) {
@@ -1435,11 +1559,11 @@ function messageIterator(port) {
 
 /** Receives one queued message synchronously: `{ message }`, or undefined. */
 function receiveMessageOnPort(port) {
-  if (port instanceof BroadcastChannel) return receiveBroadcast(port[kState]);
-  if (!(port instanceof MessagePort)) {
-    throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', 'The "port" argument must be a MessagePort instance');
-  }
-  return receiveOne(port[kState], false);
+  const s = port === null || port === undefined ? undefined : port[kState];
+  if (s instanceof PortState) return receiveOne(s, false);
+  // as Node: a BroadcastChannel too, while it is open
+  if (s !== undefined && port instanceof BroadcastChannel && !s.closed) return receiveBroadcast(s);
+  throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', 'The "port" argument must be a MessagePort instance');
 }
 
 /**
@@ -1474,9 +1598,8 @@ function structuredClone(value, options = undefined) {
   }
 }
 
-/** receiveMessageOnPort for a BroadcastChannel (as in Node): its next message, if any. */
+/** receiveMessageOnPort for an open BroadcastChannel (as in Node): its next message, if any. */
 function receiveBroadcast(s) {
-  if (s.closed) return undefined;
   const n = fast.recv(s.ep);
   if (n === RECV_EMPTY || n === RECV_ENDED) return undefined;
   try {
@@ -1645,6 +1768,15 @@ class BroadcastChannel extends ListenerTarget {
 
   get [Symbol.toStringTag]() {
     return 'BroadcastChannel';
+  }
+
+  /** As Node's: `BroadcastChannel { name: 'x', active: true }` (active: not closed). */
+  [inspect.custom](depth, options) {
+    const s = this instanceof BroadcastChannel ? this[kState] : undefined;
+    if (s === undefined) return this; // (the prototype: inspected as an object)
+    if (depth < 0) return 'BroadcastChannel';
+    const opts = { ...options, depth: options.depth === null || options.depth === undefined ? null : options.depth - 1 };
+    return `BroadcastChannel ${inspect({ name: s.name, active: !s.closed }, opts)}`;
   }
 }
 defineHandler(BroadcastChannel.prototype, 'message');

@@ -124,6 +124,18 @@ const KNOWN = {
     log[4] = { undefined: true };
     return log;
   },
+  listener_added_during_a_dispatch: (log) => {
+    // the DOM's rule: a listener added during a dispatch is called from the next dispatch
+    // on (the list is snapshotted); Node calls it in the dispatch that added it
+    assert.deepStrictEqual(log, [['first', 1], ['second', 1], ['first', 2], ['second', 2], ['added', 2]]);
+    return clone(results[currentName].node);
+  },
+  onmessage_set_again_after_null: (log) => {
+    // HTML's rule: onmessage set to null, then to a function, is a new listener, after
+    // the others; Node puts the handler back in its first place
+    assert.deepStrictEqual(log, ['B', 'C']);
+    return ['C', 'B'];
+  },
   listenerCount_eventNames_and_max_listeners: (log) => {
     // eventNames lists only the events that have listeners: the EventEmitter meta
     // events (newListener / removeListener) are never emitted here

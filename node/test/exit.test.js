@@ -26,6 +26,20 @@ test('a script whose only port has just a close listener exits', () => {
   assert.match(run('exit-close-listener.js'), /exited/);
 });
 
+// as Node's: a ref()'d port that does not receive hears its partner close, ends, and
+// lets the process exit (unless a message is still queued, which nothing reads)
+for (const [name, expected] of [
+  ['ref', /^exited, hasRef false\n$/],
+  ['ref, onmessageerror only', /^exited, hasRef false\n$/],
+  ['listener removed, then ref', /^exited, hasRef false\n$/],
+  ['ref, a message queued', /^still alive, hasRef true\n/],
+]) {
+  test(`a ref()'d port that does not receive, its partner closed: ${name}`, () => {
+    const out = execFileSync(process.execPath, [path.join(__dirname, 'fixtures', 'exit-ref-partner-closes.js'), name], { encoding: 'utf8', timeout: 10000 });
+    assert.match(out, expected);
+  });
+}
+
 test('a pending ready() keeps the process alive until it resolves', () => {
   assert.match(run('exit-ready.js'), /ready\nexited/);
 });
