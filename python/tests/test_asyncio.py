@@ -216,6 +216,15 @@ async def test_broadcast_recv_async_raises_when_closed_while_waiting():
         await asyncio.wait_for(waiter, 1)
 
 
+def source_and_target(kind, name):
+    """Two ends to post from and receive on: a channel's ports, or two BroadcastChannels
+    of one name."""
+    if kind == "port":
+        ch = MessageChannel()
+        return ch.port1, ch.port2
+    return BroadcastChannel(name), BroadcastChannel(name)
+
+
 @pytest.mark.parametrize("kind", ["port", "broadcast"])
 def test_cancelled_and_timed_out_recv_async_leave_nothing_behind(kind):
     # an idle port polled by awaitables that are cancelled or time out (a heartbeat
@@ -224,12 +233,7 @@ def test_cancelled_and_timed_out_recv_async_leave_nothing_behind(kind):
     import weakref
 
     async def main():
-        if kind == "port":
-            ch = MessageChannel()
-            source, target = ch.port1, ch.port2
-        else:
-            target = BroadcastChannel("test-recv-async-leak")
-            source = BroadcastChannel("test-recv-async-leak")
+        source, target = source_and_target(kind, "test-recv-async-leak")
         refs = []
         for i in range(300):
             t = asyncio.ensure_future(target.recv_async())
@@ -343,12 +347,7 @@ def test_a_task_cancelled_after_the_wake_up_leaves_the_message_queued(kind):
     from channel_messaging import Empty
 
     async def main():
-        if kind == "port":
-            ch = MessageChannel()
-            source, target = ch.port1, ch.port2
-        else:
-            source = BroadcastChannel("test-cancel-after-wake")
-            target = BroadcastChannel("test-cancel-after-wake")
+        source, target = source_and_target(kind, "test-cancel-after-wake")
 
         async def reader():
             return await target.recv_async()
